@@ -1,0 +1,1 @@
+"""Dockyard: a trusted on-premises container image registry on an event log."""

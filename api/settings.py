@@ -1,0 +1,41 @@
+"""Settings, from `DOCKYARD_*` environment variables or the command line (pydantic-settings)."""
+
+from __future__ import annotations
+
+import os
+
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Everything Dockyard reads at start-up.
+
+    With no `database_url` metadata lives in SQLite under `data_dir`; with no `storage`, blobs
+    live under `data_dir/blobs`. That is the embedded default: no other service needed.
+    """
+
+    model_config = SettingsConfigDict(env_prefix="DOCKYARD_", extra="ignore")
+
+    data_dir: str = "./data"
+    listen: str = "127.0.0.1:5000"
+    database_url: str | None = None
+    storage: str | None = None
+    admin_password: str | None = None
+    # The URL clients use to reach the registry (token realm); derived from each request if unset.
+    public_url: str | None = None
+    token_service: str = "dockyard"
+    token_ttl_seconds: int = 300
+    workers: int = 1
+    log_level: str = "info"
+
+    @property
+    def storage_url(self) -> str:
+        return self.storage or "file://" + os.path.join(os.path.abspath(self.data_dir), "blobs")
+
+    @property
+    def host(self) -> str:
+        return self.listen.rsplit(":", 1)[0] or "127.0.0.1"
+
+    @property
+    def port(self) -> int:
+        return int(self.listen.rsplit(":", 1)[1])

@@ -1,0 +1,56 @@
+"""`GET|HEAD|DELETE /v2/<name>/blobs/<digest>`."""
+
+from __future__ import annotations
+
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import RedirectResponse, Response, StreamingResponse
+from starlette.routing import Route
+
+from dockyard.api.streaming import BATCH, BlobFileResponse
+from dockyard.api.v2.common import headers, repository, scope, services
+from dockyard.domain.digest import Digest
+from dockyard.domain.errors import BlobUnknown
+from dockyard.storage import blob_key
+
+
+async def get_blob(request: Request) -> Response:
+    svc = services(request)
+    name = repository(request)
+    await svc.auth.require(request, scope(name, "pull"))
+    digest = str(Digest.parse(request.path_params["digest"]))
+    size = await run_in_threadpool(svc.registry.queries.blob_size, name, digest)
+    if size is None:
+        raise BlobUnknown(detail={"digest": digest})
+    key = blob_key(digest)
+    extra = headers(Docker_Content_Digest=digest)
+    path = svc.store.local_path(key)
+    if path is not None:
+        return BlobFileResponse(path, media_type="application/octet-stream", headers=extra)
+    if request.method == "GET" and (url := svc.store.redirect_url(key)):
+        return RedirectResponse(url, status_code=307, headers=extra)
+    extra["Content-Length"] = str(size)
+    if request.method == "HEAD":
+        return Response(status_code=200, media_type="application/octet-stream", headers=extra)
+
+    def chunks():  # noqa: ANN202 - a blocking generator Starlette runs in its threadpool
+        with svc.store.open_read(key) as f:
+            while data := f.read(BATCH):
+                yield data
+
+    return StreamingResponse(chunks(), media_type="application/octet-stream", headers=extra)
+
+
+async def delete_blob(request: Request) -> Response:
+    svc = services(request)
+    name = repository(request)
+    await svc.auth.require(request, scope(name, "delete"))
+    digest = str(Digest.parse(request.path_params["digest"]))
+    await run_in_threadpool(svc.registry.delete_blob, name, digest)
+    return Response(status_code=202, headers=headers(Docker_Content_Digest=digest))
+
+
+routes = [
+    Route("/v2/{name:path}/blobs/{digest}", get_blob, methods=["GET", "HEAD"]),
+    Route("/v2/{name:path}/blobs/{digest}", delete_blob, methods=["DELETE"]),
+]

@@ -1,0 +1,71 @@
+"""What every `/v2/` route shares: the services, path parameters, headers, pagination."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlencode
+
+from starlette.requests import Request
+
+from dockyard.api.auth import Auth, Scope
+from dockyard.api.settings import Settings
+from dockyard.commands.accounts import Accounts
+from dockyard.commands.registry import Registry
+from dockyard.commands.uploads import UploadSessions
+from dockyard.domain.errors import PaginationInvalid
+from dockyard.domain.names import check_repository_name
+from dockyard.storage import BlobStore
+
+API_VERSION = {"Docker-Distribution-API-Version": "registry/2.0"}
+MAX_PAGE = 10_000
+
+
+@dataclass
+class Services:
+    """The object graph a request uses, built once per process by `create_app`."""
+
+    settings: Settings
+    registry: Registry
+    store: BlobStore
+    uploads: UploadSessions
+    accounts: Accounts
+    auth: Auth
+
+
+def services(request: Request) -> Services:
+    return request.app.state.services
+
+
+def repository(request: Request) -> str:
+    """The repository name from the path, validated (`NAME_INVALID` otherwise)."""
+    return check_repository_name(request.path_params["name"])
+
+
+def scope(name: str, *actions: str) -> Scope:
+    return Scope("repository", name, frozenset(actions))
+
+
+def headers(**extra: Any) -> dict[str, str]:
+    out = dict(API_VERSION)
+    out.update({k.replace("_", "-"): str(v) for k, v in extra.items()})
+    return out
+
+
+def page_params(request: Request) -> tuple[int | None, str | None]:
+    """`n` and `last` of a paginated listing."""
+    raw = request.query_params.get("n")
+    n = None
+    if raw is not None and raw != "":
+        try:
+            n = int(raw)
+        except ValueError:
+            raise PaginationInvalid(detail={"n": raw}) from None
+        if n < 0:
+            raise PaginationInvalid(detail={"n": raw})
+        n = min(n, MAX_PAGE)
+    return n, request.query_params.get("last") or None
+
+
+def next_link(path: str, n: int, last: str) -> str:
+    return f'<{path}?{urlencode({"n": n, "last": last})}>; rel="next"'

@@ -1,0 +1,130 @@
+"""The `dockyard` command: `serve`, and the admin verbs admins script.
+
+    dockyard serve --data-dir DIR --listen HOST:PORT [--database-url URL] [--storage URL]
+    dockyard projections rebuild [--data-dir DIR | --database-url URL]
+    dockyard events tail [-n N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+from dockyard.api.settings import Settings
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    overrides = {k: v for k, v in {
+        "data_dir": getattr(args, "data_dir", None), "listen": getattr(args, "listen", None),
+        "database_url": getattr(args, "database_url", None), "storage": getattr(args, "storage", None),
+        "workers": getattr(args, "workers", None),
+    }.items() if v is not None}
+    return Settings(**overrides)
+
+
+def _export(settings: Settings) -> None:
+    """Hand the settings to worker processes through the environment (they rebuild Settings)."""
+    for field, value in settings.model_dump().items():
+        if value is not None:
+            os.environ[f"DOCKYARD_{field.upper()}"] = str(value)
+
+
+def serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from dockyard.commands.accounts import Accounts
+    from dockyard.commands.persistence import event_store_env
+    from dockyard.commands.registry import Registry
+
+    settings = _settings(args)
+    # First start: create the admin once, here, before any worker runs.
+    registry = Registry(event_store_env(settings.data_dir, settings.database_url))
+    try:
+        generated = Accounts(registry).ensure_admin(settings.admin_password)
+    finally:
+        registry.close()
+    if generated:
+        print(f"Created user 'admin' with password: {generated}\n(shown once; set DOCKYARD_ADMIN_PASSWORD "
+              "to choose it on a fresh data directory)", flush=True)
+    _export(settings)
+    print(f"Dockyard serving on http://{settings.listen} (data: {os.path.abspath(settings.data_dir)}, "
+          f"metadata: {'PostgreSQL' if settings.database_url else 'SQLite'})", flush=True)
+    uvicorn.run("dockyard.api.app:factory", factory=True, host=settings.host, port=settings.port,
+                workers=settings.workers, http="httptools", loop="uvloop", log_level=settings.log_level,
+                access_log=False, timeout_graceful_shutdown=10)
+    return 0
+
+
+def rebuild(args: argparse.Namespace) -> int:
+    from dockyard.commands.persistence import event_store_env
+    from dockyard.commands.registry import Registry
+    from dockyard.projections.rebuild import rebuild_registry_view
+
+    settings = _settings(args)
+    registry = Registry(event_store_env(settings.data_dir, settings.database_url))
+    try:
+        count = rebuild_registry_view(registry)
+    finally:
+        registry.close()
+    print(f"registry view rebuilt from {count} events")
+    return 0
+
+
+def tail(args: argparse.Namespace) -> int:
+    import orjson
+
+    from dockyard.commands.persistence import event_store_env
+    from dockyard.commands.registry import Registry
+
+    settings = _settings(args)
+    registry = Registry(event_store_env(settings.data_dir, settings.database_url))
+    try:
+        last = registry.recorder.max_notification_id() or 0
+        start = max(0, last - args.n)
+        for n in registry.recorder.select_notifications(start, args.n, inclusive_of_start=False):
+            event = registry.mapper.to_domain_event(n)
+            state = {k: v for k, v in event.__dict__.items() if k not in ("payload",)}
+            line = {"position": n.id, "topic": n.topic, **{k: str(v) if not isinstance(v, int | list | dict | None)
+                                                              else v for k, v in state.items()}}
+            print(orjson.dumps(line).decode())
+    finally:
+        registry.close()
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="dockyard", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def common(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--data-dir", help="embedded SQLite and blobs live here (DOCKYARD_DATA_DIR)")
+        p.add_argument("--database-url", help="postgresql://user:pass@host:port/db (DOCKYARD_DATABASE_URL)")
+
+    p = sub.add_parser("serve", help="run the registry")
+    common(p)
+    p.add_argument("--listen", help="HOST:PORT (default 127.0.0.1:5000)")
+    p.add_argument("--storage", help="blob storage URL (default file://DATA_DIR/blobs)")
+    p.add_argument("--workers", type=int, help="worker processes (default 1)")
+    p.set_defaults(func=serve)
+
+    p = sub.add_parser("projections", help="read models")
+    psub = p.add_subparsers(dest="verb", required=True)
+    r = psub.add_parser("rebuild", help="drop and replay the registry view from the log")
+    common(r)
+    r.set_defaults(func=rebuild)
+
+    p = sub.add_parser("events", help="the event log")
+    esub = p.add_subparsers(dest="verb", required=True)
+    t = esub.add_parser("tail", help="print the last N events as JSON lines")
+    common(t)
+    t.add_argument("-n", type=int, default=20)
+    t.set_defaults(func=tail)
+
+    args = parser.parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""The write side: the `Registry` application, one method per user intent."""

@@ -1,0 +1,105 @@
+"""How the event log is stored: recorders that also write the registry read model in the
+event transaction, the orjson transcoder, and the environment that selects SQLite or PostgreSQL.
+
+The `Registry` application passes its pending domain events to `save(..., view_events=...)`;
+the recorders below fold them into the read-model tables inside the very transaction that
+appends them (SQLite: after the inserts, under SQLite's single writer; PostgreSQL: after the
+events-table lock and insert, so read-model writes happen in log order).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+from urllib.parse import unquote, urlparse
+
+import orjson
+from eventsourcing.persistence import Mapper, StoredEvent, Transcoder
+from eventsourcing.postgres import PostgresApplicationRecorder
+from eventsourcing.sqlite import SQLiteApplicationRecorder
+from eventsourcing.utils import get_topic
+
+from dockyard.projections import registry_view
+from dockyard.projections.dialect import POSTGRES, SQLITE
+
+
+class OrjsonTranscoder(Transcoder):
+    """Events hold only JSON-native values (plus `timestamp`, restored by `RegistryMapper`)."""
+
+    def encode(self, obj: Any) -> bytes:
+        return orjson.dumps(obj)
+
+    def decode(self, data: bytes) -> Any:
+        return orjson.loads(data)
+
+
+class RegistryMapper(Mapper):
+    """The default mapper plus: `timestamp` comes back as a `datetime` (orjson wrote a string)."""
+
+    def to_domain_event(self, stored_event: StoredEvent) -> Any:
+        event = super().to_domain_event(stored_event)
+        ts = event.__dict__.get("timestamp")
+        if isinstance(ts, str):
+            event.__dict__["timestamp"] = datetime.fromisoformat(ts)
+        return event
+
+
+class SQLiteRegistryRecorder(SQLiteApplicationRecorder):
+    def construct_create_table_statements(self) -> list[str]:
+        return super().construct_create_table_statements() + registry_view.create_statements(SQLITE)
+
+    def _insert_events(self, c: Any, stored_events: Sequence[StoredEvent], *,
+                       view_events: Sequence[Any] = (), **kwargs: Any) -> Sequence[int] | None:
+        ids = super()._insert_events(c, stored_events, **kwargs)
+        registry_view.apply(SQLITE, c, view_events)
+        return ids
+
+
+class PostgresRegistryRecorder(PostgresApplicationRecorder):
+    def __init__(self, datastore: Any, **kwargs: Any) -> None:
+        super().__init__(datastore, **kwargs)
+        from psycopg.sql import SQL
+
+        self.sql_create_statements.extend(SQL(s) for s in registry_view.create_statements(POSTGRES))
+
+    def _insert_stored_events(self, curs: Any, stored_events: Sequence[StoredEvent], *,
+                              view_events: Sequence[Any] = (), **kwargs: Any) -> None:
+        super()._insert_stored_events(curs, stored_events, **kwargs)
+        # A second cursor: the first one's RETURNING rows are fetched by the library after this.
+        with curs.connection.cursor() as view_cursor:
+            registry_view.apply(POSTGRES, view_cursor, view_events)
+
+
+def event_store_env(data_dir: str, database_url: str | None) -> dict[str, str]:
+    """The eventsourcing environment for the embedded default or a PostgreSQL URL."""
+    env = {
+        "TRANSCODER_TOPIC": get_topic(OrjsonTranscoder),
+        "MAPPER_TOPIC": get_topic(RegistryMapper),
+    }
+    if not database_url:
+        os.makedirs(data_dir, exist_ok=True)
+        env.update(
+            PERSISTENCE_MODULE="eventsourcing.sqlite",
+            SQLITE_DBNAME=os.path.join(os.path.abspath(data_dir), "dockyard.db"),
+            SQLITE_LOCK_TIMEOUT="30",
+            APPLICATION_RECORDER_TOPIC=get_topic(SQLiteRegistryRecorder),
+        )
+        return env
+    url = urlparse(database_url)
+    if url.scheme not in ("postgres", "postgresql"):
+        raise ValueError("the database URL must be postgresql://user:password@host:port/dbname")
+    env.update(
+        PERSISTENCE_MODULE="eventsourcing.postgres",
+        POSTGRES_DBNAME=unquote(url.path.lstrip("/")) or "dockyard",
+        POSTGRES_HOST=url.hostname or "127.0.0.1",
+        POSTGRES_PORT=str(url.port or 5432),
+        POSTGRES_USER=unquote(url.username or "postgres"),
+        POSTGRES_PASSWORD=unquote(url.password or ""),
+        POSTGRES_POOL_SIZE="4",
+        POSTGRES_MAX_OVERFLOW="8",
+        POSTGRES_LOCK_TIMEOUT="10",
+        APPLICATION_RECORDER_TOPIC=get_topic(PostgresRegistryRecorder),
+    )
+    return env

@@ -1,0 +1,199 @@
+"""The `Registry` application: every write to the registry is a method here.
+
+Shape of eventsourcing's `examples/bankaccounts/application.py`: load aggregates by ids derived
+from names, call them, `save()` everything a request changes in one transaction. A version
+conflict (two requests changed the same aggregate) re-runs the whole command, a bounded number
+of times. Reads for checks go to the registry read model, which is written in the event
+transaction and so is never behind a command that has returned.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, TypeVar
+from uuid import UUID
+
+from eventsourcing.application import AggregateNotFoundError, Application
+from eventsourcing.persistence import IntegrityError
+from eventsourcing.postgres import PostgresApplicationRecorder
+
+from dockyard.domain.account import User
+from dockyard.domain.blob_link import BlobLink
+from dockyard.domain.digest import Digest, is_digest
+from dockyard.domain.errors import (
+    BlobUnknown,
+    DigestInvalid,
+    ManifestBlobUnknown,
+    ManifestUnknown,
+    TooManyRequests,
+)
+from dockyard.domain.manifest import Manifest
+from dockyard.domain.manifest_format import ParsedManifest, parse_manifest
+from dockyard.domain.names import check_repository_name, check_tag
+from dockyard.domain.repository import Repository
+from dockyard.domain.tag import Tag
+from dockyard.projections.dialect import POSTGRES, SQLITE, Dialect
+from dockyard.projections.registry_queries import RegistryQueries
+
+A = TypeVar("A")
+MAX_ATTEMPTS = 8
+
+
+class Registry(Application[UUID]):
+    """The registry's write model. `name` fixes the PostgreSQL table (`registry_events`)."""
+
+    name = "Registry"
+
+    def __init__(self, env: dict[str, str]) -> None:
+        super().__init__(env=env)
+        self.dialect: Dialect = POSTGRES if isinstance(self.recorder, PostgresApplicationRecorder) else SQLITE
+        self.queries = RegistryQueries(self.recorder.datastore, self.dialect)
+
+    # -- plumbing ------------------------------------------------------------------------------
+
+    def _record(self, processing_event: Any) -> Any:
+        # Hand the domain events to the recorder so it folds them into the read model in the
+        # same transaction (see dockyard.commands.persistence).
+        processing_event.saved_kwargs["view_events"] = list(processing_event.events)
+        return super()._record(processing_event)
+
+    def _retrying(self, command: Callable[[], A]) -> A:
+        """Run `command` (which loads, decides and saves) again on a version conflict."""
+        for _attempt in range(MAX_ATTEMPTS):
+            try:
+                return command()
+            except IntegrityError:
+                continue
+        raise TooManyRequests("too many concurrent changes to the same object; retry")
+
+    def _load(self, cls: type[A], aggregate_id: UUID) -> A | None:
+        try:
+            return self.repository.get(aggregate_id)  # type: ignore[return-value]
+        except AggregateNotFoundError:
+            return None
+
+    def _live_repository(self, name: str) -> list[Repository]:
+        """The aggregates to save so that repository `name` exists and is live (created on first push)."""
+        repo = self._load(Repository, Repository.create_id(name))
+        if repo is None:
+            return [Repository(name=name)]
+        if repo.deleted:
+            repo.restore()
+            return [repo]
+        return []
+
+    # -- blobs ---------------------------------------------------------------------------------
+
+    def link_blob(self, repository: str, digest: str, size: int, source: str = "upload") -> None:
+        """Make a stored blob pullable from `repository` (after an upload or a mount)."""
+        check_repository_name(repository)
+
+        def command() -> None:
+            link = self._load(BlobLink, BlobLink.create_id(repository, digest)) or BlobLink(
+                repository=repository, digest=digest)
+            link.link(size, source)
+            self.save(*self._live_repository(repository), link)
+
+        self._retrying(command)
+
+    def delete_blob(self, repository: str, digest: str) -> None:
+        """Unlink a blob from `repository` (its bytes go when GC finds nothing references them)."""
+        Digest.parse(digest)
+
+        def command() -> None:
+            link = self._load(BlobLink, BlobLink.create_id(repository, digest))
+            if link is None or not link.linked:
+                raise BlobUnknown(detail={"digest": digest})
+            link.unlink()
+            self.save(link)
+
+        self._retrying(command)
+
+    # -- manifests and tags --------------------------------------------------------------------
+
+    def push_manifest(self, repository: str, reference: str, content_type: str | None,
+                      body: bytes) -> ParsedManifest:
+        """Store a manifest byte for byte under its digest, and move the tag if `reference` is one.
+
+        Raises `ManifestInvalid`/`ManifestTooLarge` for a bad manifest, `DigestInvalid` when a
+        digest reference does not match the bytes, `ManifestBlobUnknown` when it references
+        blobs or manifests the repository does not have.
+        """
+        check_repository_name(repository)
+        tag = None if is_digest(reference) else check_tag(reference)
+        by_digest = Digest.parse(reference) if tag is None else None
+        parsed = parse_manifest(body, content_type, by_digest.algorithm if by_digest else "sha256")
+        if by_digest is not None and str(by_digest) != parsed.digest:
+            raise DigestInvalid("manifest digest does not match the reference",
+                                {"reference": reference, "digest": parsed.digest})
+        missing = self.queries.unlinked_blobs(repository, list(parsed.blobs))
+        missing += self.queries.missing_manifests(repository, list(parsed.manifests))
+        if missing:
+            raise ManifestBlobUnknown(detail={"missing": missing})
+
+        def command() -> None:
+            changed: list[Any] = self._live_repository(repository)
+            manifest = self._load(Manifest, Manifest.create_id(repository, parsed.digest)) or Manifest(
+                repository=repository, digest=parsed.digest)
+            if not manifest.present:
+                manifest.push(
+                    repository=repository, digest=parsed.digest, media_type=parsed.media_type,
+                    size=parsed.size, payload=Manifest.encode_payload(body), blobs=list(parsed.blobs),
+                    manifests=list(parsed.manifests), subject=parsed.subject,
+                    artifact_type=parsed.artifact_type, annotations=parsed.annotations,
+                )
+                changed.append(manifest)
+            if tag is not None:
+                tag_aggregate = self._load(Tag, Tag.create_id(repository, tag)) or Tag(repository=repository, name=tag)
+                if tag_aggregate.point_at(parsed.digest) or tag_aggregate.version == 1:
+                    changed.append(tag_aggregate)
+            if changed:
+                self.save(*changed)
+
+        self._retrying(command)
+        return parsed
+
+    def delete_manifest(self, repository: str, digest: str) -> list[str]:
+        """Delete a manifest revision and every tag pointing at it; returns those tags."""
+        Digest.parse(digest)
+
+        def command() -> list[str]:
+            manifest = self._load(Manifest, Manifest.create_id(repository, digest))
+            if manifest is None or not manifest.present:
+                raise ManifestUnknown(detail={"digest": digest})
+            manifest.delete()
+            changed: list[Any] = [manifest]
+            tags = self.queries.tags_pointing_at(repository, digest)
+            for name in tags:
+                tag = self._load(Tag, Tag.create_id(repository, name))
+                if tag is not None and tag.digest == digest:
+                    tag.delete()
+                    changed.append(tag)
+            self.save(*changed)
+            return tags
+
+        return self._retrying(command)
+
+    def delete_tag(self, repository: str, name: str) -> str:
+        """Remove a tag; the manifest stays, reachable by digest. Returns the digest it named."""
+        check_tag(name)
+
+        def command() -> str:
+            tag = self._load(Tag, Tag.create_id(repository, name))
+            if tag is None or tag.digest is None:
+                raise ManifestUnknown(detail={"tag": name})
+            digest = tag.digest
+            tag.delete()
+            self.save(tag)
+            return digest
+
+        return self._retrying(command)
+
+    # -- accounts ------------------------------------------------------------------------------
+
+    def create_user(self, name: str, password_hash: str, role: str) -> None:
+        self.save(User(name=name, password_hash=password_hash, role=role))
+
+    def user_exists(self, name: str) -> bool:
+        return self._load(User, User.create_id(name, "", "")) is not None
+

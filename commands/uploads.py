@@ -1,0 +1,198 @@
+"""Blob upload sessions: start, append chunks, finish with a verified digest, cancel.
+
+Sessions live in blob storage (`_uploads/<id>/data` and `.../info`), not in the event log and
+not in process memory, so a PATCH may land on any process or replica of the registry. Each
+process keeps the running hash of the sessions it served; when a chunk arrives whose offset
+does not match (another process appended meanwhile) the hash is recomputed from storage.
+
+Only a finished, verified upload becomes an event (`BlobLink.Linked`), after the bytes are in
+their final content-addressed place (DESIGN.md rule 3).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import threading
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+
+from dockyard.commands.registry import Registry
+from dockyard.domain.digest import Digest
+from dockyard.domain.errors import BlobUploadUnknown, DigestInvalid, RangeInvalid, SizeInvalid
+from dockyard.domain.names import check_repository_name
+from dockyard.storage import BlobNotFound, BlobStore, Writer, blob_key
+
+_UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
+_REHASH_CHUNK = 1 << 20
+
+
+def _data_key(upload_id: str) -> str:
+    return f"_uploads/{upload_id}/data"
+
+
+def _info_key(upload_id: str) -> str:
+    return f"_uploads/{upload_id}/info"
+
+
+class Append:
+    """One request's worth of appending to a session. Blocking; used from one thread.
+
+    `write` hashes and appends; `close` makes the bytes durable and remembers the hash state.
+    """
+
+    def __init__(self, sessions: UploadSessions, upload_id: str, writer: Writer, hasher: Any) -> None:
+        self._sessions, self._id, self._writer, self._hasher = sessions, upload_id, writer, hasher
+
+    @property
+    def offset(self) -> int:
+        return self._writer.size
+
+    def write(self, data: bytes | memoryview) -> None:
+        self._hasher.update(data)
+        self._writer.write(data)
+
+    def close(self) -> int:
+        """Make everything appended durable; return the new session size."""
+        try:
+            self._writer.commit()
+            size = self._writer.size
+            self._sessions._remember(self._id, size, self._hasher)
+            return size
+        finally:
+            self._writer.close()
+
+    def abort(self) -> None:
+        """The request failed mid-way: forget the hash state (it may not match the data)."""
+        self._sessions._forget(self._id)
+        self._writer.close()
+
+
+@dataclass(frozen=True, slots=True)
+class UploadStatus:
+    upload_id: str
+    repository: str
+    size: int
+
+
+class UploadSessions:
+    def __init__(self, store: BlobStore, registry: Registry) -> None:
+        self.store = store
+        self.registry = registry
+        self._hashes: dict[str, tuple[int, Any]] = {}
+        self._lock = threading.Lock()
+
+    # -- session state -------------------------------------------------------------------------
+
+    def start(self, repository: str) -> str:
+        """Open a new session for `repository`; returns its id."""
+        check_repository_name(repository)
+        upload_id = str(uuid.uuid4())
+        info = {"repository": repository, "started_at": datetime.now(UTC).isoformat()}
+        self.store.write_bytes(_info_key(upload_id), orjson.dumps(info))
+        self.store.write_bytes(_data_key(upload_id), b"")
+        return upload_id
+
+    def status(self, repository: str, upload_id: str) -> UploadStatus:
+        """The session's size; `BlobUploadUnknown` if there is no such session for `repository`."""
+        if not _UUID.match(upload_id):
+            raise BlobUploadUnknown(detail={"upload": upload_id})
+        try:
+            info = orjson.loads(self.store.read_bytes(_info_key(upload_id)))
+            size = self.store.stat(_data_key(upload_id))
+        except BlobNotFound:
+            raise BlobUploadUnknown(detail={"upload": upload_id}) from None
+        if info.get("repository") != repository:
+            raise BlobUploadUnknown(detail={"upload": upload_id})
+        return UploadStatus(upload_id, repository, size)
+
+    def cancel(self, repository: str, upload_id: str) -> None:
+        self.status(repository, upload_id)
+        self._forget(upload_id)
+        self.store.delete(f"_uploads/{upload_id}")
+
+    # -- appending -----------------------------------------------------------------------------
+
+    def append(self, repository: str, upload_id: str, start: int | None = None) -> Append:
+        """Begin appending to a session. `start`, from a `Content-Range`, must equal its size."""
+        status = self.status(repository, upload_id)
+        if start is not None and start != status.size:
+            raise RangeInvalid(detail={"expected": status.size, "got": start})
+        hasher = self._hash_state(upload_id, status.size)
+        return Append(self, upload_id, self.store.writer(_data_key(upload_id), append=True), hasher)
+
+    def _hash_state(self, upload_id: str, size: int) -> Any:
+        with self._lock:
+            cached = self._hashes.get(upload_id)
+        if cached is not None and cached[0] == size:
+            return cached[1].copy()
+        # Another process appended, or this process restarted: recompute from the stored bytes.
+        hasher = hashlib.sha256()
+        with self.store.open_read(_data_key(upload_id)) as f:
+            remaining = size
+            while remaining > 0:
+                chunk = f.read(min(_REHASH_CHUNK, remaining))
+                if not chunk:
+                    break
+                hasher.update(chunk)
+                remaining -= len(chunk)
+        return hasher
+
+    def _remember(self, upload_id: str, size: int, hasher: Any) -> None:
+        with self._lock:
+            self._hashes[upload_id] = (size, hasher.copy())
+
+    def _forget(self, upload_id: str) -> None:
+        with self._lock:
+            self._hashes.pop(upload_id, None)
+
+    # -- finishing -----------------------------------------------------------------------------
+
+    def finish(self, repository: str, upload_id: str, digest: str, expected_size: int | None = None) -> int:
+        """Verify the session's bytes against `digest`, move them into place, link the blob.
+
+        On a mismatch the session is discarded (nothing half-stored) and `DigestInvalid`
+        raised. Returns the blob's size.
+        """
+        wanted = Digest.parse(digest)
+        status = self.status(repository, upload_id)
+        if expected_size is not None and expected_size != status.size:
+            self.cancel(repository, upload_id)
+            raise SizeInvalid(detail={"expected": expected_size, "size": status.size})
+        if wanted.algorithm == "sha256":
+            actual = "sha256:" + self._hash_state(upload_id, status.size).hexdigest()
+        else:
+            actual = str(self._rehash(upload_id, wanted))
+        if actual != str(wanted):
+            self.cancel(repository, upload_id)
+            raise DigestInvalid(detail={"expected": str(wanted), "actual": actual})
+        self.store.move(_data_key(upload_id), blob_key(str(wanted)))
+        self.store.delete(f"_uploads/{upload_id}")
+        self._forget(upload_id)
+        self.registry.link_blob(repository, str(wanted), status.size, "upload")
+        return status.size
+
+    def _rehash(self, upload_id: str, wanted: Digest) -> Digest:
+        hasher = wanted.hasher()
+        with self.store.open_read(_data_key(upload_id)) as f:
+            while chunk := f.read(_REHASH_CHUNK):
+                hasher.update(chunk)
+        return Digest(wanted.algorithm, hasher.hexdigest())
+
+    # -- mounting ------------------------------------------------------------------------------
+
+    def mount(self, repository: str, digest: str, source: str) -> int | None:
+        """Link a blob already in `source` into `repository`; its size, or None if unavailable.
+
+        The caller has checked that it may read `source`.
+        """
+        check_repository_name(repository)
+        size = self.registry.queries.blob_size(source, digest)
+        if size is None or not self.store.exists(blob_key(digest)):
+            return None
+        self.registry.link_blob(repository, digest, size, f"mount:{source}")
+        return size

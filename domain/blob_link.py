@@ -1,0 +1,41 @@
+"""A blob's membership in a repository: what makes a layer pullable from that repository."""
+
+from __future__ import annotations
+
+from uuid import UUID
+
+from eventsourcing.domain import event
+
+from dockyard.domain.aggregate import RegistryAggregate, name_id
+
+
+class BlobLink(RegistryAggregate):
+    TOPIC = "dockyard.BlobLink"
+
+    @staticmethod
+    def create_id(repository: str, digest: str) -> UUID:
+        return name_id("blob-link", repository, digest)
+
+    @event("Created", topic="dockyard.BlobLink.Created")
+    def __init__(self, repository: str, digest: str) -> None:
+        self.repository = repository
+        self.digest = digest
+        self.linked = False
+
+    @event("Linked", topic="dockyard.BlobLink.Linked")
+    def _linked(self, repository: str, digest: str, size: int, source: str) -> None:
+        self.linked = True
+        self.size = size
+
+    @event("Unlinked", topic="dockyard.BlobLink.Unlinked")
+    def _unlinked(self, repository: str, digest: str) -> None:
+        self.linked = False
+
+    def link(self, size: int, source: str) -> None:
+        """Link the blob; `source` is `upload` or `mount:<repository>`. Linking twice is a no-op."""
+        if not self.linked:
+            self._linked(self.repository, self.digest, size, source)
+
+    def unlink(self) -> None:
+        if self.linked:
+            self._unlinked(self.repository, self.digest)

@@ -1,0 +1,62 @@
+"""A manifest revision in a repository: pushed byte for byte, deleted, pushed again."""
+
+from __future__ import annotations
+
+import base64
+from uuid import UUID
+
+from eventsourcing.domain import event
+
+from dockyard.domain.aggregate import RegistryAggregate, name_id
+
+
+class Manifest(RegistryAggregate):
+    """One aggregate per (repository, digest).
+
+    `Pushed` carries the exact bytes (base64) and every digest they reference, so projections,
+    restore and GC never need to read storage.
+    """
+
+    TOPIC = "dockyard.Manifest"
+
+    @staticmethod
+    def create_id(repository: str, digest: str) -> UUID:
+        return name_id("manifest", repository, digest)
+
+    @event("Created", topic="dockyard.Manifest.Created")
+    def __init__(self, repository: str, digest: str) -> None:
+        self.repository = repository
+        self.digest = digest
+        self.present = False
+
+    @event("Pushed", topic="dockyard.Manifest.Pushed")
+    def push(
+        self,
+        repository: str,
+        digest: str,
+        media_type: str,
+        size: int,
+        payload: str,
+        blobs: list[str],
+        manifests: list[str],
+        subject: str | None,
+        artifact_type: str | None,
+        annotations: dict[str, str],
+    ) -> None:
+        """Record the manifest's exact bytes (`payload`, base64) and what they reference."""
+        self.present = True
+
+    @event("Deleted", topic="dockyard.Manifest.Deleted")
+    def _deleted(self, repository: str, digest: str) -> None:
+        self.present = False
+
+    def delete(self) -> None:
+        self._deleted(self.repository, self.digest)
+
+    @staticmethod
+    def encode_payload(body: bytes) -> str:
+        return base64.b64encode(body).decode("ascii")
+
+    @staticmethod
+    def decode_payload(payload: str) -> bytes:
+        return base64.b64decode(payload)

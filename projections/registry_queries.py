@@ -1,0 +1,168 @@
+"""Reads of the registry read model: what the `/v2/` pull path, listings and checks ask.
+
+Every method is one short read transaction, blocking (the API calls it off the event loop),
+and sees everything committed before it started — including the read-model rows written in
+the same transaction as the events (see `registry_view`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from dockyard.projections.dialect import Dialect
+
+
+@dataclass(frozen=True, slots=True)
+class StoredManifest:
+    digest: str
+    media_type: str
+    size: int
+    body: bytes
+
+
+_LIVE_REPO = "EXISTS (SELECT 1 FROM repositories r WHERE r.name = %(repository)s AND r.deleted = 0)"
+
+
+class RegistryQueries:
+    def __init__(self, datastore: Any, dialect: Dialect) -> None:
+        self._datastore = datastore
+        self._dialect = dialect
+
+    def _rows(self, statement: str, params: dict[str, Any] | None = None) -> list[Any]:
+        with self._datastore.transaction(commit=False) as cursor:
+            cursor.execute(self._dialect.sql(statement), params or {})
+            return cursor.fetchall()
+
+    def _row(self, statement: str, params: dict[str, Any] | None = None) -> Any:
+        rows = self._rows(statement, params)
+        return rows[0] if rows else None
+
+    def repository_exists(self, repository: str) -> bool:
+        return self._row(
+            "SELECT 1 FROM repositories WHERE name = %(repository)s AND deleted = 0", {"repository": repository}
+        ) is not None
+
+    def manifest_by_digest(self, repository: str, digest: str) -> StoredManifest | None:
+        row = self._row(
+            "SELECT digest, media_type, size, body FROM manifests WHERE repository = %(repository)s "
+            f"AND digest = %(digest)s AND deleted = 0 AND {_LIVE_REPO}",
+            {"repository": repository, "digest": digest},
+        )
+        return StoredManifest(row["digest"], row["media_type"], row["size"], bytes(row["body"])) if row else None
+
+    def manifest_by_tag(self, repository: str, tag: str) -> StoredManifest | None:
+        row = self._row(
+            "SELECT m.digest, m.media_type, m.size, m.body FROM tags t JOIN manifests m "
+            "ON m.repository = t.repository AND m.digest = t.digest "
+            f"WHERE t.repository = %(repository)s AND t.tag = %(tag)s AND m.deleted = 0 AND {_LIVE_REPO}",
+            {"repository": repository, "tag": tag},
+        )
+        return StoredManifest(row["digest"], row["media_type"], row["size"], bytes(row["body"])) if row else None
+
+    def tag_digest(self, repository: str, tag: str) -> str | None:
+        row = self._row(
+            "SELECT digest FROM tags WHERE repository = %(repository)s AND tag = %(tag)s",
+            {"repository": repository, "tag": tag},
+        )
+        return row["digest"] if row else None
+
+    def tags_pointing_at(self, repository: str, digest: str) -> list[str]:
+        rows = self._rows(
+            "SELECT tag FROM tags WHERE repository = %(repository)s AND digest = %(digest)s ORDER BY tag",
+            {"repository": repository, "digest": digest},
+        )
+        return [r["tag"] for r in rows]
+
+    def blob_size(self, repository: str, digest: str) -> int | None:
+        """The size of a blob linked into `repository`, or None when it is not linked there."""
+        row = self._row(
+            f"SELECT size FROM blob_links WHERE repository = %(repository)s AND digest = %(digest)s AND {_LIVE_REPO}",
+            {"repository": repository, "digest": digest},
+        )
+        return row["size"] if row else None
+
+    def unlinked_blobs(self, repository: str, digests: list[str]) -> list[str]:
+        """Those of `digests` that are not linked into `repository`."""
+        return self._absent(
+            "SELECT 1 FROM blob_links WHERE repository = %(repository)s AND digest = %(digest)s",
+            repository, digests)
+
+    def missing_manifests(self, repository: str, digests: list[str]) -> list[str]:
+        """Those of `digests` that are not live manifests in `repository`."""
+        return self._absent(
+            "SELECT 1 FROM manifests WHERE repository = %(repository)s AND digest = %(digest)s AND deleted = 0",
+            repository, digests)
+
+    def _absent(self, statement: str, repository: str, digests: list[str]) -> list[str]:
+        missing = []
+        with self._datastore.transaction(commit=False) as cursor:
+            for digest in digests:
+                cursor.execute(self._dialect.sql(statement), {"repository": repository, "digest": digest})
+                if not cursor.fetchall():
+                    missing.append(digest)
+        return missing
+
+    def repositories_linking(self, digest: str) -> list[str]:
+        rows = self._rows(
+            "SELECT b.repository FROM blob_links b JOIN repositories r ON r.name = b.repository "
+            "WHERE b.digest = %(digest)s AND r.deleted = 0 ORDER BY b.repository",
+            {"digest": digest},
+        )
+        return [r["repository"] for r in rows]
+
+    def list_tags(self, repository: str, n: int | None, last: str | None) -> list[str]:
+        statement = "SELECT tag FROM tags WHERE repository = %(repository)s"
+        params: dict[str, Any] = {"repository": repository}
+        if last:
+            statement += " AND tag > %(last)s"
+            params["last"] = last
+        statement += " ORDER BY tag"
+        if n is not None:
+            statement += " LIMIT %(n)s"
+            params["n"] = n
+        return [r["tag"] for r in self._rows(statement, params)]
+
+    def catalog(self, n: int | None, last: str | None) -> list[str]:
+        statement = "SELECT name FROM repositories WHERE deleted = 0"
+        params: dict[str, Any] = {}
+        if last:
+            statement += " AND name > %(last)s"
+            params["last"] = last
+        statement += " ORDER BY name"
+        if n is not None:
+            statement += " LIMIT %(n)s"
+            params["n"] = n
+        return [r["name"] for r in self._rows(statement, params)]
+
+    def referrers(self, repository: str, subject: str, artifact_type: str | None) -> list[dict[str, Any]]:
+        """OCI descriptors of the live manifests in `repository` whose subject is `subject`."""
+        statement = (
+            "SELECT digest, media_type, size, artifact_type, annotations FROM manifests "
+            "WHERE repository = %(repository)s AND subject = %(subject)s AND deleted = 0"
+        )
+        params: dict[str, Any] = {"repository": repository, "subject": subject}
+        if artifact_type is not None:
+            statement += " AND artifact_type = %(artifact_type)s"
+            params["artifact_type"] = artifact_type
+        statement += " ORDER BY digest"
+        out = []
+        for r in self._rows(statement, params):
+            descriptor: dict[str, Any] = {"mediaType": r["media_type"], "digest": r["digest"], "size": r["size"]}
+            if r["artifact_type"]:
+                descriptor["artifactType"] = r["artifact_type"]
+            annotations = orjson.loads(r["annotations"])
+            if annotations:
+                descriptor["annotations"] = annotations
+            out.append(descriptor)
+        return out
+
+    def user(self, name: str) -> Any:
+        return self._row("SELECT name, password_hash, role, active FROM users WHERE name = %(name)s", {"name": name})
+
+    def table_rows(self, table: str) -> list[tuple[Any, ...]]:
+        """Every row of a read-model table, ordered: for rebuild checks and `projections status`."""
+        rows = self._rows(f"SELECT * FROM {table}")
+        return sorted(tuple(bytes(v) if isinstance(v, memoryview) else v for v in dict(r).values()) for r in rows)
