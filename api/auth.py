@@ -79,7 +79,8 @@ class Auth:
     def allowed(self, principal: Principal, scope: Scope) -> frozenset[str]:
         """The actions of `scope` the principal may have (the policy, per resource type)."""
         if scope.type == "repository":
-            return frozenset(access.allowed_actions(principal, scope.name, scope.actions))
+            facts = self.accounts.registry.identity.repository_facts(principal.name, scope.name)
+            return frozenset(access.allowed_actions(principal, scope.name, scope.actions, facts))
         if scope.type == "registry" and scope.name == "catalog" and access.may_list_catalog(principal):
             return scope.actions & {"*"}
         return frozenset()
@@ -122,7 +123,7 @@ class Auth:
         # Grants are fixed at issue time, for the token's short life (as in Distribution); the
         # role is read once per token, for what a token cannot carry (catalog filtering).
         sub = claims.get("sub") or None
-        row = self.accounts.registry.queries.user(sub) if sub else None
+        row = self.accounts.registry.identity.user(sub) if sub else None
         principal = Principal(sub, row["role"] if row and row["active"] else "none") if sub else ANONYMOUS
         caller = Caller(principal, grants)
         with self._lock:
@@ -188,7 +189,7 @@ class Auth:
                 raise _with_headers(Unauthorized("insufficient scope", {"scope": str(scope)}),
                                     self.challenge(request, scope, "insufficient_scope"))
         else:
-            granted = self.allowed(caller.principal, scope)
+            granted = await run_in_threadpool(self.allowed, caller.principal, scope)
             if not scope.actions <= granted:
                 if caller.principal.is_anonymous:
                     raise _with_headers(Unauthorized("authentication required"), self.challenge(request, scope))
@@ -217,7 +218,8 @@ class Auth:
                                     "detail": None}]}
                 return Response(orjson.dumps(body), status_code=401, media_type="application/json")
         scopes = [s for s in (Scope.parse(x) for x in request.query_params.getlist("scope")) if s]
-        return Response(orjson.dumps(self.issue(principal, scopes)), media_type="application/json")
+        issued = await run_in_threadpool(self.issue, principal, scopes)
+        return Response(orjson.dumps(issued), media_type="application/json")
 
 
 def _with_headers(error: Exception, headers: dict[str, str]) -> Exception:

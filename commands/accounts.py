@@ -60,7 +60,7 @@ class Accounts:
             hit = self._verified.get(key)
         if hit is not None and hit[0] > now:
             return hit[1]
-        row = self.registry.queries.user(name)
+        row = self.registry.identity.user(name)
         try:
             if row is None or not row["active"]:
                 self._hasher.verify(self._decoy, password or "-")

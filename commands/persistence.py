@@ -21,7 +21,7 @@ from eventsourcing.postgres import PostgresApplicationRecorder
 from eventsourcing.sqlite import SQLiteApplicationRecorder
 from eventsourcing.utils import get_topic
 
-from dockyard.projections import registry_view
+from dockyard.projections import inline
 from dockyard.projections.dialect import POSTGRES, SQLITE
 
 
@@ -48,12 +48,12 @@ class RegistryMapper(Mapper):
 
 class SQLiteRegistryRecorder(SQLiteApplicationRecorder):
     def construct_create_table_statements(self) -> list[str]:
-        return super().construct_create_table_statements() + registry_view.create_statements(SQLITE)
+        return super().construct_create_table_statements() + inline.create_statements(SQLITE)
 
     def _insert_events(self, c: Any, stored_events: Sequence[StoredEvent], *,
                        view_events: Sequence[Any] = (), **kwargs: Any) -> Sequence[int] | None:
         ids = super()._insert_events(c, stored_events, **kwargs)
-        registry_view.apply(SQLITE, c, view_events)
+        inline.apply(SQLITE, c, view_events)
         return ids
 
 
@@ -62,14 +62,14 @@ class PostgresRegistryRecorder(PostgresApplicationRecorder):
         super().__init__(datastore, **kwargs)
         from psycopg.sql import SQL
 
-        self.sql_create_statements.extend(SQL(s) for s in registry_view.create_statements(POSTGRES))
+        self.sql_create_statements.extend(SQL(s) for s in inline.create_statements(POSTGRES))
 
     def _insert_stored_events(self, curs: Any, stored_events: Sequence[StoredEvent], *,
                               view_events: Sequence[Any] = (), **kwargs: Any) -> None:
         super()._insert_stored_events(curs, stored_events, **kwargs)
         # A second cursor: the first one's RETURNING rows are fetched by the library after this.
         with curs.connection.cursor() as view_cursor:
-            registry_view.apply(POSTGRES, view_cursor, view_events)
+            inline.apply(POSTGRES, view_cursor, view_events)
 
 
 def event_store_env(data_dir: str, database_url: str | None) -> dict[str, str]:

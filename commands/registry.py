@@ -33,6 +33,7 @@ from dockyard.domain.names import check_repository_name, check_tag
 from dockyard.domain.repository import Repository
 from dockyard.domain.tag import Tag
 from dockyard.projections.dialect import POSTGRES, SQLITE, Dialect
+from dockyard.projections.identity_queries import IdentityQueries
 from dockyard.projections.registry_queries import RegistryQueries
 
 A = TypeVar("A")
@@ -48,6 +49,7 @@ class Registry(Application[UUID]):
         super().__init__(env=env)
         self.dialect: Dialect = POSTGRES if isinstance(self.recorder, PostgresApplicationRecorder) else SQLITE
         self.queries = RegistryQueries(self.recorder.datastore, self.dialect)
+        self.identity = IdentityQueries(self.recorder.datastore, self.dialect)
 
     # -- plumbing ------------------------------------------------------------------------------
 

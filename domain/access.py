@@ -1,8 +1,15 @@
-"""The access policy: what a principal may do to a repository. One pure function.
+"""The access policy: what a principal may do to a repository. Pure functions.
 
-DESIGN.md ("Access model"): a user's level on `N/R` is the highest of their global role, admin
-on their own namespace, and read-only for everyone on a public repository. Team grants and
-organisation owners join this function with the identity issue; its callers do not change.
+DESIGN.md ("Access model", DTR 1.4 semantics). A user's level on `N/R` is the highest of:
+- the global role (`admin` on everything; `read-write`/`read-only` on every repository);
+- `admin` on their own namespace (`N` is the user's name);
+- `admin` on every repository of organisation `N` when in its `owners` team;
+- the level each team of `N` the user belongs to was granted on `R`;
+- `read-only` for everyone, anonymous included, when `R` is public.
+Organisation membership alone grants nothing. Repositories are created by pushing only where
+the principal may create: global admins anywhere, users in their own namespace, owners in
+their organisation's. An access token caps the level further (`Principal.token_level`) and may
+be limited to some repositories.
 """
 
 from __future__ import annotations
@@ -23,10 +30,18 @@ ACTIONS = {
 
 @dataclass(frozen=True, slots=True)
 class Principal:
-    """An authenticated user (`name`, global `role`), or anonymous (`name` None, role `none`)."""
+    """A signed-in user (`name`, global `role`), or anonymous (`name` None).
+
+    `token_id`, `token_level` and `token_repositories` are set when the user signed in with
+    an access token: the token's level caps theirs, and a non-empty repository list limits
+    where it applies.
+    """
 
     name: str | None
     role: str = "none"
+    token_id: str | None = None
+    token_level: str | None = None
+    token_repositories: tuple[str, ...] = ()
 
     @property
     def is_anonymous(self) -> bool:
@@ -34,31 +49,74 @@ class Principal:
 
     @property
     def is_admin(self) -> bool:
-        return self.role == "admin"
+        return self.role == "admin" and self.token_level in (None, "admin")
 
 
 ANONYMOUS = Principal(None)
+
+
+@dataclass(frozen=True, slots=True)
+class RepositoryFacts:
+    """What the policy needs to know about one repository and one principal (read models supply it)."""
+
+    exists: bool
+    public: bool = False
+    team_levels: tuple[str, ...] = ()  # levels granted on it to teams the principal belongs to
+    org_owner: bool = False  # the principal is in the owners team of its namespace
 
 
 def highest(*levels: str) -> str:
     return max(levels, key=lambda level: _RANK[level])
 
 
-def repository_level(principal: Principal, repository: str, *, public: bool = False) -> str:
-    """The principal's level on `repository` (a full name such as `engineering/barca`)."""
-    namespace = repository.split("/", 1)[0] if "/" in repository else ""
+def lowest(*levels: str) -> str:
+    return min(levels, key=lambda level: _RANK[level])
+
+
+def namespace_of(repository: str) -> str:
+    return repository.split("/", 1)[0] if "/" in repository else ""
+
+
+def repository_level(principal: Principal, repository: str, facts: RepositoryFacts) -> str:
+    """The principal's level on `repository`."""
     levels = [principal.role if principal.role in _RANK else "none"]
-    if principal.name is not None and namespace == principal.name:
-        levels.append("admin")
-    if public:
+    if principal.name is not None:
+        if namespace_of(repository) == principal.name or facts.org_owner:
+            levels.append("admin")
+        levels.extend(level for level in facts.team_levels if level in _RANK)
+    if facts.public:
         levels.append("read-only")
-    return highest(*levels)
+    level = highest(*levels)
+    if principal.token_level is not None:
+        if principal.token_repositories and repository not in principal.token_repositories:
+            return "read-only" if facts.public else "none"
+        level = lowest(level, principal.token_level)
+    return level
 
 
-def allowed_actions(principal: Principal, repository: str, requested: set[str] | frozenset[str], *,
-                    public: bool = False) -> set[str]:
-    """The subset of `requested` actions the principal may perform on `repository`."""
-    return set(requested) & ACTIONS[repository_level(principal, repository, public=public)]
+def may_create(principal: Principal, repository: str, facts: RepositoryFacts) -> bool:
+    """Whether pushing to the (not yet existing) `repository` may create it."""
+    if principal.name is None:
+        return False
+    if principal.token_level is not None and principal.token_level == "read-only":
+        return False
+    if principal.token_repositories and repository not in principal.token_repositories:
+        return False
+    return principal.is_admin or namespace_of(repository) == principal.name or facts.org_owner
+
+
+def allowed_actions(principal: Principal, repository: str, requested: set[str] | frozenset[str],
+                    facts: RepositoryFacts) -> set[str]:
+    """The subset of `requested` Docker token actions the principal may perform on `repository`."""
+    actions = set(ACTIONS[repository_level(principal, repository, facts)])
+    if not facts.exists and not may_create(principal, repository, facts):
+        actions -= {"push", "*"}
+    return set(requested) & actions
+
+
+def may_read(principal: Principal, repository: str, facts: RepositoryFacts) -> bool:
+    """Whether the repository exists for this principal at all (catalog, search, UI)."""
+    return facts.exists and "pull" in allowed_actions(principal, repository, {"pull"}, facts)
 
 
 def may_list_catalog(principal: Principal) -> bool:

@@ -1,28 +1,58 @@
-"""User accounts. Password hashes are computed by the application; the domain only keeps them."""
+"""Accounts: users and organisations, which share one namespace (a name is one or the other).
+
+Both aggregates take their id from `name_id("account", name)`, so creating an organisation
+named like an existing user is a version conflict at the event store, whatever races.
+Password hashes are computed by the application; the domain only keeps them.
+"""
 
 from __future__ import annotations
 
+import re
 from uuid import UUID
 
 from eventsourcing.domain import event
 
 from dockyard.domain.aggregate import RegistryAggregate, name_id
+from dockyard.domain.errors import InvalidRequest
 
 ROLES = ("none", "read-only", "read-write", "admin")
+SOURCES = ("managed", "ldap")
+_ACCOUNT_NAME = re.compile(r"^[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*$")
+MAX_ACCOUNT_NAME = 64
+
+
+def account_id(name: str) -> UUID:
+    return name_id("account", name)
+
+
+def check_account_name(name: str) -> str:
+    """A user or organisation name is one repository-name component (it is the namespace)."""
+    if not isinstance(name, str) or len(name) > MAX_ACCOUNT_NAME or not _ACCOUNT_NAME.match(name):
+        raise InvalidRequest("invalid account name: lowercase letters, digits and . _ - separators",
+                             {"name": name})
+    return name
+
+
+def check_role(role: str) -> str:
+    if role not in ROLES:
+        raise InvalidRequest(f"role must be one of {', '.join(ROLES)}", {"role": role})
+    return role
 
 
 class User(RegistryAggregate):
     TOPIC = "dockyard.User"
 
     @staticmethod
-    def create_id(name: str, password_hash: str, role: str) -> UUID:
-        return name_id("account", name)
+    def create_id(name: str, password_hash: str, role: str, source: str = "managed") -> UUID:
+        return account_id(name)
 
     @event("Created", topic="dockyard.User.Created")
-    def __init__(self, name: str, password_hash: str, role: str) -> None:
+    def __init__(self, name: str, password_hash: str, role: str, source: str = "managed") -> None:
+        """`password_hash` is empty for directory (LDAP) users: the directory checks passwords."""
         self.name = name
         self.password_hash = password_hash
         self.role = role
+        self.source = source
         self.active = True
 
     @event("PasswordChanged", topic="dockyard.User.PasswordChanged")
@@ -32,3 +62,30 @@ class User(RegistryAggregate):
     @event("RoleChanged", topic="dockyard.User.RoleChanged")
     def change_role(self, name: str, role: str) -> None:
         self.role = role
+
+    @event("Deactivated", topic="dockyard.User.Deactivated")
+    def _deactivated(self, name: str) -> None:
+        self.active = False
+
+    @event("Activated", topic="dockyard.User.Activated")
+    def _activated(self, name: str) -> None:
+        self.active = True
+
+    def set_active(self, active: bool) -> bool:
+        """Activate or deactivate; returns whether anything changed."""
+        if active == self.active:
+            return False
+        (self._activated if active else self._deactivated)(self.name)
+        return True
+
+
+class Organization(RegistryAggregate):
+    TOPIC = "dockyard.Organization"
+
+    @staticmethod
+    def create_id(name: str) -> UUID:
+        return account_id(name)
+
+    @event("Created", topic="dockyard.Organization.Created")
+    def __init__(self, name: str) -> None:
+        self.name = name

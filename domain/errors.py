@@ -84,3 +84,15 @@ class TooManyRequests(DomainError):
 
 class PaginationInvalid(DomainError):
     """invalid number of results requested"""
+
+
+class InvalidRequest(DomainError):
+    """the request is invalid"""
+
+
+class NotFound(DomainError):
+    """no such object"""
+
+
+class Conflict(DomainError):
+    """the request conflicts with the current state"""

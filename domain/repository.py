@@ -1,4 +1,5 @@
-"""A repository: created on first push (or explicitly), soft-deleted, restored."""
+"""A repository: created on first push or explicitly, with visibility, description and the
+access teams of its organisation have on it; soft-deleted and restored."""
 
 from __future__ import annotations
 
@@ -7,8 +8,23 @@ from uuid import UUID
 from eventsourcing.domain import event
 
 from dockyard.domain.aggregate import RegistryAggregate, name_id
+from dockyard.domain.errors import InvalidRequest
 
 PRIVATE, PUBLIC = "private", "public"
+VISIBILITIES = (PRIVATE, PUBLIC)
+TEAM_LEVELS = ("read-only", "read-write", "admin")
+
+
+def check_visibility(visibility: str) -> str:
+    if visibility not in VISIBILITIES:
+        raise InvalidRequest("visibility must be 'public' or 'private'", {"visibility": visibility})
+    return visibility
+
+
+def check_team_level(level: str) -> str:
+    if level not in TEAM_LEVELS:
+        raise InvalidRequest(f"accessLevel must be one of {', '.join(TEAM_LEVELS)}", {"accessLevel": level})
+    return level
 
 
 class Repository(RegistryAggregate):
@@ -24,6 +40,11 @@ class Repository(RegistryAggregate):
         self.visibility = visibility
         self.description = description
         self.deleted = False
+        self.team_access: dict[str, str] = {}
+
+    @property
+    def namespace(self) -> str:
+        return self.name.split("/", 1)[0]
 
     @event("Deleted", topic="dockyard.Repository.Deleted")
     def _deleted(self, name: str) -> None:
@@ -33,6 +54,22 @@ class Repository(RegistryAggregate):
     def _restored(self, name: str) -> None:
         self.deleted = False
 
+    @event("VisibilityChanged", topic="dockyard.Repository.VisibilityChanged")
+    def _visibility_changed(self, name: str, visibility: str) -> None:
+        self.visibility = visibility
+
+    @event("DescriptionChanged", topic="dockyard.Repository.DescriptionChanged")
+    def _description_changed(self, name: str, description: str) -> None:
+        self.description = description
+
+    @event("TeamAccessGranted", topic="dockyard.Repository.TeamAccessGranted")
+    def _team_access_granted(self, name: str, organization: str, team: str, level: str) -> None:
+        self.team_access[team] = level
+
+    @event("TeamAccessRevoked", topic="dockyard.Repository.TeamAccessRevoked")
+    def _team_access_revoked(self, name: str, organization: str, team: str) -> None:
+        self.team_access.pop(team, None)
+
     def delete(self) -> None:
         """Soft delete: the repository disappears from every view; its log stays."""
         if not self.deleted:
@@ -41,3 +78,22 @@ class Repository(RegistryAggregate):
     def restore(self) -> None:
         if self.deleted:
             self._restored(self.name)
+
+    def set_visibility(self, visibility: str) -> None:
+        if check_visibility(visibility) != self.visibility:
+            self._visibility_changed(self.name, visibility)
+
+    def set_description(self, description: str) -> None:
+        if description != self.description:
+            self._description_changed(self.name, description)
+
+    def grant(self, team: str, level: str) -> None:
+        """Give `team` (of this repository's organisation) `level` on it."""
+        if self.team_access.get(team) != check_team_level(level):
+            self._team_access_granted(self.name, self.namespace, team, level)
+
+    def revoke(self, team: str) -> bool:
+        if team not in self.team_access:
+            return False
+        self._team_access_revoked(self.name, self.namespace, team)
+        return True

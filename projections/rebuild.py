@@ -13,7 +13,7 @@ from uuid import UUID
 
 from eventsourcing.persistence import StoredEvent
 
-from dockyard.projections import registry_view
+from dockyard.projections import inline
 
 PAGE = 1000
 
@@ -34,7 +34,7 @@ def rebuild_registry_view(registry: Any) -> int:
     with recorder.datastore.transaction(commit=True) as cursor:
         if dialect.name == "postgres":
             cursor.execute(f"LOCK TABLE {recorder.datastore.schema}.{table} IN EXCLUSIVE MODE")
-        for name in registry_view.TABLES:
+        for name in inline.TABLES:
             cursor.execute(f"DELETE FROM {name}")
         after = 0
         while True:
@@ -48,7 +48,7 @@ def rebuild_registry_view(registry: Any) -> int:
                     topic=r["topic"], state=bytes(r["state"])))
                 for r in rows
             ]
-            registry_view.apply(dialect, cursor, events)
+            inline.apply(dialect, cursor, events)
             count += len(rows)
             after = rows[-1]["position"]
     return count

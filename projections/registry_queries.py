@@ -159,9 +159,6 @@ class RegistryQueries:
             out.append(descriptor)
         return out
 
-    def user(self, name: str) -> Any:
-        return self._row("SELECT name, password_hash, role, active FROM users WHERE name = %(name)s", {"name": name})
-
     def table_rows(self, table: str) -> list[tuple[Any, ...]]:
         """Every row of a read-model table, ordered: for rebuild checks and `projections status`."""
         rows = self._rows(f"SELECT * FROM {table}")

@@ -1,7 +1,7 @@
 """The registry read model: what the pull path and access checks read.
 
-Tables: repositories, tags, manifests (with their exact bytes), blob_links, users. They are
-written by `RegistryView.apply` in the same transaction as the events that change them (the
+Tables: repositories, tags, manifests (with their exact bytes), blob_links. They are
+written by `projections.inline.apply` in the same transaction as the events that change them (the
 recorder's `_insert_events` hook, see `dockyard.commands.persistence`), so a 201 is visible to
 every later request (DESIGN.md rule 1); and `rebuild` replays the log through the same
 `apply`, so dropping and rebuilding gives identical rows (rule 5).
@@ -12,19 +12,18 @@ every later request (DESIGN.md rule 1); and `rebuild` replays the log through th
 from __future__ import annotations
 
 import base64
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from typing import Any
 
 import orjson
 
-from dockyard.domain.account import User
 from dockyard.domain.blob_link import BlobLink
 from dockyard.domain.manifest import Manifest
 from dockyard.domain.repository import Repository
 from dockyard.domain.tag import Tag
 from dockyard.projections.dialect import Dialect
 
-TABLES = ("repositories", "tags", "manifests", "blob_links", "users")
+TABLES = ("repositories", "tags", "manifests", "blob_links")
 
 
 def create_statements(d: Dialect) -> list[str]:
@@ -44,8 +43,6 @@ def create_statements(d: Dialect) -> list[str]:
         f"CREATE TABLE IF NOT EXISTS blob_links (repository TEXT NOT NULL, digest TEXT NOT NULL, "
         f"size {d.bigint} NOT NULL, linked_at TEXT NOT NULL, PRIMARY KEY (repository, digest))",
         "CREATE INDEX IF NOT EXISTS blob_links_digest ON blob_links (digest)",
-        "CREATE TABLE IF NOT EXISTS users (name TEXT PRIMARY KEY, password_hash TEXT NOT NULL, "
-        "role TEXT NOT NULL, active INTEGER NOT NULL)",
     ]
 
 
@@ -129,21 +126,12 @@ def _blob_unlinked(e: Any) -> tuple[str, dict[str, Any]]:
     )
 
 
-def _user_created(e: Any) -> tuple[str, dict[str, Any]]:
-    return (
-        "INSERT INTO users (name, password_hash, role, active) "
-        "VALUES (%(name)s, %(hash)s, %(role)s, 1) "
-        "ON CONFLICT (name) DO UPDATE SET password_hash = excluded.password_hash, role = excluded.role, active = 1",
-        {"name": e.name, "hash": e.password_hash, "role": e.role},
-    )
+def _visibility_changed(e: Any) -> tuple[str, dict[str, Any]]:
+    return "UPDATE repositories SET visibility = %(v)s WHERE name = %(name)s", {"name": e.name, "v": e.visibility}
 
 
-def _password_changed(e: Any) -> tuple[str, dict[str, Any]]:
-    return "UPDATE users SET password_hash = %(hash)s WHERE name = %(name)s", {"name": e.name, "hash": e.password_hash}
-
-
-def _role_changed(e: Any) -> tuple[str, dict[str, Any]]:
-    return "UPDATE users SET role = %(role)s WHERE name = %(name)s", {"name": e.name, "role": e.role}
+def _description_changed(e: Any) -> tuple[str, dict[str, Any]]:
+    return "UPDATE repositories SET description = %(v)s WHERE name = %(name)s", {"name": e.name, "v": e.description}
 
 
 # Event class -> the statement it folds into. Events not listed change nothing here.
@@ -157,16 +145,16 @@ _FOLDS: dict[type, Callable[[Any], tuple[str, dict[str, Any]]]] = {
     Manifest.Deleted: _manifest_deleted,
     BlobLink.Linked: _blob_linked,
     BlobLink.Unlinked: _blob_unlinked,
-    User.Created: _user_created,
-    User.PasswordChanged: _password_changed,
-    User.RoleChanged: _role_changed,
+    Repository.VisibilityChanged: _visibility_changed,
+    Repository.DescriptionChanged: _description_changed,
 }
 
 
-def apply(dialect: Dialect, cursor: Any, events: Iterable[Any]) -> None:
-    """Fold `events`, in log order, into the tables through `cursor` (inside the caller's transaction)."""
-    for event in events:
-        fold = _FOLDS.get(type(event))
-        if fold is not None:
-            statement, params = fold(event)
-            cursor.execute(dialect.sql(statement), params)
+
+
+def _single(fold: Callable[[Any], tuple[str, dict[str, Any]]]) -> Callable[[Any], list[tuple[str, dict[str, Any]]]]:
+    """Adapt a one-statement fold to the list-returning shape `projections.inline` applies."""
+    return lambda event: [fold(event)]
+
+
+FOLDS = {cls: _single(fold) for cls, fold in _FOLDS.items()}

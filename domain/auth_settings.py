@@ -1,0 +1,42 @@
+"""The registry's authentication settings (DTR's Settings > Auth), one aggregate.
+
+The LDAP bind password is a secret: it never enters the log. The event records only that it
+was changed (`bind_password_changed`), and the application keeps the value in its secret store.
+"""
+
+from __future__ import annotations
+
+from uuid import UUID
+
+from eventsourcing.domain import event
+
+from dockyard.domain.aggregate import RegistryAggregate, name_id
+from dockyard.domain.errors import InvalidRequest
+
+MODES = ("none", "managed", "ldap")
+LDAP_FIELDS = ("url", "bindDn", "userBaseDn", "userFilter", "usernameAttribute", "startTls")
+
+
+def check_mode(mode: str) -> str:
+    if mode not in MODES:
+        raise InvalidRequest(f"mode must be one of {', '.join(MODES)}", {"mode": mode})
+    return mode
+
+
+class AuthSettings(RegistryAggregate):
+    TOPIC = "dockyard.AuthSettings"
+
+    @staticmethod
+    def create_id() -> UUID:
+        return name_id("settings", "auth")
+
+    @event("Created", topic="dockyard.AuthSettings.Created")
+    def __init__(self) -> None:
+        self.mode = "managed"
+        self.ldap: dict[str, object] = {}
+
+    @event("Changed", topic="dockyard.AuthSettings.Changed")
+    def change(self, mode: str, ldap: dict[str, object], bind_password_changed: bool) -> None:
+        """Switch to `mode` with the (non-secret) LDAP settings `ldap`."""
+        self.mode = mode
+        self.ldap = dict(ldap)

@@ -1,0 +1,117 @@
+"""Reads of the identity read model: accounts, teams, grants, tokens, auth settings, and the
+facts the access policy needs about one user and one repository."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+
+from dockyard.domain.access import RepositoryFacts
+from dockyard.domain.team import OWNERS
+from dockyard.projections.dialect import Dialect
+
+
+class IdentityQueries:
+    def __init__(self, datastore: Any, dialect: Dialect) -> None:
+        self._datastore = datastore
+        self._dialect = dialect
+
+    def _rows(self, statement: str, params: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+        with self._datastore.transaction(commit=False) as cursor:
+            cursor.execute(self._dialect.sql(statement), params or {})
+            return [dict(r) for r in cursor.fetchall()]
+
+    def _row(self, statement: str, params: dict[str, Any] | None = None) -> dict[str, Any] | None:
+        rows = self._rows(statement, params)
+        return rows[0] if rows else None
+
+    # -- accounts ------------------------------------------------------------------------------
+
+    def account(self, name: str) -> dict[str, Any] | None:
+        return self._row("SELECT name, kind, role, password_hash, source, active, created_at FROM accounts "
+                         "WHERE name = %(name)s", {"name": name})
+
+    def user(self, name: str) -> dict[str, Any] | None:
+        row = self.account(name)
+        return row if row and row["kind"] == "user" else None
+
+    def accounts(self, kind: str | None = None) -> list[dict[str, Any]]:
+        statement = "SELECT name, kind, role, source, active, created_at FROM accounts"
+        params: dict[str, Any] = {}
+        if kind:
+            statement += " WHERE kind = %(kind)s"
+            params["kind"] = kind
+        return self._rows(statement + " ORDER BY name", params)
+
+    # -- teams ---------------------------------------------------------------------------------
+
+    def teams(self, organization: str) -> list[dict[str, Any]]:
+        return self._rows("SELECT organization, name, description FROM teams WHERE organization = %(org)s "
+                          "ORDER BY name", {"org": organization})
+
+    def team(self, organization: str, name: str) -> dict[str, Any] | None:
+        return self._row("SELECT organization, name, description FROM teams WHERE organization = %(org)s "
+                         "AND name = %(name)s", {"org": organization, "name": name})
+
+    def members(self, organization: str, team: str) -> list[str]:
+        rows = self._rows("SELECT member FROM team_members WHERE organization = %(org)s AND team = %(team)s "
+                          "ORDER BY member", {"org": organization, "team": team})
+        return [r["member"] for r in rows]
+
+    def memberships(self, user: str) -> list[dict[str, Any]]:
+        return self._rows("SELECT organization, team FROM team_members WHERE member = %(user)s "
+                          "ORDER BY organization, team", {"user": user})
+
+    def is_owner(self, user: str, organization: str) -> bool:
+        return self._row("SELECT 1 AS x FROM team_members WHERE organization = %(org)s AND team = %(owners)s "
+                         "AND member = %(user)s", {"org": organization, "owners": OWNERS, "user": user}) is not None
+
+    def team_access(self, repository: str) -> list[dict[str, Any]]:
+        return self._rows("SELECT team, level FROM team_access WHERE repository = %(repo)s ORDER BY team",
+                          {"repo": repository})
+
+    # -- the facts for the access policy ------------------------------------------------------
+
+    def repository_facts(self, user: str | None, repository: str) -> RepositoryFacts:
+        """What the access policy needs to know about `user` (None: anonymous) and `repository`."""
+        namespace = repository.split("/", 1)[0] if "/" in repository else ""
+        with self._datastore.transaction(commit=False) as cursor:
+            cursor.execute(self._dialect.sql(
+                "SELECT visibility FROM repositories WHERE name = %(repo)s AND deleted = 0"), {"repo": repository})
+            repo = cursor.fetchall()
+            if user is None:
+                return RepositoryFacts(exists=bool(repo), public=bool(repo) and repo[0]["visibility"] == "public")
+            cursor.execute(self._dialect.sql(
+                "SELECT ta.level FROM team_access ta JOIN team_members tm ON tm.organization = ta.organization "
+                "AND tm.team = ta.team WHERE ta.repository = %(repo)s AND tm.member = %(user)s"),
+                {"repo": repository, "user": user})
+            levels = tuple(r["level"] for r in cursor.fetchall())
+            cursor.execute(self._dialect.sql(
+                "SELECT 1 AS x FROM team_members WHERE organization = %(org)s AND team = %(owners)s "
+                "AND member = %(user)s"), {"org": namespace, "owners": OWNERS, "user": user})
+            owner = bool(cursor.fetchall())
+        return RepositoryFacts(exists=bool(repo), public=bool(repo) and repo[0]["visibility"] == "public",
+                               team_levels=levels if repo else (), org_owner=owner)
+
+    # -- access tokens and settings ------------------------------------------------------------
+
+    def access_token(self, token_id: str) -> dict[str, Any] | None:
+        row = self._row("SELECT id, owner, name, secret_hash, expires_at, level, repositories, revoked, created_at "
+                        "FROM access_tokens WHERE id = %(id)s", {"id": token_id})
+        if row:
+            row["repositories"] = orjson.loads(row["repositories"])
+        return row
+
+    def access_tokens(self, owner: str) -> list[dict[str, Any]]:
+        rows = self._rows("SELECT id, owner, name, expires_at, level, repositories, revoked, created_at "
+                          "FROM access_tokens WHERE owner = %(owner)s ORDER BY created_at, id", {"owner": owner})
+        for row in rows:
+            row["repositories"] = orjson.loads(row["repositories"])
+        return rows
+
+    def auth_settings(self) -> dict[str, Any]:
+        row = self._row("SELECT mode, ldap FROM auth_settings WHERE id = 'auth'")
+        if row is None:
+            return {"mode": "managed", "ldap": {}}
+        return {"mode": row["mode"], "ldap": orjson.loads(row["ldap"])}
