@@ -33,7 +33,9 @@ def _export(settings: Settings) -> None:
 def serve(args: argparse.Namespace) -> int:
     import uvicorn
 
+    from dockyard.commands.access_tokens import AccessTokens
     from dockyard.commands.accounts import Accounts
+    from dockyard.commands.identity import Identity
     from dockyard.commands.persistence import event_store_env
     from dockyard.commands.registry import Registry
 
@@ -41,7 +43,8 @@ def serve(args: argparse.Namespace) -> int:
     # First start: create the admin once, here, before any worker runs.
     registry = Registry(event_store_env(settings.data_dir, settings.database_url))
     try:
-        generated = Accounts(registry).ensure_admin(settings.admin_password)
+        generated = Accounts(registry, Identity(registry), AccessTokens(registry)).ensure_admin(
+            settings.admin_password)
     finally:
         registry.close()
     if generated:

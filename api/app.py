@@ -15,11 +15,14 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from dockyard.api import errors, token_keys, v2
+from dockyard.api import errors, v2
 from dockyard.api.auth import Auth
+from dockyard.api.secret_store import SecretStore
 from dockyard.api.settings import Settings
 from dockyard.api.v2.common import Services
+from dockyard.commands.access_tokens import AccessTokens
 from dockyard.commands.accounts import Accounts
+from dockyard.commands.identity import Identity
 from dockyard.commands.persistence import event_store_env
 from dockyard.commands.registry import Registry
 from dockyard.commands.uploads import UploadSessions
@@ -31,13 +34,21 @@ log = logging.getLogger("dockyard")
 def build_services(settings: Settings) -> Services:
     registry = Registry(event_store_env(settings.data_dir, settings.database_url))
     store = open_store(settings.storage_url)
-    accounts = Accounts(registry)
-    auth = Auth(settings, accounts, token_keys.load_or_create(registry))
-    return Services(settings, registry, store, UploadSessions(store, registry), accounts, auth)
+    secrets = SecretStore(registry)
+    identity = Identity(registry)
+    tokens = AccessTokens(registry)
+    accounts = Accounts(registry, identity, tokens, secrets.ldap_bind_password)
+    auth = Auth(settings, accounts, secrets.signing_key())
+    return Services(settings, registry, store, UploadSessions(store, registry), accounts, auth,
+                    identity, tokens, secrets)
 
 
 async def _token(request: Request) -> Response:
     return await request.app.state.services.auth.token_endpoint(request)
+
+
+async def _oauth_token(request: Request) -> Response:
+    return await request.app.state.services.auth.oauth_token_endpoint(request)
 
 
 async def _health(request: Request) -> Response:
@@ -59,6 +70,7 @@ def create_app(settings: Settings) -> FastAPI:
     # The /v2/ hot paths are plain Starlette routes: FastAPI's validation adds ~35 µs each.
     app.router.routes.extend(v2.routes())
     app.router.routes.append(Route("/auth/token", _token, methods=["GET"]))
+    app.router.routes.append(Route("/auth/token", _oauth_token, methods=["POST"]))
     app.router.routes.append(Route("/healthz", _health, methods=["GET"]))
     return app
 

@@ -2,10 +2,12 @@
 
 The token flow (https://distribution.github.io/distribution/spec/auth/token/): a request
 without valid credentials gets 401 with `WWW-Authenticate: Bearer realm=...,service=...,
-scope=...`; the client asks the realm (`/auth/token`) for a JWT with Basic credentials and the
-scopes it needs; the token grants requested ∩ allowed actions; the client retries with
-`Authorization: Bearer <jwt>`. Verified tokens are cached until they expire (ES256 verify costs
-~120 µs of GIL time per request otherwise).
+scope=...`; the client asks the realm (`/auth/token`) for a JWT — GET with Basic credentials,
+or the OAuth2 form POST (password or refresh_token grant) — for the scopes it needs; the token
+grants requested ∩ allowed actions; the client retries with `Authorization: Bearer <jwt>`.
+Verified tokens are cached until they expire (ES256 verify costs ~120 µs of GIL time).
+
+Auth mode `none` (DTR's "None") lets every caller do everything.
 """
 
 from __future__ import annotations
@@ -24,14 +26,17 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 
+from dockyard.api.secret_store import key_id
 from dockyard.api.settings import Settings
-from dockyard.api.token_keys import key_id
 from dockyard.commands.accounts import Accounts
 from dockyard.domain import access
 from dockyard.domain.access import ANONYMOUS, Principal
 from dockyard.domain.actor import ANONYMOUS as ANONYMOUS_NAME
 from dockyard.domain.actor import Actor, current_actor
-from dockyard.domain.errors import Denied, Unauthorized
+from dockyard.domain.errors import Denied, DomainError, Unauthorized
+
+REFRESH_TTL_SECONDS = 7 * 24 * 3600
+_MODE_CACHE_SECONDS = 1.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,6 +60,11 @@ class Scope:
         return f"{self.type}:{self.name}:{','.join(sorted(self.actions))}"
 
 
+def parse_scopes(values: list[str]) -> list[Scope]:
+    """Scopes from query or form values; one value may hold several, space-separated (OAuth2)."""
+    return [s for value in values for part in value.split() if (s := Scope.parse(part))]
+
+
 @dataclass(frozen=True, slots=True)
 class Caller:
     """Who sent a request, and (for a bearer token) exactly what the token grants."""
@@ -73,11 +83,21 @@ class Auth:
         self._issuer = settings.token_service
         self._verified: dict[str, tuple[float, Caller]] = {}
         self._lock = threading.Lock()
+        self._mode: tuple[float, str] = (0.0, "managed")
 
-    # -- tokens --------------------------------------------------------------------------------
+    # -- the policy, per resource type ---------------------------------------------------------
+
+    def mode(self) -> str:
+        """The auth mode (`none`, `managed`, `ldap`), read from the log's read model at most once a second."""
+        now = time.monotonic()
+        if self._mode[0] < now:
+            self._mode = (now + _MODE_CACHE_SECONDS, self.accounts.registry.identity.auth_settings()["mode"])
+        return self._mode[1]
 
     def allowed(self, principal: Principal, scope: Scope) -> frozenset[str]:
-        """The actions of `scope` the principal may have (the policy, per resource type)."""
+        """The actions of `scope` the principal may have. Blocking (reads the read model)."""
+        if self.mode() == "none":
+            return scope.actions
         if scope.type == "repository":
             facts = self.accounts.registry.identity.repository_facts(principal.name, scope.name)
             return frozenset(access.allowed_actions(principal, scope.name, scope.actions, facts))
@@ -85,22 +105,50 @@ class Auth:
             return scope.actions & {"*"}
         return frozenset()
 
+    # -- tokens --------------------------------------------------------------------------------
+
+    def _sign(self, claims: dict[str, object]) -> str:
+        return jwt.encode(claims, self._key, algorithm="ES256", headers={"kid": self._kid})
+
     def issue(self, principal: Principal, scopes: list[Scope]) -> dict[str, object]:
+        """A registry token granting requested ∩ allowed actions. Blocking."""
         now = int(time.time())
-        grants = []
-        for scope in scopes:
-            actions = self.allowed(principal, scope)
-            grants.append({"type": scope.type, "name": scope.name, "actions": sorted(actions)})
+        grants = [{"type": s.type, "name": s.name, "actions": sorted(self.allowed(principal, s))} for s in scopes]
         claims = {
             "iss": self._issuer, "sub": principal.name or "", "aud": self.settings.token_service,
             "exp": now + self.settings.token_ttl_seconds, "nbf": now - 5, "iat": now,
             "jti": uuid.uuid4().hex, "access": grants,
         }
-        token = jwt.encode(claims, self._key, algorithm="ES256", headers={"kid": self._kid})
+        if principal.token_id:
+            claims["tid"] = principal.token_id
+        token = self._sign(claims)
         return {
             "token": token, "access_token": token, "expires_in": self.settings.token_ttl_seconds,
             "issued_at": datetime.fromtimestamp(now, UTC).isoformat().replace("+00:00", "Z"),
         }
+
+    def issue_refresh(self, principal: Principal) -> str:
+        now = int(time.time())
+        claims = {"iss": self._issuer, "sub": principal.name or "", "aud": self._issuer + "/refresh",
+                  "exp": now + REFRESH_TTL_SECONDS, "iat": now, "jti": uuid.uuid4().hex}
+        if principal.token_id:
+            claims["tid"] = principal.token_id
+        return self._sign(claims)
+
+    def _principal_of(self, sub: str | None, token_id: str | None) -> Principal | None:
+        """The current principal behind a token's subject (None if the user is gone or inactive)."""
+        if not sub:
+            return ANONYMOUS
+        row = self.accounts.registry.identity.user(sub)
+        if row is None or not row["active"]:
+            return None
+        if token_id:
+            token = self.accounts.registry.identity.access_token(token_id)
+            if token is None or token["revoked"] or token["owner"] != sub:
+                return None
+            return Principal(sub, row["role"], token_id=token_id, token_level=token["level"],
+                             token_repositories=tuple(token["repositories"]))
+        return Principal(sub, row["role"])
 
     async def verify(self, token: str) -> Caller | None:
         """The caller a bearer token speaks for, or None if it is invalid or expired."""
@@ -121,10 +169,10 @@ class Auth:
             k = (str(entry.get("type")), str(entry.get("name")))
             grants[k] = grants.get(k, frozenset()) | frozenset(entry.get("actions") or [])
         # Grants are fixed at issue time, for the token's short life (as in Distribution); the
-        # role is read once per token, for what a token cannot carry (catalog filtering).
-        sub = claims.get("sub") or None
-        row = self.accounts.registry.identity.user(sub) if sub else None
-        principal = Principal(sub, row["role"] if row and row["active"] else "none") if sub else ANONYMOUS
+        # principal is read once per token, to attribute events and filter listings.
+        principal = self._principal_of(claims.get("sub") or None, claims.get("tid"))
+        if principal is None:
+            return None
         caller = Caller(principal, grants)
         with self._lock:
             if len(self._verified) > 50_000:
@@ -154,23 +202,23 @@ class Auth:
         if scheme == "bearer":
             return await self.verify(value.strip())
         if scheme == "basic":
-            principal = await self._basic(value.strip())
+            principal = await self._basic(value.strip(), _address(request))
             return Caller(principal) if principal else None
         return Caller(ANONYMOUS)
 
-    async def _basic(self, value: str) -> Principal | None:
+    async def _basic(self, value: str, address: str) -> Principal | None:
         try:
-            name, _, password = base64.b64decode(value).decode("utf-8").partition(":")
+            name, _, password = base64.b64decode(value, validate=True).decode("utf-8").partition(":")
         except (ValueError, UnicodeDecodeError):
             return None
-        return await run_in_threadpool(self.accounts.authenticate, name, password)
+        return await run_in_threadpool(self.accounts.authenticate, name, password, address)
 
-    def _bind(self, request: Request, principal: Principal) -> None:
-        host = request.client.host if request.client else "unknown"
-        current_actor.set(Actor(principal.name or ANONYMOUS_NAME, host))
+    def bind(self, request: Request, principal: Principal) -> None:
+        """Attribute the events this request records to `principal` (and its access token)."""
+        current_actor.set(Actor(principal.name or ANONYMOUS_NAME, _address(request), principal.token_id))
 
     def permits(self, caller: Caller, scope: Scope) -> bool:
-        """Whether `caller` may do every action of `scope` (by its token, or by the policy)."""
+        """Whether `caller` may do every action of `scope` (by its token, or by the policy). Blocking."""
         if caller.token_access is not None:
             return scope.actions <= caller.token_access.get((scope.type, scope.name), frozenset())
         return scope.actions <= self.allowed(caller.principal, scope)
@@ -194,32 +242,82 @@ class Auth:
                 if caller.principal.is_anonymous:
                     raise _with_headers(Unauthorized("authentication required"), self.challenge(request, scope))
                 raise Denied(detail={"scope": str(scope)})
-        self._bind(request, caller.principal)
+        self.bind(request, caller.principal)
         return caller
 
     async def require_login(self, request: Request) -> Principal:
-        """Any valid credentials (the `/v2/` version check)."""
+        """Any valid credentials (the `/v2/` version check); anyone in auth mode `none`."""
         caller = await self.caller(request)
+        if caller is not None and caller.principal.is_anonymous and await run_in_threadpool(self.mode) == "none":
+            self.bind(request, caller.principal)
+            return caller.principal
         if caller is None or caller.principal.is_anonymous:
             raise _with_headers(Unauthorized("authentication required"), self.challenge(request, None))
-        self._bind(request, caller.principal)
+        self.bind(request, caller.principal)
         return caller.principal
 
     # -- the token endpoint --------------------------------------------------------------------
 
     async def token_endpoint(self, request: Request) -> Response:
-        """GET /auth/token?service=...&scope=... with optional Basic credentials."""
+        """GET /auth/token?service=...&scope=... with optional Basic credentials (Docker token spec)."""
         header = request.headers.get("authorization", "")
         principal: Principal | None = ANONYMOUS
         if header.lower().startswith("basic "):
-            principal = await self._basic(header[6:].strip())
+            principal = await self._basic(header[6:].strip(), _address(request))
             if principal is None:
-                body = {"errors": [{"code": "UNAUTHORIZED", "message": "invalid username or password",
-                                    "detail": None}]}
-                return Response(orjson.dumps(body), status_code=401, media_type="application/json")
-        scopes = [s for s in (Scope.parse(x) for x in request.query_params.getlist("scope")) if s]
+                return _token_error(401, "UNAUTHORIZED", "invalid username or password")
+        scopes = parse_scopes(request.query_params.getlist("scope"))
         issued = await run_in_threadpool(self.issue, principal, scopes)
+        if request.query_params.get("offline_token") == "true" and not principal.is_anonymous:
+            issued["refresh_token"] = self.issue_refresh(principal)
         return Response(orjson.dumps(issued), media_type="application/json")
+
+    async def oauth_token_endpoint(self, request: Request) -> Response:
+        """POST /auth/token, the OAuth2 form (Docker token spec, "oauth"): grant_type `password`
+        (username, password) or `refresh_token`; `access_type=offline` returns a refresh token."""
+        form = await request.form()
+        grant = str(form.get("grant_type") or "")
+        scopes = parse_scopes([str(v) for v in form.getlist("scope")])
+        if grant == "password":
+            name, password = str(form.get("username") or ""), str(form.get("password") or "")
+            try:
+                principal = await run_in_threadpool(self.accounts.authenticate, name, password, _address(request))
+            except DomainError:
+                return _token_error(429, "TOOMANYREQUESTS", "too many failed logins")
+            if principal is None:
+                return _token_error(401, "UNAUTHORIZED", "invalid username or password")
+        elif grant == "refresh_token":
+            principal = await run_in_threadpool(self._refresh_principal, str(form.get("refresh_token") or ""))
+            if principal is None:
+                return _token_error(401, "UNAUTHORIZED", "invalid refresh token")
+        else:
+            return _token_error(400, "UNSUPPORTED", "grant_type must be password or refresh_token")
+        issued = await run_in_threadpool(self.issue, principal, scopes)
+        body = {"access_token": issued["access_token"], "expires_in": issued["expires_in"],
+                "issued_at": issued["issued_at"], "scope": " ".join(str(s) for s in scopes)}
+        if grant == "refresh_token":
+            body["refresh_token"] = str(form.get("refresh_token"))
+        elif form.get("access_type") == "offline":
+            body["refresh_token"] = self.issue_refresh(principal)
+        return Response(orjson.dumps(body), media_type="application/json")
+
+    def _refresh_principal(self, token: str) -> Principal | None:
+        try:
+            claims = jwt.decode(token, self._public, algorithms=["ES256"], audience=self._issuer + "/refresh",
+                                issuer=self._issuer, options={"require": ["exp", "sub"]})
+        except jwt.PyJWTError:
+            return None
+        principal = self._principal_of(claims.get("sub") or None, claims.get("tid"))
+        return None if principal is None or principal.is_anonymous else principal
+
+
+def _address(request: Request) -> str:
+    return request.client.host if request.client else "unknown"
+
+
+def _token_error(status: int, code: str, message: str) -> Response:
+    body = {"errors": [{"code": code, "message": message, "detail": None}]}
+    return Response(orjson.dumps(body), status_code=status, media_type="application/json")
 
 
 def _with_headers(error: Exception, headers: dict[str, str]) -> Exception:

@@ -1,4 +1,14 @@
-"""Accounts: password hashing (argon2id), the first admin, and checking credentials.
+"""Signing in: managed passwords (argon2id), LDAP, access tokens, and login throttling.
+
+`Accounts.authenticate` is the one door for credentials, whatever the auth mode:
+- a password of the form `dyt_…` is an access token of the named user;
+- the initial `admin` always signs in with its managed password, in every mode, so an admin
+  can never lock everyone out;
+- in `ldap` mode every other user signs in against the directory, and appears as a user with
+  role `none` on first login;
+- in `managed` mode, argon2id hashes in the read model.
+Unknown users and wrong passwords look alike (same answer, a hash verified either way).
+Repeated failures per user and client address are throttled (429) and the lock-out recorded.
 
 Verifying an argon2id hash costs tens of milliseconds by design; HTTP Basic sends the password
 on every request, so a successful check is remembered briefly under a keyed digest of the
@@ -13,64 +23,157 @@ import os
 import secrets
 import threading
 import time
+from collections import deque
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
+from dockyard.commands.access_tokens import AccessTokens, is_access_token
+from dockyard.commands.directory import LdapConfig, LdapDirectory
+from dockyard.commands.identity import Identity
 from dockyard.commands.registry import Registry
 from dockyard.domain.access import Principal
-from dockyard.domain.actor import SYSTEM, current_actor
+from dockyard.domain.actor import SYSTEM, Actor, current_actor
+from dockyard.domain.errors import Conflict, InvalidRequest, TooManyRequests
+from dockyard.domain.login import LoginGuard
 
 ADMIN = "admin"
-_CACHE_SECONDS = 60.0
+_CACHE_SECONDS = 30.0
+MAX_FAILURES = 5
+FAILURE_WINDOW = 60.0
+LOCKOUT = 60.0
 
 
 class Accounts:
-    def __init__(self, registry: Registry) -> None:
+    def __init__(self, registry: Registry, identity: Identity, tokens: AccessTokens,
+                 ldap_bind_password: Callable[[], str] = lambda: "") -> None:
         self.registry = registry
+        self.identity = identity
+        self.tokens = tokens
+        self._ldap_bind_password = ldap_bind_password
         self._hasher = PasswordHasher()
         self._cache_key = os.urandom(32)
         self._verified: dict[bytes, tuple[float, Principal]] = {}
+        self._failures: dict[tuple[str, str], deque[float]] = {}
+        self._locked: dict[tuple[str, str], float] = {}
         self._lock = threading.Lock()
         # A fixed hash to verify against for unknown users, so they cost the same as a wrong password.
         self._decoy = self._hasher.hash(secrets.token_hex(16))
 
     def hash_password(self, password: str) -> str:
+        if not password:
+            raise InvalidRequest("the password must not be empty")
         return self._hasher.hash(password)
 
     def ensure_admin(self, password: str | None) -> str | None:
         """Create the `admin` user on first start. Returns the generated password, if one was made."""
-        if self.registry.user_exists(ADMIN):
+        if self.registry.identity.user(ADMIN) is not None:
             return None
         generated = None
         if not password:
             password = generated = secrets.token_urlsafe(18)
         token = current_actor.set(SYSTEM)
         try:
-            self.registry.create_user(ADMIN, self.hash_password(password), "admin")
+            self.identity.create_user(ADMIN, self.hash_password(password), "admin")
+        except Conflict:
+            return None  # another process created it first
         finally:
             current_actor.reset(token)
         return generated
 
-    def authenticate(self, name: str, password: str) -> Principal | None:
-        """The principal for these credentials, or None. Unknown users and wrong passwords look alike."""
+    def forget_cached(self) -> None:
+        """Drop remembered logins (after a role, password or mode change)."""
+        with self._lock:
+            self._verified.clear()
+
+    # -- the door ------------------------------------------------------------------------------
+
+    def authenticate(self, name: str, password: str, address: str = "local") -> Principal | None:
+        """The principal for these credentials, or None. `TooManyRequests` while throttled."""
         key = hmac.new(self._cache_key, f"{name}\x00{password}".encode(), hashlib.sha256).digest()
         now = time.monotonic()
+        self._check_throttle(name, address, now)
         with self._lock:
             hit = self._verified.get(key)
         if hit is not None and hit[0] > now:
             return hit[1]
+        principal = self._verify(name, password)
+        if principal is None:
+            self._failed(name, address, now)
+            return None
+        if principal.token_id is None:  # token use is checked every time (revocation, expiry)
+            with self._lock:
+                if len(self._verified) > 10_000:
+                    self._verified.clear()
+                self._verified[key] = (now + _CACHE_SECONDS, principal)
+        return principal
+
+    def _verify(self, name: str, password: str) -> Principal | None:
+        if is_access_token(password):
+            return self._verify_token(name, password)
+        mode = self.registry.identity.auth_settings()
+        if mode["mode"] == "ldap" and name != ADMIN:
+            return self._verify_ldap(name, password, mode["ldap"])
         row = self.registry.identity.user(name)
         try:
-            if row is None or not row["active"]:
+            if row is None or not row["active"] or not row["password_hash"]:
                 self._hasher.verify(self._decoy, password or "-")
                 return None
             self._hasher.verify(row["password_hash"], password)
         except (VerifyMismatchError, VerificationError, InvalidHashError):
             return None
-        principal = Principal(row["name"], row["role"])
+        return Principal(row["name"], row["role"])
+
+    def _verify_token(self, name: str, password: str) -> Principal | None:
+        row = self.tokens.check(name, password)
+        user = self.registry.identity.user(name) if row else None
+        if row is None or user is None or not user["active"]:
+            return None
+        return Principal(name, user["role"], token_id=row["id"], token_level=row["level"],
+                         token_repositories=tuple(row["repositories"]))
+
+    def _verify_ldap(self, name: str, password: str, settings: dict) -> Principal | None:
+        directory = LdapDirectory(LdapConfig.from_settings(settings, self._ldap_bind_password()))
+        if not directory.authenticate(name, password):
+            return None
+        row = self.registry.identity.user(name)
+        if row is None:  # first login of a directory user: an account with no global role
+            token = current_actor.set(Actor(name, current_actor.get().address))
+            try:
+                self.identity.create_user(name, "", "none", source="ldap")
+            except (Conflict, InvalidRequest):
+                pass
+            finally:
+                current_actor.reset(token)
+            row = self.registry.identity.user(name)
+        if row is None or not row["active"]:
+            return None
+        return Principal(row["name"], row["role"])
+
+    # -- throttling ----------------------------------------------------------------------------
+
+    def _check_throttle(self, name: str, address: str, now: float) -> None:
         with self._lock:
-            if len(self._verified) > 10_000:
-                self._verified.clear()
-            self._verified[key] = (now + _CACHE_SECONDS, principal)
-        return principal
+            until = self._locked.get((name, address))
+        if until is not None and until > now:
+            raise TooManyRequests("too many failed logins; try again later",
+                                  {"retryAfterSeconds": int(until - now) + 1})
+
+    def _failed(self, name: str, address: str, now: float) -> None:
+        with self._lock:
+            window = self._failures.setdefault((name, address), deque())
+            window.append(now)
+            while window and window[0] < now - FAILURE_WINDOW:
+                window.popleft()
+            if len(window) < MAX_FAILURES:
+                return
+            self._locked[(name, address)] = now + LOCKOUT
+            failures = len(window)
+            window.clear()
+        until = (datetime.now(UTC) + timedelta(seconds=LOCKOUT)).isoformat()
+        guard = self.registry.load(LoginGuard, LoginGuard.create_id(name, address)) or LoginGuard(
+            user=name, address=address)
+        guard.throttle(name, address, failures, until)
+        self.registry.save(guard)

@@ -59,7 +59,7 @@ class Registry(Application[UUID]):
         processing_event.saved_kwargs["view_events"] = list(processing_event.events)
         return super()._record(processing_event)
 
-    def _retrying(self, command: Callable[[], A]) -> A:
+    def retrying(self, command: Callable[[], A]) -> A:
         """Run `command` (which loads, decides and saves) again on a version conflict."""
         for _attempt in range(MAX_ATTEMPTS):
             try:
@@ -68,7 +68,7 @@ class Registry(Application[UUID]):
                 continue
         raise TooManyRequests("too many concurrent changes to the same object; retry")
 
-    def _load(self, cls: type[A], aggregate_id: UUID) -> A | None:
+    def load(self, cls: type[A], aggregate_id: UUID) -> A | None:
         try:
             return self.repository.get(aggregate_id)  # type: ignore[return-value]
         except AggregateNotFoundError:
@@ -76,7 +76,7 @@ class Registry(Application[UUID]):
 
     def _live_repository(self, name: str) -> list[Repository]:
         """The aggregates to save so that repository `name` exists and is live (created on first push)."""
-        repo = self._load(Repository, Repository.create_id(name))
+        repo = self.load(Repository, Repository.create_id(name))
         if repo is None:
             return [Repository(name=name)]
         if repo.deleted:
@@ -91,25 +91,25 @@ class Registry(Application[UUID]):
         check_repository_name(repository)
 
         def command() -> None:
-            link = self._load(BlobLink, BlobLink.create_id(repository, digest)) or BlobLink(
+            link = self.load(BlobLink, BlobLink.create_id(repository, digest)) or BlobLink(
                 repository=repository, digest=digest)
             link.link(size, source)
             self.save(*self._live_repository(repository), link)
 
-        self._retrying(command)
+        self.retrying(command)
 
     def delete_blob(self, repository: str, digest: str) -> None:
         """Unlink a blob from `repository` (its bytes go when GC finds nothing references them)."""
         Digest.parse(digest)
 
         def command() -> None:
-            link = self._load(BlobLink, BlobLink.create_id(repository, digest))
+            link = self.load(BlobLink, BlobLink.create_id(repository, digest))
             if link is None or not link.linked:
                 raise BlobUnknown(detail={"digest": digest})
             link.unlink()
             self.save(link)
 
-        self._retrying(command)
+        self.retrying(command)
 
     # -- manifests and tags --------------------------------------------------------------------
 
@@ -135,7 +135,7 @@ class Registry(Application[UUID]):
 
         def command() -> None:
             changed: list[Any] = self._live_repository(repository)
-            manifest = self._load(Manifest, Manifest.create_id(repository, parsed.digest)) or Manifest(
+            manifest = self.load(Manifest, Manifest.create_id(repository, parsed.digest)) or Manifest(
                 repository=repository, digest=parsed.digest)
             if not manifest.present:
                 manifest.push(
@@ -146,13 +146,13 @@ class Registry(Application[UUID]):
                 )
                 changed.append(manifest)
             if tag is not None:
-                tag_aggregate = self._load(Tag, Tag.create_id(repository, tag)) or Tag(repository=repository, name=tag)
+                tag_aggregate = self.load(Tag, Tag.create_id(repository, tag)) or Tag(repository=repository, name=tag)
                 if tag_aggregate.point_at(parsed.digest) or tag_aggregate.version == 1:
                     changed.append(tag_aggregate)
             if changed:
                 self.save(*changed)
 
-        self._retrying(command)
+        self.retrying(command)
         return parsed
 
     def delete_manifest(self, repository: str, digest: str) -> list[str]:
@@ -160,28 +160,28 @@ class Registry(Application[UUID]):
         Digest.parse(digest)
 
         def command() -> list[str]:
-            manifest = self._load(Manifest, Manifest.create_id(repository, digest))
+            manifest = self.load(Manifest, Manifest.create_id(repository, digest))
             if manifest is None or not manifest.present:
                 raise ManifestUnknown(detail={"digest": digest})
             manifest.delete()
             changed: list[Any] = [manifest]
             tags = self.queries.tags_pointing_at(repository, digest)
             for name in tags:
-                tag = self._load(Tag, Tag.create_id(repository, name))
+                tag = self.load(Tag, Tag.create_id(repository, name))
                 if tag is not None and tag.digest == digest:
                     tag.delete()
                     changed.append(tag)
             self.save(*changed)
             return tags
 
-        return self._retrying(command)
+        return self.retrying(command)
 
     def delete_tag(self, repository: str, name: str) -> str:
         """Remove a tag; the manifest stays, reachable by digest. Returns the digest it named."""
         check_tag(name)
 
         def command() -> str:
-            tag = self._load(Tag, Tag.create_id(repository, name))
+            tag = self.load(Tag, Tag.create_id(repository, name))
             if tag is None or tag.digest is None:
                 raise ManifestUnknown(detail={"tag": name})
             digest = tag.digest
@@ -189,7 +189,7 @@ class Registry(Application[UUID]):
             self.save(tag)
             return digest
 
-        return self._retrying(command)
+        return self.retrying(command)
 
     # -- accounts ------------------------------------------------------------------------------
 
@@ -197,5 +197,5 @@ class Registry(Application[UUID]):
         self.save(User(name=name, password_hash=password_hash, role=role))
 
     def user_exists(self, name: str) -> bool:
-        return self._load(User, User.create_id(name, "", "")) is not None
+        return self.load(User, User.create_id(name, "", "")) is not None
 

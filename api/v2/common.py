@@ -9,8 +9,11 @@ from urllib.parse import urlencode
 from starlette.requests import Request
 
 from dockyard.api.auth import Auth, Scope
+from dockyard.api.secret_store import SecretStore
 from dockyard.api.settings import Settings
+from dockyard.commands.access_tokens import AccessTokens
 from dockyard.commands.accounts import Accounts
+from dockyard.commands.identity import Identity
 from dockyard.commands.registry import Registry
 from dockyard.commands.uploads import UploadSessions
 from dockyard.domain.errors import PaginationInvalid
@@ -31,6 +34,9 @@ class Services:
     uploads: UploadSessions
     accounts: Accounts
     auth: Auth
+    identity: Identity
+    tokens: AccessTokens
+    secrets: SecretStore
 
 
 def services(request: Request) -> Services:

@@ -60,7 +60,7 @@ async def _try_mount(svc: Services, request: Request, caller: Caller, name: str)
     else:  # OCI 1.1: without `from`, mount from any repository the caller may read
         candidates = await run_in_threadpool(svc.registry.queries.repositories_linking, digest)
     for candidate in candidates:
-        if candidate == name or not svc.auth.permits(caller, scope(candidate, "pull")):
+        if candidate == name or not await run_in_threadpool(svc.auth.permits, caller, scope(candidate, "pull")):
             continue
         if await run_in_threadpool(svc.uploads.mount, name, digest, candidate) is not None:
             return _created(name, digest)

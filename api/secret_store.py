@@ -1,0 +1,67 @@
+"""Secrets the registry keeps beside its metadata, never in the event log (which auditors
+export): the key that signs registry tokens, the LDAP bind password.
+
+Every process and replica must see the same values, so they live in the metadata database.
+The first process to start inserts the signing key; `ON CONFLICT DO NOTHING` makes concurrent
+first starts agree.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+
+from dockyard.commands.registry import Registry
+
+_CREATE = "CREATE TABLE IF NOT EXISTS signing_keys (id TEXT PRIMARY KEY, private_pem TEXT NOT NULL)"
+_INSERT = ("INSERT INTO signing_keys (id, private_pem) VALUES (%(id)s, %(value)s) "
+           "ON CONFLICT (id) DO NOTHING")
+_UPSERT = ("INSERT INTO signing_keys (id, private_pem) VALUES (%(id)s, %(value)s) "
+           "ON CONFLICT (id) DO UPDATE SET private_pem = excluded.private_pem")
+_SELECT = "SELECT private_pem FROM signing_keys WHERE id = %(id)s"
+TOKEN_KEY = "token"
+LDAP_BIND_PASSWORD = "ldap-bind-password"
+
+
+class SecretStore:
+    def __init__(self, registry: Registry) -> None:
+        self._datastore = registry.recorder.datastore
+        self._dialect = registry.dialect
+        with self._datastore.transaction(commit=True) as cursor:
+            cursor.execute(_CREATE)
+
+    def get(self, secret_id: str) -> str | None:
+        with self._datastore.transaction(commit=False) as cursor:
+            cursor.execute(self._dialect.sql(_SELECT), {"id": secret_id})
+            rows = cursor.fetchall()
+        return rows[0]["private_pem"] if rows else None
+
+    def put(self, secret_id: str, value: str) -> None:
+        with self._datastore.transaction(commit=True) as cursor:
+            cursor.execute(self._dialect.sql(_UPSERT), {"id": secret_id, "value": value})
+
+    def signing_key(self) -> ec.EllipticCurvePrivateKey:
+        """The registry's ES256 token-signing key, creating it on first use."""
+        candidate = ec.generate_private_key(ec.SECP256R1())
+        pem = candidate.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                      serialization.NoEncryption()).decode()
+        with self._datastore.transaction(commit=True) as cursor:
+            cursor.execute(self._dialect.sql(_INSERT), {"id": TOKEN_KEY, "value": pem})
+            cursor.execute(self._dialect.sql(_SELECT), {"id": TOKEN_KEY})
+            stored = cursor.fetchall()[0]["private_pem"]
+        key = serialization.load_pem_private_key(stored.encode(), password=None)
+        assert isinstance(key, ec.EllipticCurvePrivateKey)
+        return key
+
+    def ldap_bind_password(self) -> str:
+        return self.get(LDAP_BIND_PASSWORD) or ""
+
+
+def key_id(key: ec.EllipticCurvePrivateKey) -> str:
+    """A libtrust-style key id (what Docker's token spec puts in `kid`)."""
+    der = key.public_key().public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+    encoded = base64.b32encode(hashlib.sha256(der).digest()[:30]).decode().rstrip("=")
+    return ":".join(encoded[i:i + 4] for i in range(0, 48, 4))

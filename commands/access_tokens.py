@@ -1,0 +1,85 @@
+"""Access tokens: create (the secret is returned once), list, revoke, and check a presented one.
+
+A token is presented as the password, with the owner's user name: `dyt_<id>_<secret>`. Only
+sha256(secret) is stored — the secret has 256 bits of entropy, so a slow hash buys nothing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from dockyard.commands.registry import Registry
+from dockyard.domain.access_token import AccessToken, check_token_level
+from dockyard.domain.errors import InvalidRequest, NotFound
+from dockyard.domain.names import check_repository_name
+
+PREFIX = "dyt_"
+
+
+@dataclass(frozen=True, slots=True)
+class IssuedToken:
+    token_id: str
+    secret: str  # the whole presentable token, shown once
+
+
+def _hash(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+class AccessTokens:
+    def __init__(self, registry: Registry) -> None:
+        self.registry = registry
+
+    def create(self, user: str, name: str, level: str, expires_at: datetime | None,
+               repositories: list[str]) -> IssuedToken:
+        if self.registry.identity.user(user) is None:
+            raise NotFound("no such user", {"user": user})
+        if not name or len(name) > 100:
+            raise InvalidRequest("a token needs a name of 1 to 100 characters")
+        check_token_level(level)
+        for repository in repositories:
+            check_repository_name(repository)
+        if expires_at is not None:
+            if expires_at.tzinfo is None:
+                expires_at = expires_at.replace(tzinfo=UTC)
+            if expires_at <= datetime.now(UTC):
+                raise InvalidRequest("expiresAt is in the past")
+        token_id = secrets.token_hex(8)
+        secret = secrets.token_urlsafe(32)
+        self.registry.save(AccessToken(
+            token_id=token_id, user=user, name=name, secret_hash=_hash(secret),
+            expires_at=expires_at.isoformat() if expires_at else None, level=level,
+            repositories=sorted(set(repositories))))
+        return IssuedToken(token_id, f"{PREFIX}{token_id}_{secret}")
+
+    def revoke(self, user: str, token_id: str) -> None:
+        def command() -> None:
+            token = self.registry.load(AccessToken, AccessToken.create_id(token_id, "", "", "", None, "", []))
+            if token is None or token.user != user:
+                raise NotFound("no such token", {"id": token_id})
+            token.revoke()
+            self.registry.save(token)
+
+        self.registry.retrying(command)
+
+    def check(self, user: str, presented: str) -> dict | None:
+        """The token row if `presented` is a valid, unexpired, unrevoked token of `user`, else None."""
+        if not presented.startswith(PREFIX):
+            return None
+        token_id, _, secret = presented[len(PREFIX):].partition("_")
+        row = self.registry.identity.access_token(token_id)
+        if row is None or row["owner"] != user or row["revoked"]:
+            return None
+        if not hmac.compare_digest(row["secret_hash"], _hash(secret)):
+            return None
+        if row["expires_at"] and datetime.fromisoformat(row["expires_at"]) <= datetime.now(UTC):
+            return None
+        return row
+
+
+def is_access_token(password: str) -> bool:
+    return password.startswith(PREFIX)

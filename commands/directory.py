@@ -1,0 +1,102 @@
+"""LDAP authentication (ldap3): search for the user with a service account, then bind as them.
+
+Settings are DTR's: server URL (`ldap://`, `ldaps://`, or `ldap://` + StartTLS), a search
+bind DN and password, the user base DN, a user filter and the username attribute.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import ldap3
+from ldap3.core.exceptions import LDAPException
+from ldap3.utils.conv import escape_filter_chars
+
+from dockyard.domain.errors import InvalidRequest
+
+TIMEOUT = 5
+
+
+@dataclass(frozen=True, slots=True)
+class LdapConfig:
+    url: str
+    bind_dn: str = ""
+    bind_password: str = ""
+    user_base_dn: str = ""
+    user_filter: str = "(objectClass=inetOrgPerson)"
+    username_attribute: str = "uid"
+    start_tls: bool = False
+
+    @classmethod
+    def from_settings(cls, ldap: dict[str, Any], bind_password: str) -> LdapConfig:
+        return cls(
+            url=str(ldap.get("url") or ""), bind_dn=str(ldap.get("bindDn") or ""), bind_password=bind_password,
+            user_base_dn=str(ldap.get("userBaseDn") or ""),
+            user_filter=str(ldap.get("userFilter") or "(objectClass=inetOrgPerson)"),
+            username_attribute=str(ldap.get("usernameAttribute") or "uid"),
+            start_tls=bool(ldap.get("startTls")),
+        )
+
+
+class LdapDirectory:
+    def __init__(self, config: LdapConfig) -> None:
+        if not config.url.startswith(("ldap://", "ldaps://")):
+            raise InvalidRequest("the LDAP URL must start with ldap:// or ldaps://", {"url": config.url})
+        self.config = config
+
+    def _connection(self, user: str | None, password: str | None) -> ldap3.Connection:
+        server = ldap3.Server(self.config.url, connect_timeout=TIMEOUT, get_info=ldap3.NONE)
+        conn = ldap3.Connection(server, user=user, password=password, receive_timeout=TIMEOUT,
+                                raise_exceptions=False, auto_bind=ldap3.AUTO_BIND_NONE)
+        conn.open()
+        if self.config.start_tls and not self.config.url.startswith("ldaps://"):
+            conn.start_tls()
+        return conn
+
+    def _service(self) -> ldap3.Connection:
+        conn = self._connection(self.config.bind_dn or None, self.config.bind_password or None)
+        if not conn.bind():
+            raise LDAPException(f"search bind failed: {conn.result.get('description')}")
+        return conn
+
+    def find_user(self, username: str) -> str | None:
+        """The DN of the one directory entry for `username`, or None."""
+        attribute = escape_filter_chars(self.config.username_attribute)
+        query = f"(&{self.config.user_filter}({attribute}={escape_filter_chars(username)}))"
+        conn = self._service()
+        try:
+            conn.search(self.config.user_base_dn, query, attributes=[])
+            entries = [e for e in conn.response or [] if e.get("type") == "searchResEntry"]
+        finally:
+            conn.unbind()
+        return entries[0]["dn"] if len(entries) == 1 else None
+
+    def authenticate(self, username: str, password: str) -> bool:
+        """Search for the user, then bind as them with `password`. False for any failure."""
+        if not password:  # an empty password is an anonymous bind in LDAP: never a login
+            return False
+        try:
+            dn = self.find_user(username)
+            if dn is None:
+                return False
+            conn = self._connection(dn, password)
+            try:
+                return bool(conn.bind())
+            finally:
+                conn.unbind()
+        except LDAPException:
+            return False
+
+    def test(self) -> dict[str, Any]:
+        """DTR's "test connection": bind with the search account and count matching users."""
+        try:
+            conn = self._service()
+            try:
+                conn.search(self.config.user_base_dn, self.config.user_filter, attributes=[])
+                users = len([e for e in conn.response or [] if e.get("type") == "searchResEntry"])
+            finally:
+                conn.unbind()
+            return {"ok": True, "users": users}
+        except LDAPException as exc:
+            return {"ok": False, "error": str(exc)}

@@ -1,0 +1,26 @@
+"""Login throttling, recorded: a `Throttled` event each time a user+address pair is locked out."""
+
+from __future__ import annotations
+
+from uuid import UUID
+
+from eventsourcing.domain import event
+
+from dockyard.domain.aggregate import RegistryAggregate, name_id
+
+
+class LoginGuard(RegistryAggregate):
+    TOPIC = "dockyard.LoginGuard"
+
+    @staticmethod
+    def create_id(user: str, address: str) -> UUID:
+        return name_id("login-guard", user, address)
+
+    @event("Created", topic="dockyard.LoginGuard.Created")
+    def __init__(self, user: str, address: str) -> None:
+        self.user = user
+        self.address = address
+
+    @event("Throttled", topic="dockyard.LoginGuard.Throttled")
+    def throttle(self, user: str, address: str, failures: int, until: str) -> None:
+        """Too many failed logins: refuse this user from this address until `until` (ISO time)."""
