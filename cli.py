@@ -3,6 +3,7 @@
     dockyard serve --data-dir DIR --listen HOST:PORT [--database-url URL] [--storage URL]
     dockyard projections rebuild [--data-dir DIR | --database-url URL]
     dockyard events tail [-n N]
+    dockyard users list|create NAME [--role R]|set-role NAME --role R|set-password NAME|deactivate NAME|activate NAME
 """
 
 from __future__ import annotations
@@ -96,6 +97,51 @@ def tail(args: argparse.Namespace) -> int:
     return 0
 
 
+def _registry(args: argparse.Namespace):  # noqa: ANN202
+    from dockyard.commands.persistence import event_store_env
+    from dockyard.commands.registry import Registry
+
+    settings = _settings(args)
+    return Registry(event_store_env(settings.data_dir, settings.database_url))
+
+
+def users(args: argparse.Namespace) -> int:
+    """`dockyard users list|create|set-role|set-password|deactivate|activate`."""
+    import getpass
+
+    from dockyard.commands.access_tokens import AccessTokens
+    from dockyard.commands.accounts import Accounts
+    from dockyard.commands.identity import Identity
+    from dockyard.domain.errors import DomainError
+
+    registry = _registry(args)
+    try:
+        identity = Identity(registry)
+        accounts = Accounts(registry, identity, AccessTokens(registry))
+        if args.verb == "list":
+            for row in registry.identity.accounts("user"):
+                print(f"{row['name']}\t{row['role']}\t{row['source']}\t{'active' if row['active'] else 'inactive'}")
+            return 0
+        password = None
+        if args.verb in ("create", "set-password"):
+            password = os.environ.get("DOCKYARD_USER_PASSWORD") or getpass.getpass(f"password for {args.name}: ")
+        if args.verb == "create":
+            identity.create_user(args.name, accounts.hash_password(password or ""), args.role)
+        elif args.verb == "set-role":
+            identity.update_user(args.name, role=args.role)
+        elif args.verb == "set-password":
+            identity.update_user(args.name, password_hash=accounts.hash_password(password or ""))
+        else:
+            identity.update_user(args.name, active=args.verb == "activate")
+        print(f"{args.verb}: {args.name}")
+        return 0
+    except DomainError as exc:
+        print(f"error: {exc.message} {exc.detail or ''}", file=sys.stderr)
+        return 1
+    finally:
+        registry.close()
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="dockyard", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -124,6 +170,19 @@ def main(argv: list[str] | None = None) -> int:
     common(t)
     t.add_argument("-n", type=int, default=20)
     t.set_defaults(func=tail)
+
+    p = sub.add_parser("users", help="manage users (password from DOCKYARD_USER_PASSWORD or a prompt)")
+    usub = p.add_subparsers(dest="verb", required=True)
+    for verb, needs_role in (("list", False), ("create", True), ("set-role", True), ("set-password", False),
+                             ("deactivate", False), ("activate", False)):
+        u = usub.add_parser(verb)
+        common(u)
+        if verb != "list":
+            u.add_argument("name")
+        if needs_role:
+            u.add_argument("--role", choices=["none", "read-only", "read-write", "admin"],
+                           required=verb == "set-role", default="none")
+        u.set_defaults(func=users)
 
     args = parser.parse_args(argv)
     return args.func(args)
