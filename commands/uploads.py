@@ -99,7 +99,7 @@ class UploadSessions:
 
     def status(self, repository: str, upload_id: str) -> UploadStatus:
         """The session's size; `BlobUploadUnknown` if there is no such session for `repository`."""
-        if not _UUID.match(upload_id):
+        if not _UUID.fullmatch(upload_id):
             raise BlobUploadUnknown(detail={"upload": upload_id})
         try:
             info = orjson.loads(self.store.read_bytes(_info_key(upload_id)))

@@ -27,7 +27,7 @@ def account_id(name: str) -> UUID:
 
 def check_account_name(name: str) -> str:
     """A user or organisation name is one repository-name component (it is the namespace)."""
-    if not isinstance(name, str) or len(name) > MAX_ACCOUNT_NAME or not _ACCOUNT_NAME.match(name):
+    if not isinstance(name, str) or len(name) > MAX_ACCOUNT_NAME or not _ACCOUNT_NAME.fullmatch(name):
         raise InvalidRequest("invalid account name: lowercase letters, digits and . _ - separators",
                              {"name": name})
     return name

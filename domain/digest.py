@@ -23,7 +23,7 @@ class Digest:
     @classmethod
     def parse(cls, text: str) -> Digest:
         """Parse `text`; raise `DigestInvalid` unless it is a well-formed, supported digest."""
-        m = _DIGEST.match(text or "")
+        m = _DIGEST.fullmatch(text or "")
         if not m:
             raise DigestInvalid("invalid digest", {"digest": text})
         algorithm, encoded = m.group(1), m.group(2)

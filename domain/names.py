@@ -14,17 +14,17 @@ MAX_NAME_LENGTH = 255
 
 def check_repository_name(name: str) -> str:
     """Return `name` if it is a valid repository name, else raise `NameInvalid`."""
-    if len(name) > MAX_NAME_LENGTH or not _NAME.match(name):
+    if len(name) > MAX_NAME_LENGTH or not _NAME.fullmatch(name):
         raise NameInvalid("invalid repository name", {"name": name})
     return name
 
 
 def check_tag(tag: str) -> str:
     """Return `tag` if it is a valid tag, else raise `ManifestInvalid`."""
-    if not _TAG.match(tag):
+    if not _TAG.fullmatch(tag):
         raise ManifestInvalid("invalid tag", {"tag": tag})
     return tag
 
 
 def is_valid_tag(tag: str) -> bool:
-    return bool(_TAG.match(tag))
+    return bool(_TAG.fullmatch(tag))

@@ -15,7 +15,7 @@ _TEAM_NAME = re.compile(r"^[a-z0-9]+(?:[._-][a-z0-9]+)*$")
 
 
 def check_team_name(name: str) -> str:
-    if not isinstance(name, str) or len(name) > 64 or not _TEAM_NAME.match(name):
+    if not isinstance(name, str) or len(name) > 64 or not _TEAM_NAME.fullmatch(name):
         raise InvalidRequest("invalid team name: lowercase letters, digits and . _ - separators", {"name": name})
     return name
 

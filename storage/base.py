@@ -12,7 +12,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from typing import BinaryIO
 
-_KEY = re.compile(r"^[A-Za-z0-9._-]+(?:/[A-Za-z0-9._-]+)*$")
+_KEY = re.compile(r"[A-Za-z0-9._-]+(?:/[A-Za-z0-9._-]+)*")  # fullmatch: `$` would allow a final "\n"
 
 
 class StorageError(Exception):
@@ -25,6 +25,10 @@ class BlobNotFound(StorageError):
 
 class InvalidKey(StorageError):
     """The key is not a valid storage path."""
+
+
+class InvalidOffset(StorageError):
+    """A read was asked to start at a negative offset."""
 
 
 class Writer(ABC):
@@ -64,7 +68,7 @@ class BlobStore(ABC):
 
     @staticmethod
     def check_key(key: str) -> str:
-        if not _KEY.match(key) or any(part in (".", "..") for part in key.split("/")):
+        if not _KEY.fullmatch(key) or any(part in (".", "..") for part in key.split("/")):
             raise InvalidKey(f"invalid storage key: {key!r}")
         return key
 
@@ -80,8 +84,14 @@ class BlobStore(ABC):
         return True
 
     def open_read(self, key: str, offset: int = 0) -> BinaryIO:
-        """A binary file-like object positioned at `offset`; `BlobNotFound` if absent."""
-        return self._open_read(self.check_key(key), offset)
+        """A binary file-like object positioned at `offset`; `BlobNotFound` if absent.
+
+        An offset at or past the end gives a reader of no bytes; a negative one `InvalidOffset`.
+        """
+        self.check_key(key)
+        if offset < 0:
+            raise InvalidOffset(f"negative offset {offset} for {key!r}")
+        return self._open_read(key, offset)
 
     def read_bytes(self, key: str) -> bytes:
         with self.open_read(key) as f:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import stat
 import tempfile
 from collections.abc import Iterator
 from typing import BinaryIO
@@ -24,17 +25,32 @@ def _fsync_dir(path: str) -> None:
         os.close(fd)
 
 
+def _makedirs(directory: str) -> None:
+    """`os.makedirs`, fsyncing the parent of each directory it creates: a renamed-in object
+    survives a crash only if the directories leading to it do too."""
+    if os.path.isdir(directory):
+        return
+    parent = os.path.dirname(directory)
+    _makedirs(parent)
+    try:
+        os.mkdir(directory)
+    except FileExistsError:
+        return
+    _fsync_dir(parent)
+
+
 class _FileWriter(Writer):
     def __init__(self, path: str, append: bool) -> None:
         self._path = path
         self._final: str | None = None
         directory = os.path.dirname(path)
-        os.makedirs(directory, exist_ok=True)
+        _makedirs(directory)
         if append:
             self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
             self._size = os.fstat(self._fd).st_size
         else:
             self._fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-")
+            os.fchmod(self._fd, 0o644)  # mkstemp makes 0600; committed objects look like appended ones
             self._final, self._path = path, tmp
             self._size = 0
 
@@ -84,7 +100,7 @@ class FilesystemStore(BlobStore):
             st = os.stat(self._path(key))
         except (FileNotFoundError, NotADirectoryError):
             raise BlobNotFound(key) from None
-        if not os.path.isfile(self._path(key)):
+        if not stat.S_ISREG(st.st_mode):  # a prefix is not an object
             raise BlobNotFound(key)
         return st.st_size
 
@@ -107,7 +123,9 @@ class FilesystemStore(BlobStore):
 
     def _move(self, source: str, destination: str) -> None:
         src, dst = self._path(source), self._path(destination)
-        os.makedirs(os.path.dirname(dst), exist_ok=True)
+        if not os.path.isfile(src):  # a missing object, or a prefix: only objects move
+            raise BlobNotFound(source)
+        _makedirs(os.path.dirname(dst))
         try:
             os.replace(src, dst)
         except FileNotFoundError:

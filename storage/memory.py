@@ -1,4 +1,8 @@
-"""An in-memory backend: the fake for unit tests. It passes the same contract suite."""
+"""An in-memory backend: the fake for unit tests. It passes the same contract suite.
+
+Objects are `bytearray`s so that appending costs the bytes appended, not the object so far;
+readers get a copy taken under the lock, so a reader never sees a later write.
+"""
 
 from __future__ import annotations
 
@@ -12,51 +16,62 @@ from dockyard.storage.base import BlobNotFound, BlobStore, Writer
 
 class _MemoryWriter(Writer):
     def __init__(self, store: MemoryStore, key: str, append: bool) -> None:
-        self._store, self._key, self._append = store, key, append
-        self._buffer = bytearray(store._objects.get(key, b"") if append else b"")
-        self._visible = append
+        self._store, self._key = store, key
+        # A new object's bytes wait here until `commit`; an append writer writes through.
+        self._pending: bytearray | None = None if append else bytearray()
+        if append:
+            with store._lock:  # like O_CREAT: an append writer starts the object
+                self._size = len(store._objects.setdefault(key, bytearray()))
+        else:
+            self._size = 0
 
     @property
     def size(self) -> int:
-        return len(self._buffer)
+        return self._size
 
     def write(self, data: bytes | memoryview) -> None:
-        self._buffer += data
-        if self._visible:
+        if self._pending is not None:
+            self._pending += data
+        else:
             with self._store._lock:
-                self._store._objects[self._key] = bytes(self._buffer)
+                self._store._objects.setdefault(self._key, bytearray()).extend(data)
+        self._size += memoryview(data).nbytes
 
     def commit(self) -> None:
-        with self._store._lock:
-            self._store._objects[self._key] = bytes(self._buffer)
-        self._visible = True
+        if self._pending is not None:
+            with self._store._lock:
+                self._store._objects[self._key] = self._pending
+            self._pending = None  # further writes append to the now-visible object
 
     def close(self) -> None:
-        pass
+        self._pending = None  # never committed: the bytes go
 
 
 class MemoryStore(BlobStore):
     def __init__(self) -> None:
-        self._objects: dict[str, bytes] = {}
+        self._objects: dict[str, bytearray] = {}
         self._lock = threading.Lock()
 
     def _stat(self, key: str) -> int:
-        try:
-            return len(self._objects[key])
-        except KeyError:
-            raise BlobNotFound(key) from None
+        with self._lock:
+            try:
+                return len(self._objects[key])
+            except KeyError:
+                raise BlobNotFound(key) from None
 
     def _open_read(self, key: str, offset: int) -> BinaryIO:
-        try:
-            f = io.BytesIO(self._objects[key])
-        except KeyError:
-            raise BlobNotFound(key) from None
+        with self._lock:
+            try:
+                f = io.BytesIO(bytes(self._objects[key]))
+            except KeyError:
+                raise BlobNotFound(key) from None
         f.seek(offset)
         return f
 
     def _write_bytes(self, key: str, data: bytes) -> None:
+        copy = bytearray(data)
         with self._lock:
-            self._objects[key] = bytes(data)
+            self._objects[key] = copy
 
     def _writer(self, key: str, append: bool) -> Writer:
         return _MemoryWriter(self, key, append)
