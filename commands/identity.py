@@ -80,12 +80,16 @@ class Identity:
     def create_team(self, organization: str, name: str, description: str = "") -> None:
         self._organization(organization)
         check_team_name(name)
-        if self.registry.load(Team, Team.create_id(organization, name)) is not None:
-            raise Conflict("a team with this name already exists", {"team": name})
-        try:
-            self.registry.save(Team(organization=organization, name=name, description=description))
-        except IntegrityError:
-            raise Conflict("a team with this name already exists", {"team": name}) from None
+
+        def command() -> None:
+            team = self.registry.load(Team, Team.create_id(organization, name))
+            if team is None:
+                team = Team(organization=organization, name=name, description=description)
+            else:
+                team.recreate(description)
+            self.registry.save(team)
+
+        self.registry.retrying(command)
 
     def _team(self, organization: str, name: str) -> Team:
         team = self.registry.load(Team, Team.create_id(organization, name))

@@ -48,6 +48,18 @@ class Team(RegistryAggregate):
         self.deleted = True
         self.members = []
 
+    @event("Recreated", topic="dockyard.Team.Recreated")
+    def _recreated(self, organization: str, team: str, description: str) -> None:
+        self.deleted = False
+        self.description = description
+        self.members = []
+
+    def recreate(self, description: str) -> None:
+        """Create a deleted team's name again: a new, empty team (its old grants went with it)."""
+        if not self.deleted:
+            raise Conflict("a team with this name already exists", {"team": self.name})
+        self._recreated(self.organization, self.name, description)
+
     def add_member(self, user: str) -> bool:
         """Add `user`; returns whether anything changed (adding a member twice records nothing)."""
         if user in self.members:

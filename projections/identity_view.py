@@ -74,6 +74,13 @@ def _team_created(e: Any) -> list[tuple[str, dict[str, Any]]]:
     )]
 
 
+def _team_recreated(e: Any) -> list[tuple[str, dict[str, Any]]]:
+    return [(
+        "INSERT INTO teams (organization, name, description) VALUES (%(org)s, %(name)s, %(description)s)",
+        {"org": e.organization, "name": e.team, "description": e.description},
+    )]
+
+
 def _member_added(e: Any) -> list[tuple[str, dict[str, Any]]]:
     return [(
         "INSERT INTO team_members (organization, team, member) VALUES (%(org)s, %(team)s, %(user)s)",
@@ -145,6 +152,7 @@ FOLDS: dict[type, Fold] = {
     Team.MemberAdded: _member_added,
     Team.MemberRemoved: _member_removed,
     Team.Deleted: _team_deleted,
+    Team.Recreated: _team_recreated,
     Repository.TeamAccessGranted: _access_granted,
     Repository.TeamAccessRevoked: _access_revoked,
     AccessToken.Created: _token_created,

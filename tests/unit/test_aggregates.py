@@ -37,7 +37,7 @@ STORED_TOPICS = {
     "dockyard.Repository": ["Created", "Deleted", "DescriptionChanged", "Restored", "TeamAccessGranted",
                             "TeamAccessRevoked", "VisibilityChanged"],
     "dockyard.Tag": ["Created", "Deleted", "Moved"],
-    "dockyard.Team": ["Created", "Deleted", "MemberAdded", "MemberRemoved"],
+    "dockyard.Team": ["Created", "Deleted", "MemberAdded", "MemberRemoved", "Recreated"],
     "dockyard.User": ["Activated", "Created", "Deactivated", "PasswordChanged", "RoleChanged"],
 }
 
