@@ -119,11 +119,17 @@ class UploadSessions:
 
     def append(self, repository: str, upload_id: str, start: int | None = None) -> Append:
         """Begin appending to a session. `start`, from a `Content-Range`, must equal its size."""
-        status = self.status(repository, upload_id)
-        if start is not None and start != status.size:
-            raise RangeInvalid(detail={"expected": status.size, "got": start})
-        hasher = self._hash_state(upload_id, status.size)
-        return Append(self, upload_id, self.store.writer(_data_key(upload_id), append=True), hasher)
+        self.status(repository, upload_id)
+        # The open writer's size is the offset: what another process appended before it opened counts.
+        writer = self.store.writer(_data_key(upload_id), append=True)
+        try:
+            if start is not None and start != writer.size:
+                raise RangeInvalid(detail={"expected": writer.size, "got": start})
+            hasher = self._hash_state(upload_id, writer.size)
+        except BaseException:
+            writer.close()
+            raise
+        return Append(self, upload_id, writer, hasher)
 
     def _hash_state(self, upload_id: str, size: int) -> Any:
         with self._lock:
