@@ -1,0 +1,160 @@
+"""skopeo against the real server: copy in and back byte for byte, delete, cross-repository copy
+(blob mounts), list-tags, login, and a restart on the same data."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tests.e2e.clients import Layout, Skopeo, assert_same_image, assert_served, events, get_manifest, make_image
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture(scope="module")
+def images(tmp_path_factory) -> dict[str, Layout]:
+    """Three multi-layer gzip images, made once: two share nothing, `c` shares a layer size only."""
+    base = tmp_path_factory.mktemp("skopeo-images")
+    return {
+        "a": make_image(base / "a", ["4K", "64K", "1M"], seed="skopeo-a", tag="v1"),
+        "b": make_image(base / "b", ["16K", "512K"], seed="skopeo-b", tag="v2"),
+        "c": make_image(base / "c", ["8K", "256K", "2M"], seed="skopeo-c", tag="v3"),
+    }
+
+
+@pytest.fixture
+def skopeo(shared_server, tmp_path) -> Skopeo:
+    return Skopeo(shared_server, tmp_path / "skopeo")
+
+
+def test_copy_in_and_back_by_tag_and_digest(skopeo: Skopeo, images, tmp_path) -> None:
+    image = images["a"]
+    skopeo.copy(image.ref, skopeo.docker("e2e/skopeo-roundtrip", "v1"))
+
+    # The registry stores the manifest byte for byte, under the digest of those bytes.
+    assert skopeo.inspect_raw(skopeo.docker("e2e/skopeo-roundtrip", "v1")) == image.manifest_bytes
+    with skopeo.server.client() as http:
+        assert_served(http, "e2e/skopeo-roundtrip", image, "v1")
+
+    by_tag = Layout(tmp_path / "by-tag", "pulled")
+    skopeo.copy(skopeo.docker("e2e/skopeo-roundtrip", "v1"), by_tag.ref)
+    assert_same_image(image, by_tag)
+
+    by_digest = Layout(tmp_path / "by-digest", "pulled")
+    skopeo.copy(skopeo.docker("e2e/skopeo-roundtrip", image.digest), by_digest.ref)
+    assert_same_image(image, by_digest)
+
+
+def test_push_by_digest(skopeo: Skopeo, images, tmp_path) -> None:
+    image = images["b"]
+    skopeo.copy(image.ref, skopeo.docker("e2e/skopeo-by-digest", image.digest))
+    back = Layout(tmp_path / "back", "x")
+    skopeo.copy(skopeo.docker("e2e/skopeo-by-digest", image.digest), back.ref)
+    assert_same_image(image, back)
+    assert skopeo.list_tags("e2e/skopeo-by-digest") == []  # a push by digest moves no tag
+
+
+def test_list_tags(skopeo: Skopeo, images) -> None:
+    repo = "e2e/skopeo-tags"
+    for tag in ("v2", "latest", "1.0"):
+        skopeo.copy(images["b"].ref, skopeo.docker(repo, tag))
+    skopeo.copy(images["a"].ref, skopeo.docker(repo, "other"))
+    assert sorted(skopeo.list_tags(repo)) == ["1.0", "latest", "other", "v2"]
+    never_pushed = skopeo.list_tags("e2e/skopeo-never-pushed", check=False)
+    assert never_pushed is None
+
+
+def test_delete(skopeo: Skopeo, images) -> None:
+    image = images["c"]
+    for repo in ("e2e/skopeo-delete", "e2e/skopeo-keep"):
+        skopeo.copy(image.ref, skopeo.docker(repo, "v3"))
+    skopeo.copy(images["b"].ref, skopeo.docker("e2e/skopeo-delete", "v2"))
+
+    skopeo.delete(skopeo.docker("e2e/skopeo-delete", "v3"))
+
+    with skopeo.server.client() as http:
+        for reference in ("v3", image.digest):
+            r = get_manifest(http, "e2e/skopeo-delete", reference)
+            assert r.status_code == 404, r.text
+            assert r.json()["errors"][0]["code"] == "MANIFEST_UNKNOWN"
+        # Other images of the repository, and the same image in another repository, stay.
+        assert_served(http, "e2e/skopeo-delete", images["b"], "v2")
+        assert_served(http, "e2e/skopeo-keep", image, "v3")
+    assert skopeo.list_tags("e2e/skopeo-delete") == ["v2"]
+    failed = skopeo.copy(skopeo.docker("e2e/skopeo-delete", "v3"), "oci:" + str(skopeo.home / "gone") + ":x",
+                         check=False)
+    assert failed.returncode != 0
+    assert "manifest unknown" in failed.stderr.lower()
+
+
+def test_copy_between_repositories_mounts_blobs(skopeo: Skopeo, images, tmp_path) -> None:
+    image = images["a"]
+    source, target = "e2e/skopeo-mount-src", "e2e/skopeo-mount-dst"
+    skopeo.copy(image.ref, skopeo.docker(source, "v1"))
+    skopeo.copy(skopeo.docker(source, "v1"), skopeo.docker(target, "copied"))
+
+    back = Layout(tmp_path / "back", "x")
+    skopeo.copy(skopeo.docker(target, "copied"), back.ref)
+    assert_same_image(image, back)
+    with skopeo.server.client() as http:
+        for digest in image.referenced():
+            head = http.head(f"/v2/{target}/blobs/{digest}")
+            assert head.status_code == 200
+            assert int(head.headers["content-length"]) == len(image.blob(digest))
+
+    # skopeo asks to mount blobs it knows the registry holds in the source repository: the log
+    # shows every layer of the target linked by a mount from the source, none uploaded again.
+    linked = {e["digest"]: e["source"] for e in events(skopeo.server)
+              if e["topic"] == "dockyard.BlobLink.Linked" and e["repository"] == target}
+    layers = image.referenced()[1:]
+    assert {d: linked.get(d) for d in layers} == {d: f"mount:{source}" for d in layers}
+    assert set(linked) == set(image.referenced())
+
+
+def test_login(shared_server, images, tmp_path) -> None:
+    skopeo = Skopeo(shared_server, tmp_path / "skopeo")
+    skopeo.copy(images["b"].ref, skopeo.docker("e2e/skopeo-login", "v2"))
+
+    wrong = skopeo.login(password="not-the-password", check=False)
+    assert wrong.returncode != 0
+    assert "invalid username/password" in wrong.stderr
+    assert not skopeo.authfile.exists() or shared_server.host not in skopeo.authfile.read_text()
+    assert skopeo.list_tags("e2e/skopeo-login", creds=False, check=False) is None  # anonymous: denied
+
+    assert "Login Succeeded" in skopeo.login().stdout
+    assert shared_server.host in json.loads(skopeo.authfile.read_text())["auths"]
+    # Later commands authenticate from the auth file alone.
+    assert skopeo.list_tags("e2e/skopeo-login", creds=False) == ["v2"]
+    assert skopeo.inspect_raw(skopeo.docker("e2e/skopeo-login", "v2"), creds=False) == images["b"].manifest_bytes
+
+    skopeo.logout()
+    assert skopeo.list_tags("e2e/skopeo-login", creds=False, check=False) is None
+
+
+def test_everything_served_after_restart(shared_server, images, tmp_path) -> None:
+    """Restarts the module's server (last in the module, so the others ran on the first process)."""
+    server = shared_server
+    skopeo = Skopeo(server, tmp_path / "skopeo")
+    skopeo.copy(images["a"].ref, skopeo.docker("e2e/restart", "v1"))
+    skopeo.copy(images["b"].ref, skopeo.docker("e2e/restart", "v2"))
+    skopeo.copy(skopeo.docker("e2e/restart", "v1"), skopeo.docker("e2e/restart-copy", "v1"))
+    skopeo.copy(images["c"].ref, skopeo.docker("e2e/restart", "doomed"))
+    skopeo.delete(skopeo.docker("e2e/restart", "doomed"))
+    assert skopeo.login().returncode == 0
+
+    server.restart()
+
+    assert sorted(skopeo.list_tags("e2e/restart", creds=False)) == ["v1", "v2"]  # the auth file still works
+    for repo, image, tag in (("e2e/restart", images["a"], "v1"), ("e2e/restart", images["b"], "v2"),
+                             ("e2e/restart-copy", images["a"], "v1")):
+        pulled = Layout(tmp_path / f"{repo.replace('/', '_')}-{tag}", tag)
+        skopeo.copy(skopeo.docker(repo, tag), pulled.ref)
+        assert_same_image(image, pulled)
+    with server.client() as http:
+        assert get_manifest(http, "e2e/restart", images["c"].digest).status_code == 404
+    # And it takes new pushes.
+    skopeo.copy(images["c"].ref, skopeo.docker("e2e/restart", "after"))
+    again = Layout(tmp_path / "after", "after")
+    skopeo.copy(skopeo.docker("e2e/restart", "after"), again.ref)
+    assert_same_image(images["c"], again)
