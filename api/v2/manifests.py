@@ -41,7 +41,8 @@ async def get_manifest(request: Request) -> Response:
         if not await run_in_threadpool(queries.repository_exists, name):
             raise NameUnknown(detail={"name": name})
         raise ManifestUnknown(detail={"reference": reference})
-    if not _acceptable(request.headers.get("accept", ""), manifest.media_type):
+    # Go clients send one Accept header per media type: read them all, not only the first.
+    if not _acceptable(",".join(request.headers.getlist("accept")), manifest.media_type):
         raise ManifestUnknown("manifest not available in an accepted media type",
                               {"mediaType": manifest.media_type})
     extra = headers(Docker_Content_Digest=manifest.digest, ETag=f'"{manifest.digest}"',

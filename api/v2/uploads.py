@@ -40,6 +40,21 @@ def _declared_length(request: Request) -> int | None:
     return int(value)
 
 
+def _chunk_start(request: Request) -> int | None:
+    """The offset a chunk's `Content-Range` names (checked against its length), or None without one."""
+    content_range = request.headers.get("content-range")
+    if not content_range:
+        return None
+    m = _CONTENT_RANGE.match(content_range.strip())
+    if not m:
+        raise RangeInvalid("invalid Content-Range", {"contentRange": content_range})
+    start, end = int(m.group(1)), int(m.group(2))
+    length = _declared_length(request)
+    if end < start or (length is not None and length != end - start + 1):
+        raise RangeInvalid("Content-Range does not match Content-Length", {"contentRange": content_range})
+    return start
+
+
 async def _append_body(svc: Services, request: Request, name: str, upload_id: str,
                        start: int | None) -> int:
     """Stream the request body onto the session; return the session's new size."""
@@ -75,10 +90,10 @@ async def start_upload(request: Request) -> Response:
         mounted = await _try_mount(svc, request, caller, name)
         if mounted is not None:
             return mounted
-    upload_id = await run_in_threadpool(svc.uploads.start, name)
     digest = request.query_params.get("digest")
-    if digest is not None:  # monolithic: POST with the whole blob
-        wanted = str(Digest.parse(digest))
+    wanted = None if digest is None else str(Digest.parse(digest))  # before a session exists
+    upload_id = await run_in_threadpool(svc.uploads.start, name)
+    if wanted is not None:  # monolithic: POST with the whole blob
         await _append_body(svc, request, name, upload_id, None)
         await run_in_threadpool(svc.uploads.finish, name, upload_id, wanted)
         return _created(name, wanted)
@@ -90,17 +105,7 @@ async def patch_upload(request: Request) -> Response:
     name = repository(request)
     await svc.auth.require(request, scope(name, "pull", "push"))
     upload_id = request.path_params["upload_id"]
-    start = None
-    content_range = request.headers.get("content-range")
-    if content_range:
-        m = _CONTENT_RANGE.match(content_range.strip())
-        if not m:
-            raise RangeInvalid("invalid Content-Range", {"contentRange": content_range})
-        start, end = int(m.group(1)), int(m.group(2))
-        length = _declared_length(request)
-        if end < start or (length is not None and length != end - start + 1):
-            raise RangeInvalid("Content-Range does not match Content-Length", {"contentRange": content_range})
-    size = await _append_body(svc, request, name, upload_id, start)
+    size = await _append_body(svc, request, name, upload_id, _chunk_start(request))
     return Response(status_code=202, headers=_session_headers(name, upload_id, size))
 
 
@@ -114,8 +119,8 @@ async def finish_upload(request: Request) -> Response:
         raise DigestInvalid("the digest query parameter is required")
     wanted = str(Digest.parse(digest))
     await run_in_threadpool(svc.uploads.status, name, upload_id)
-    if _declared_length(request) != 0:  # a final chunk may come with the PUT
-        await _append_body(svc, request, name, upload_id, None)
+    if _declared_length(request) != 0:  # a final chunk may come with the PUT, in order (416 otherwise)
+        await _append_body(svc, request, name, upload_id, _chunk_start(request))
     await run_in_threadpool(svc.uploads.finish, name, upload_id, wanted)
     return _created(name, wanted)
 
