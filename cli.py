@@ -76,11 +76,18 @@ def rebuild(args: argparse.Namespace) -> int:
 
 
 def tail(args: argparse.Namespace) -> int:
+    import importlib
+    import pkgutil
+
     import orjson
 
+    import dockyard.domain
     from dockyard.commands.persistence import event_store_env
     from dockyard.commands.registry import Registry
 
+    # Every aggregate module, so that every stored topic resolves (e.g. dockyard.LoginGuard.*).
+    for module in pkgutil.iter_modules(dockyard.domain.__path__):
+        importlib.import_module(f"dockyard.domain.{module.name}")
     settings = _settings(args)
     registry = Registry(event_store_env(settings.data_dir, settings.database_url))
     try:

@@ -144,8 +144,9 @@ class Auth:
             return None
         if token_id:
             token = self.accounts.registry.identity.access_token(token_id)
-            if token is None or token["revoked"] or token["owner"] != sub:
-                return None
+            if token is None or token["revoked"] or token["owner"] != sub or (
+                    token["expires_at"] and datetime.fromisoformat(token["expires_at"]) <= datetime.now(UTC)):
+                return None  # revoked or expired: so are the refresh tokens it got
             return Principal(sub, row["role"], token_id=token_id, token_level=token["level"],
                              token_repositories=tuple(token["repositories"]))
         return Principal(sub, row["role"])
