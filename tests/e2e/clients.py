@@ -36,6 +36,7 @@ MANIFEST_ACCEPT = ", ".join([
     "application/vnd.docker.distribution.manifest.v2+json",
     "application/vnd.docker.distribution.manifest.list.v2+json",
 ])
+INDEX = "application/vnd.oci.image.index.v1+json"
 CLIENT_TIMEOUT = 120
 
 
@@ -83,8 +84,10 @@ class Layout:
         return self.blob(self.manifest["config"]["digest"])
 
     def referenced(self) -> list[str]:
-        """Config and layer digests, in manifest order."""
+        """Config and layer digests, in manifest order (for an index: the manifests' digests)."""
         m = self.manifest
+        if m.get("mediaType") == INDEX:
+            return [entry["digest"] for entry in m["manifests"]]
         return [m["config"]["digest"], *(layer["digest"] for layer in m["layers"])]
 
 
@@ -96,6 +99,26 @@ def make_image(directory: Path, layers: Iterable[str | int], seed: str, tag: str
     layout = Layout(Path(directory), tag)
     assert layout.digest == digest
     return layout
+
+
+def make_index(directory: Path, images: dict[str, Layout], tag: str) -> Layout:
+    """An OCI layout whose `tag` is an image index over `images` (architecture -> single image)."""
+    blobs = Path(directory) / "blobs" / "sha256"
+    blobs.mkdir(parents=True)
+    entries = []
+    for architecture, image in images.items():
+        for path in (image.path / "blobs" / "sha256").iterdir():
+            shutil.copyfile(path, blobs / path.name)
+        entries.append({"mediaType": image.manifest["mediaType"], "digest": image.digest,
+                        "size": len(image.manifest_bytes), "platform": {"architecture": architecture, "os": "linux"}})
+    body = json.dumps({"schemaVersion": 2, "mediaType": INDEX, "manifests": entries}, sort_keys=True).encode()
+    (blobs / sha256(body).split(":", 1)[1]).write_bytes(body)
+    ref = {"org.opencontainers.image.ref.name": tag}
+    index = {"schemaVersion": 2, "manifests": [{"mediaType": INDEX, "digest": sha256(body), "size": len(body),
+                                                 "annotations": ref}]}
+    (Path(directory) / "index.json").write_text(json.dumps(index))
+    (Path(directory) / "oci-layout").write_text('{"imageLayoutVersion": "1.0.0"}')
+    return Layout(Path(directory), tag)
 
 
 def assert_same_image(expected: Layout, actual: Layout) -> None:
@@ -174,10 +197,11 @@ class Skopeo(_Client):
     def docker(self, repository: str, reference: str = "latest") -> str:
         return "docker://" + self.ref(repository, reference)
 
-    def copy(self, source: str, destination: str, *extra: str, creds: bool = True,
-             check: bool = True) -> subprocess.CompletedProcess[str]:
-        """`skopeo copy` between `oci:…` and `docker://…` names, TLS off and credentials on registry sides."""
-        args = ["copy", "--preserve-digests", *extra]
+    def copy(self, source: str, destination: str, *extra: str, creds: bool = True, check: bool = True,
+             preserve_digests: bool = True) -> subprocess.CompletedProcess[str]:
+        """`skopeo copy` between `oci:…` and `docker://…` names, TLS off and credentials on registry
+        sides; `--preserve-digests` unless the copy is meant to convert (`--format`)."""
+        args = ["copy", *(["--preserve-digests"] if preserve_digests else []), *extra]
         for side, name in (("src", source), ("dest", destination)):
             if name.startswith("docker://"):
                 args.append(f"--{side}-tls-verify=false")

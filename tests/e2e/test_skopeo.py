@@ -7,7 +7,17 @@ import json
 
 import pytest
 
-from tests.e2e.clients import Layout, Skopeo, assert_same_image, assert_served, events, get_manifest, make_image
+from tests.e2e.clients import (
+    Layout,
+    Skopeo,
+    assert_same_image,
+    assert_served,
+    events,
+    get_manifest,
+    make_image,
+    make_index,
+    sha256,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -53,6 +63,37 @@ def test_push_by_digest(skopeo: Skopeo, images, tmp_path) -> None:
     skopeo.copy(skopeo.docker("e2e/skopeo-by-digest", image.digest), back.ref)
     assert_same_image(image, back)
     assert skopeo.list_tags("e2e/skopeo-by-digest") == []  # a push by digest moves no tag
+
+
+def test_multi_platform_index(skopeo: Skopeo, images, tmp_path) -> None:
+    index = make_index(tmp_path / "index", {"amd64": images["a"], "arm64": images["b"]}, "multi")
+    skopeo.copy(index.ref, skopeo.docker("e2e/skopeo-index", "multi"), "--all")
+    assert skopeo.inspect_raw(skopeo.docker("e2e/skopeo-index", "multi")) == index.manifest_bytes
+
+    everything = Layout(tmp_path / "all", "multi")
+    skopeo.copy(skopeo.docker("e2e/skopeo-index", "multi"), everything.ref, "--all")
+    assert_same_image(index, everything)
+    for architecture, image in (("amd64", images["a"]), ("arm64", images["b"])):
+        one = Layout(tmp_path / architecture, "one")
+        skopeo.copy(skopeo.docker("e2e/skopeo-index", "multi"), one.ref, f"--override-arch={architecture}")
+        assert_same_image(image, one)
+
+
+def test_docker_schema2(skopeo: Skopeo, images, tmp_path) -> None:
+    digestfile = tmp_path / "digest"
+    skopeo.copy(images["b"].ref, skopeo.docker("e2e/skopeo-v2s2", "v2"), "--format=v2s2", f"--digestfile={digestfile}",
+                preserve_digests=False)
+    raw = skopeo.inspect_raw(skopeo.docker("e2e/skopeo-v2s2", "v2"))
+    manifest = json.loads(raw)
+    assert manifest["mediaType"] == "application/vnd.docker.distribution.manifest.v2+json"
+    assert sha256(raw) == digestfile.read_text().strip()
+    with skopeo.server.client() as http:
+        r = get_manifest(http, "e2e/skopeo-v2s2", "v2")
+        assert r.headers["content-type"] == manifest["mediaType"]
+        assert r.headers["docker-content-digest"] == sha256(raw)
+        for descriptor in [manifest["config"], *manifest["layers"]]:  # the same blobs, relabelled
+            assert http.get(f"/v2/e2e/skopeo-v2s2/blobs/{descriptor['digest']}").content == \
+                images["b"].blob(descriptor["digest"])
 
 
 def test_list_tags(skopeo: Skopeo, images) -> None:
