@@ -15,7 +15,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from dockyard.api import errors, v2
+from dockyard.api import errors, v0, v2
 from dockyard.api.auth import Auth
 from dockyard.api.secret_store import SecretStore
 from dockyard.api.settings import Settings
@@ -67,6 +67,7 @@ def create_app(settings: Settings) -> FastAPI:
     app = FastAPI(title="Dockyard", version="0.1.0", lifespan=lifespan, docs_url=None, redoc_url=None,
                   description="A trusted on-premises container image registry on an event log.")
     errors.install(app)
+    v0.install(app)  # the management API, and its console at /docs from local assets (no CDN)
     # The /v2/ hot paths are plain Starlette routes: FastAPI's validation adds ~35 µs each.
     app.router.routes.extend(v2.routes())
     app.router.routes.append(Route("/auth/token", _token, methods=["GET"]))

@@ -1,16 +1,26 @@
-"""The one table of OCI errors: domain error -> (code, HTTP status), and its renderer.
+"""The one table of OCI errors: domain error -> (code, HTTP status), and its renderers.
 
 Like Distribution's `registry/api/errcode/register.go`. Routes raise domain errors; the
 handler installed by `install` renders `{"errors": [{"code", "message", "detail"}]}`. Anything
 unexpected is logged and answered 500 `UNKNOWN`, and the server keeps serving.
+
+Under `/api/` (the management API) the same table gives the status, and errors are RFC 9457
+problem documents (`application/problem+json`: type, title, status, detail, and `context`
+with the error's detail); request validation errors are 422 problems listing each error's
+location and message (never the input, which may hold a password).
 """
 
 from __future__ import annotations
 
 import logging
+import re
+from http import HTTPStatus
 
 import orjson
+from fastapi.exception_handlers import http_exception_handler, request_validation_exception_handler
+from fastapi.exceptions import RequestValidationError
 from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -37,7 +47,12 @@ OCI_ERRORS: list[tuple[type[e.DomainError], str, int]] = [
     (e.Unsupported, "UNSUPPORTED", 405),
     (e.TooManyRequests, "TOOMANYREQUESTS", 429),
     (e.PaginationInvalid, "PAGINATION_NUMBER_INVALID", 400),
+    (e.InvalidRequest, "UNKNOWN", 400),
+    (e.NotFound, "UNKNOWN", 404),
+    (e.Conflict, "UNKNOWN", 409),
 ]
+PROBLEM_TYPE = "urn:dockyard:problem:"
+BASIC_CHALLENGE = {"WWW-Authenticate": 'Basic realm="dockyard"'}
 
 
 def code_for(error: e.DomainError) -> tuple[str, int]:
@@ -53,20 +68,71 @@ def error_response(code: str, message: str, status: int, detail: object = None,
     return Response(orjson.dumps(body), status_code=status, media_type="application/json", headers=headers)
 
 
+def _is_api(request: Request) -> bool:
+    return request.scope.get("path", "").startswith("/api/")
+
+
+def problem_response(status: int, title: str, detail: str, problem_type: str = "about:blank",
+                     headers: dict[str, str] | None = None, **extensions: object) -> Response:
+    body = {"type": problem_type, "title": title, "status": status, "detail": detail}
+    body.update({k: v for k, v in extensions.items() if v is not None})
+    if status == 401:
+        headers = {**(headers or {}), **BASIC_CHALLENGE}
+    return Response(orjson.dumps(body), status_code=status, media_type="application/problem+json",
+                    headers=headers)
+
+
+def _domain_problem(exc: e.DomainError, status: int) -> Response:
+    cls = type(exc)
+    title = (cls.__doc__ or cls.__name__).strip().splitlines()[0]
+    headers = dict(getattr(exc, "headers", None) or {})
+    if isinstance(exc, e.TooManyRequests) and isinstance(exc.detail, dict) and "retryAfterSeconds" in exc.detail:
+        headers["Retry-After"] = str(exc.detail["retryAfterSeconds"])
+    slug = re.sub(r"(?<!^)(?=[A-Z])", "-", cls.__name__).lower()
+    return problem_response(status, title[:1].upper() + title[1:], exc.message, PROBLEM_TYPE + slug,
+                            headers or None, context=exc.detail)
+
+
 async def _domain_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, e.DomainError)
     code, status = code_for(exc)
+    if _is_api(request):
+        return _domain_problem(exc, status)
     headers = getattr(exc, "headers", None)
     if request.method == "HEAD":
         return Response(status_code=status, headers=headers)
     return error_response(code, exc.message, status, exc.detail, headers)
 
 
+async def _http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    if not _is_api(request):
+        return await http_exception_handler(request, exc)  # type: ignore[arg-type]
+    phrase = HTTPStatus(exc.status_code).phrase
+    detail = exc.detail if isinstance(exc.detail, str) else phrase
+    return problem_response(exc.status_code, phrase, detail, headers=getattr(exc, "headers", None))
+
+
+async def _invalid_request(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, RequestValidationError)
+    if not _is_api(request):
+        return await request_validation_exception_handler(request, exc)
+    errors = [{"loc": list(err.get("loc", ())), "msg": str(err.get("msg", "")), "type": str(err.get("type", ""))}
+              for err in exc.errors()]
+    detail = "; ".join(f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in errors)
+    return problem_response(422, "The request does not match the schema", detail or "invalid request",
+                            PROBLEM_TYPE + "validation-failed", errors=errors)
+
+
 async def _unexpected(request: Request, exc: Exception) -> Response:
     log.exception("unhandled error on %s %s", request.method, request.url.path)
+    if _is_api(request):
+        return problem_response(500, "Internal Server Error", "internal server error")
     return error_response("UNKNOWN", "internal server error", 500)
 
 
 def install(app: Starlette) -> None:
     app.add_exception_handler(e.DomainError, _domain_error)
+    app.add_exception_handler(HTTPException, _http_error)
+    app.add_exception_handler(RequestValidationError, _invalid_request)
     app.add_exception_handler(Exception, _unexpected)

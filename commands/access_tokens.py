@@ -66,6 +66,13 @@ class AccessTokens:
 
         self.registry.retrying(command)
 
+    def owner_of(self, presented: str) -> str | None:
+        """The user a presented `dyt_<id>_<secret>` token was made for (by its id; not verified)."""
+        if not presented.startswith(PREFIX):
+            return None
+        row = self.registry.identity.access_token(presented[len(PREFIX):].partition("_")[0])
+        return row["owner"] if row else None
+
     def check(self, user: str, presented: str) -> dict | None:
         """The token row if `presented` is a valid, unexpired, unrevoked token of `user`, else None."""
         if not presented.startswith(PREFIX):

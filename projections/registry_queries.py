@@ -23,6 +23,11 @@ class StoredManifest:
     body: bytes
 
 
+def _like_literal(text: str) -> str:
+    """`text` matched literally by LIKE ... ESCAPE '\\'."""
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
 _LIVE_REPO = "EXISTS (SELECT 1 FROM repositories r WHERE r.name = %(repository)s AND r.deleted = 0)"
 
 
@@ -158,6 +163,36 @@ class RegistryQueries:
                 descriptor["annotations"] = annotations
             out.append(descriptor)
         return out
+
+    def repository(self, name: str) -> dict[str, Any] | None:
+        """A live repository's row (name, visibility, description, created_at, created_by), or None."""
+        row = self._row("SELECT name, visibility, description, created_at, created_by FROM repositories "
+                        "WHERE name = %(name)s AND deleted = 0", {"name": name})
+        return dict(row) if row else None
+
+    def search_repositories(self, search: str | None, namespace: str | None, n: int,
+                            last: str | None) -> list[dict[str, Any]]:
+        """Live repositories ordered by name after `last`, at most `n`: whose name contains
+        `search`, and (if given) in `namespace`."""
+        statement = ("SELECT name, visibility, description, created_at, created_by FROM repositories "
+                     "WHERE deleted = 0")
+        params: dict[str, Any] = {"n": n}
+        if search:
+            statement += " AND name LIKE %(pattern)s ESCAPE '\\'"
+            params["pattern"] = f"%{_like_literal(search)}%"
+        if namespace:
+            statement += " AND name LIKE %(prefix)s ESCAPE '\\'"
+            params["prefix"] = f"{_like_literal(namespace)}/%"
+        if last:
+            statement += " AND name > %(last)s"
+            params["last"] = last
+        return [dict(r) for r in self._rows(statement + " ORDER BY name LIMIT %(n)s", params)]
+
+    def tag_rows(self, repository: str) -> list[dict[str, Any]]:
+        """Every tag of `repository` with its digest and last move (when, by whom), by name."""
+        rows = self._rows("SELECT tag, digest, updated_at, updated_by FROM tags WHERE repository = %(repository)s "
+                          f"AND {_LIVE_REPO} ORDER BY tag", {"repository": repository})
+        return [dict(r) for r in rows]
 
     def table_rows(self, table: str) -> list[tuple[Any, ...]]:
         """Every row of a read-model table, ordered: for rebuild checks and `projections status`."""

@@ -1,0 +1,41 @@
+"""The management API under `/api/v0/`, modelled on DTR's: one FastAPI router per resource,
+and the API console (Swagger UI at `/docs`) that documents it.
+
+Errors are RFC 9457 problem documents (`application/problem+json`, rendered by
+`dockyard.api.errors`); `/openapi.json` says so for every route. `router()` lists the routers in
+match order: the `tags` and `teamAccess` routes before the repository routes, whose `{repo}` is
+a path (repository names may have several components).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, FastAPI
+
+from dockyard.api.v0 import accounts, console, repositories, settings, tags, team_access, teams, tokens
+from dockyard.api.v0.schemas import PROBLEM_RESPONSES, Problem
+
+PREFIX = "/api/v0"
+
+
+def router() -> APIRouter:
+    api = APIRouter(prefix=PREFIX, responses=PROBLEM_RESPONSES)
+    for module in (accounts, teams, tokens, tags, team_access, repositories, settings):
+        api.include_router(module.router)
+    return api
+
+
+def install(app: FastAPI) -> None:
+    """Add the management API, its problem schema in `/openapi.json`, and the console."""
+    app.include_router(router())
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = generate()
+            schema.setdefault("components", {}).setdefault("schemas", {})["Problem"] = Problem.model_json_schema()
+        return app.openapi_schema  # type: ignore[return-value]
+
+    app.openapi = openapi  # type: ignore[method-assign]
+    console.install(app)

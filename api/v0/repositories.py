@@ -1,0 +1,133 @@
+"""`/api/v0/repositories`: create, read, change, soft-delete and search repositories.
+
+Who may do what is `domain.access`: creating in a namespace needs what pushing a new repository
+needs (own namespace, the organisation's owners, global admins); reading needs read access,
+and a repository the caller cannot read answers 404 exactly like a missing one; changing or
+deleting needs `admin` on it. Listings hold only what the caller may read. Anonymous callers
+see public repositories.
+
+Repository names may have more components than `namespace/name` (a push can create them), so
+`{repo}` is a path; the `tags` and `teamAccess` routes are matched before these.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Query, status
+from starlette.concurrency import run_in_threadpool
+
+from dockyard.api.v0.deps import (
+    Caller,
+    ServicesDep,
+    SignedIn,
+    may_create_repository,
+    readable_repository,
+    repository_level,
+)
+from dockyard.api.v0.schemas import NewRepository, Repository, RepositoryChange, RepositoryList
+from dockyard.api.v2.common import Services
+from dockyard.domain.access import Principal
+from dockyard.domain.errors import Denied, NotFound
+
+router = APIRouter(prefix="/repositories", tags=["repositories"])
+MAX_PAGE = 1000
+
+
+def repository_view(row: dict[str, Any], level: str) -> Repository:
+    namespace, _, name = row["name"].partition("/")
+    return Repository(namespace=namespace, name=name, full_name=row["name"], visibility=row["visibility"],
+                      description=row["description"], created_at=row["created_at"], access_level=level)
+
+
+def _readable(svc: Services, principal: Principal, full: str, needed: str = "read-only") -> Repository:
+    level = readable_repository(svc, principal, full, needed)
+    row = svc.registry.queries.repository(full)
+    if row is None:  # deleted between the two reads
+        raise NotFound("no such repository", {"repository": full})
+    return repository_view(row, level)
+
+
+def _search(svc: Services, principal: Principal, search: str | None, namespace: str | None,
+            n: int, last: str | None) -> RepositoryList:
+    """Up to `n` repositories the caller may read, in name order after `last`."""
+    found: list[Repository] = []
+    cursor = last
+    while len(found) < n:
+        batch = svc.registry.queries.search_repositories(search, namespace, 500, cursor)
+        for row in batch:
+            level = repository_level(svc, principal, row["name"])
+            if level != "none":
+                found.append(repository_view(row, level))
+                if len(found) == n:
+                    break
+        if len(batch) < 500:
+            break
+        cursor = batch[-1]["name"]
+    return RepositoryList(repositories=found)
+
+
+@router.get("", summary="Search the repositories the caller may read")
+async def search_repositories(
+    principal: Caller, svc: ServicesDep,
+    search: str | None = Query(None, description="A part of the repository name."),
+    n: int = Query(100, ge=1, le=MAX_PAGE, description="At most this many."),
+    last: str | None = Query(None, description="Continue after this repository name."),
+) -> RepositoryList:
+    term = search.lower() if search else None
+    return await run_in_threadpool(_search, svc, principal, term, None, n, last)
+
+
+@router.post("/{namespace}", status_code=status.HTTP_201_CREATED,
+             summary="Create a repository (own namespace, organisation owners, global admins)")
+async def create_repository(namespace: str, body: NewRepository, principal: SignedIn,
+                            svc: ServicesDep) -> Repository:
+    def create() -> Repository:
+        if svc.registry.identity.account(namespace) is None:
+            raise NotFound("no such user or organisation", {"namespace": namespace})
+        full = f"{namespace}/{body.name}"
+        if not may_create_repository(svc, principal, full):
+            raise Denied("only the namespace's user, its organisation's owners or a global admin may "
+                         "create repositories in it", {"namespace": namespace})
+        svc.identity.create_repository(namespace, body.name, body.visibility, body.description)
+        return _readable(svc, principal, full)
+
+    return await run_in_threadpool(create)
+
+
+@router.get("/{namespace}", summary="The repositories of a namespace the caller may read")
+async def list_namespace(
+    namespace: str, principal: Caller, svc: ServicesDep,
+    n: int = Query(100, ge=1, le=MAX_PAGE), last: str | None = Query(None),
+) -> RepositoryList:
+    return await run_in_threadpool(_search, svc, principal, None, namespace, n, last)
+
+
+@router.get("/{namespace}/{repo:path}", summary="One repository (404 when the caller cannot read it)")
+async def get_repository(namespace: str, repo: str, principal: Caller, svc: ServicesDep) -> Repository:
+    return await run_in_threadpool(_readable, svc, principal, f"{namespace}/{repo}")
+
+
+@router.patch("/{namespace}/{repo:path}", summary="Change visibility or description (admin on the repository)")
+async def update_repository(namespace: str, repo: str, body: RepositoryChange, principal: SignedIn,
+                            svc: ServicesDep) -> Repository:
+    full = f"{namespace}/{repo}"
+
+    def update() -> Repository:
+        readable_repository(svc, principal, full, "admin")
+        svc.identity.update_repository(full, visibility=body.visibility, description=body.description)
+        return _readable(svc, principal, full)
+
+    return await run_in_threadpool(update)
+
+
+@router.delete("/{namespace}/{repo:path}", status_code=status.HTTP_204_NO_CONTENT,
+               summary="Soft-delete a repository (admin on it); its history stays in the log")
+async def delete_repository(namespace: str, repo: str, principal: SignedIn, svc: ServicesDep) -> None:
+    full = f"{namespace}/{repo}"
+
+    def delete() -> None:
+        readable_repository(svc, principal, full, "admin")
+        svc.identity.delete_repository(full)
+
+    await run_in_threadpool(delete)

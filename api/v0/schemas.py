@@ -1,0 +1,229 @@
+"""Request and response bodies of the management API (`/api/v0/`), as pydantic models.
+
+JSON field names are camelCase, as DTR's API (`accessLevel`, `expiresAt`, `bindDn`). Enumerated
+values are `Literal`s, so a wrong role, visibility or level is a 422 before any command runs and
+`/openapi.json` lists the allowed values. Names are checked by the domain (400), which owns
+their grammar.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic.alias_generators import to_camel
+
+Role = Literal["none", "read-only", "read-write", "admin"]
+Visibility = Literal["private", "public"]
+TeamLevel = Literal["read-only", "read-write", "admin"]
+AccessLevel = Literal["none", "read-only", "read-write", "admin"]
+AuthMode = Literal["none", "managed", "ldap"]
+
+
+class Model(BaseModel):
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid")
+
+
+# -- accounts ----------------------------------------------------------------------------------
+
+class NewUser(Model):
+    type: Literal["user"]
+    name: str = Field(description="Lowercase letters, digits and `.`, `_`, `-` separators; also the namespace.")
+    password: str = Field(description="Must not be empty.")
+    role: Role = Field("none", description="Global role: that level on every repository.")
+
+
+class NewOrganization(Model):
+    type: Literal["organization"]
+    name: str
+
+
+NewAccount = Annotated[NewUser | NewOrganization, Field(discriminator="type")]
+
+
+class Account(Model):
+    name: str
+    type: Literal["user", "organization"]
+    role: Role | None = Field(None, description="Users only.")
+    active: bool | None = Field(None, description="Users only; a deactivated user cannot sign in.")
+    source: Literal["managed", "ldap"] | None = Field(None, description="Users only.")
+    created_at: str
+
+
+class AccountList(Model):
+    accounts: list[Account]
+
+
+class AccountChange(Model):
+    """Only the fields given change. `role` and `active`: global admins. `password`: admins or the user."""
+
+    role: Role | None = None
+    active: bool | None = None
+    password: str | None = None
+
+
+# -- teams -------------------------------------------------------------------------------------
+
+class NewTeam(Model):
+    name: str
+    description: str = ""
+
+
+class TeamSummary(Model):
+    organization: str
+    name: str
+    description: str
+
+
+class Team(TeamSummary):
+    members: list[str]
+
+
+class TeamList(Model):
+    teams: list[TeamSummary]
+
+
+# -- repositories ------------------------------------------------------------------------------
+
+class NewRepository(Model):
+    name: str = Field(description="The name under the namespace (no `/`).")
+    visibility: Visibility = "private"
+    description: str = ""
+
+
+class RepositoryChange(Model):
+    visibility: Visibility | None = None
+    description: str | None = None
+
+
+class Repository(Model):
+    namespace: str
+    name: str
+    full_name: str
+    visibility: Visibility
+    description: str
+    created_at: str
+    access_level: AccessLevel = Field(description="The caller's level on this repository.")
+
+
+class RepositoryList(Model):
+    repositories: list[Repository]
+
+
+class Tag(Model):
+    name: str
+    digest: str
+    updated_at: str
+    updated_by: str
+
+
+class TagList(Model):
+    repository: str
+    tags: list[Tag]
+
+
+class TeamAccessChange(Model):
+    access_level: TeamLevel
+
+
+class TeamAccess(Model):
+    team: str
+    access_level: TeamLevel
+
+
+class TeamAccessList(Model):
+    repository: str
+    team_access: list[TeamAccess]
+
+
+# -- access tokens -----------------------------------------------------------------------------
+
+class NewToken(Model):
+    name: str = Field(min_length=1, max_length=100)
+    expires_at: datetime | None = Field(None, description="ISO 8601; none: the token does not expire.")
+    scope: TeamLevel = Field("read-only", description="Caps what the token may do, below its user's own access.")
+    repositories: list[str] = Field(default_factory=list, description="Limits it to these repositories; empty: all.")
+
+
+class Token(Model):
+    id: str
+    name: str
+    scope: TeamLevel
+    repositories: list[str]
+    expires_at: str | None
+    created_at: str
+    revoked: bool
+
+
+class CreatedToken(Token):
+    token: str = Field(description="The secret: use it as the password (or a Bearer token). Shown only here.")
+
+
+class TokenList(Model):
+    tokens: list[Token]
+
+
+# -- auth settings -----------------------------------------------------------------------------
+
+class LdapSettings(Model):
+    url: str = Field("", description="ldap://host:port or ldaps://host:port")
+    bind_dn: str = ""
+    bind_password: str | None = Field(None, description="Write-only; omitted: the stored one is kept.")
+    user_base_dn: str = ""
+    user_filter: str = "(objectClass=inetOrgPerson)"
+    username_attribute: str = "uid"
+    start_tls: bool = False
+
+    @model_validator(mode="after")
+    def _url_scheme(self) -> LdapSettings:
+        if self.url and not self.url.startswith(("ldap://", "ldaps://")):
+            raise ValueError("ldap.url must start with ldap:// or ldaps://")
+        return self
+
+
+class AuthSettingsChange(Model):
+    mode: AuthMode
+    ldap: LdapSettings | None = Field(None, description="Omitted: the stored LDAP settings are kept.")
+
+
+class LdapSettingsView(Model):
+    url: str = ""
+    bind_dn: str = ""
+    bind_password_set: bool = False
+    user_base_dn: str = ""
+    user_filter: str = "(objectClass=inetOrgPerson)"
+    username_attribute: str = "uid"
+    start_tls: bool = False
+
+
+class AuthSettings(Model):
+    mode: AuthMode
+    ldap: LdapSettingsView
+
+
+class LdapTestResult(Model):
+    ok: bool
+    users: int | None = Field(None, description="Entries matching the user filter under the base DN.")
+    error: str | None = None
+
+
+# -- errors ------------------------------------------------------------------------------------
+
+class Problem(BaseModel):
+    """An RFC 9457 problem document: every 4xx/5xx answer of `/api/v0/`."""
+
+    type: str = Field(description="`urn:dockyard:problem:<kind>`, or `about:blank`.")
+    title: str
+    status: int
+    detail: str
+    context: Any = Field(None, description="What the error is about (names, values).")
+    errors: list[dict[str, Any]] | None = Field(None, description="Validation errors: loc, msg, type.")
+
+
+PROBLEM_SCHEMA = "#/components/schemas/Problem"
+PROBLEM_RESPONSES: dict[int | str, dict[str, Any]] = {
+    "4XX": {"description": "A problem document (RFC 9457): 400 invalid, 401 no or wrong credentials, 403 denied, "
+                           "404 not found (or not readable), 409 conflict, 422 schema mismatch, 429 throttled",
+            "content": {"application/problem+json": {"schema": {"$ref": PROBLEM_SCHEMA}}}},
+}

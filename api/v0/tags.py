@@ -1,0 +1,41 @@
+"""`/api/v0/repositories/{namespace}/{repo}/tags`: a repository's tags, and soft-deleting one
+(DTR's trash can: the manifest stays, reachable by digest, until GC finds it unreferenced)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, status
+from starlette.concurrency import run_in_threadpool
+
+from dockyard.api.v0.deps import Caller, ServicesDep, SignedIn, readable_repository
+from dockyard.api.v0.schemas import Tag, TagList
+from dockyard.domain.errors import NotFound
+from dockyard.domain.names import is_valid_tag
+
+router = APIRouter(prefix="/repositories/{namespace}/{repo:path}/tags", tags=["tags"])
+
+
+@router.get("", summary="The repository's tags (read access)")
+async def list_tags(namespace: str, repo: str, principal: Caller, svc: ServicesDep) -> TagList:
+    full = f"{namespace}/{repo}"
+
+    def tags() -> TagList:
+        readable_repository(svc, principal, full)
+        rows = svc.registry.queries.tag_rows(full)
+        return TagList(repository=full, tags=[Tag(name=r["tag"], digest=r["digest"], updated_at=r["updated_at"],
+                                                  updated_by=r["updated_by"]) for r in rows])
+
+    return await run_in_threadpool(tags)
+
+
+@router.delete("/{tag}", status_code=status.HTTP_204_NO_CONTENT,
+               summary="Delete a tag (read-write access); the manifest stays until GC")
+async def delete_tag(namespace: str, repo: str, tag: str, principal: SignedIn, svc: ServicesDep) -> None:
+    full = f"{namespace}/{repo}"
+
+    def delete() -> None:
+        readable_repository(svc, principal, full, "read-write")
+        if not is_valid_tag(tag) or svc.registry.queries.tag_digest(full, tag) is None:
+            raise NotFound("no such tag", {"repository": full, "tag": tag})
+        svc.registry.delete_tag(full, tag)
+
+    await run_in_threadpool(delete)

@@ -1,0 +1,54 @@
+"""`/api/v0/repositories/{namespace}/{repo}/teamAccess`: what each team of the repository's
+organisation may do to it (DTR's "Add repository" to a team, with a permission).
+
+Granting and revoking need `admin` on the repository; reading the grants needs read access.
+The team must be one of the organisation that owns the repository (404 otherwise).
+"""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, status
+from starlette.concurrency import run_in_threadpool
+
+from dockyard.api.v0.deps import Caller, ServicesDep, SignedIn, readable_repository
+from dockyard.api.v0.schemas import TeamAccess, TeamAccessChange, TeamAccessList
+
+router = APIRouter(prefix="/repositories/{namespace}/{repo:path}/teamAccess", tags=["team access"])
+
+
+@router.get("", summary="The teams with access to the repository (read access)")
+async def list_team_access(namespace: str, repo: str, principal: Caller, svc: ServicesDep) -> TeamAccessList:
+    full = f"{namespace}/{repo}"
+
+    def grants() -> TeamAccessList:
+        readable_repository(svc, principal, full)
+        rows = svc.registry.identity.team_access(full)
+        return TeamAccessList(repository=full,
+                              team_access=[TeamAccess(team=r["team"], access_level=r["level"]) for r in rows])
+
+    return await run_in_threadpool(grants)
+
+
+@router.put("/{team}", summary="Grant a team of the organisation a level on the repository (admin on it)")
+async def grant_team_access(namespace: str, repo: str, team: str, body: TeamAccessChange, principal: SignedIn,
+                            svc: ServicesDep) -> TeamAccess:
+    full = f"{namespace}/{repo}"
+
+    def grant() -> TeamAccess:
+        readable_repository(svc, principal, full, "admin")
+        svc.identity.grant_team_access(full, team, body.access_level)
+        return TeamAccess(team=team, access_level=body.access_level)
+
+    return await run_in_threadpool(grant)
+
+
+@router.delete("/{team}", status_code=status.HTTP_204_NO_CONTENT,
+               summary="Revoke a team's access to the repository (admin on it)")
+async def revoke_team_access(namespace: str, repo: str, team: str, principal: SignedIn, svc: ServicesDep) -> None:
+    full = f"{namespace}/{repo}"
+
+    def revoke() -> None:
+        readable_repository(svc, principal, full, "admin")
+        svc.identity.revoke_team_access(full, team)
+
+    await run_in_threadpool(revoke)

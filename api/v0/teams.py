@@ -1,0 +1,82 @@
+"""`/api/v0/accounts/{org}/teams`: an organisation's teams and their members.
+
+Every organisation has an `owners` team, made with it; it cannot be deleted and its last member
+cannot be removed (409). Teams are managed by the organisation's owners and global admins, and
+read by any signed-in user.
+"""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, status
+from starlette.concurrency import run_in_threadpool
+
+from dockyard.api.v0.deps import ServicesDep, SignedIn, require_org_manager, require_organization
+from dockyard.api.v0.schemas import NewTeam, Team, TeamList, TeamSummary
+from dockyard.api.v2.common import Services
+from dockyard.domain.errors import NotFound
+
+router = APIRouter(prefix="/accounts/{org}/teams", tags=["teams"])
+
+
+def _team(svc: Services, org: str, team: str) -> Team:
+    require_organization(svc, org)
+    row = svc.registry.identity.team(org, team)
+    if row is None:
+        raise NotFound("no such team", {"organization": org, "team": team})
+    return Team(organization=org, name=team, description=row["description"],
+                members=svc.registry.identity.members(org, team))
+
+
+@router.post("", status_code=status.HTTP_201_CREATED, summary="Create a team (owners, global admins)")
+async def create_team(org: str, body: NewTeam, principal: SignedIn, svc: ServicesDep) -> Team:
+    def create() -> Team:
+        require_org_manager(svc, principal, org)
+        svc.identity.create_team(org, body.name, body.description)
+        return _team(svc, org, body.name)
+
+    return await run_in_threadpool(create)
+
+
+@router.get("", summary="List an organisation's teams")
+async def list_teams(org: str, principal: SignedIn, svc: ServicesDep) -> TeamList:
+    def teams() -> TeamList:
+        require_organization(svc, org)
+        return TeamList(teams=[TeamSummary(organization=org, name=r["name"], description=r["description"])
+                               for r in svc.registry.identity.teams(org)])
+
+    return await run_in_threadpool(teams)
+
+
+@router.get("/{team}", summary="A team with its members")
+async def get_team(org: str, team: str, principal: SignedIn, svc: ServicesDep) -> Team:
+    return await run_in_threadpool(_team, svc, org, team)
+
+
+@router.delete("/{team}", status_code=status.HTTP_204_NO_CONTENT,
+               summary="Delete a team and its repository grants (not `owners`)")
+async def delete_team(org: str, team: str, principal: SignedIn, svc: ServicesDep) -> None:
+    def delete() -> None:
+        require_org_manager(svc, principal, org)
+        svc.identity.delete_team(org, team)
+
+    await run_in_threadpool(delete)
+
+
+@router.put("/{team}/members/{user}", summary="Add a user to a team (adding a member twice changes nothing)")
+async def add_member(org: str, team: str, user: str, principal: SignedIn, svc: ServicesDep) -> Team:
+    def add() -> Team:
+        require_org_manager(svc, principal, org)
+        svc.identity.add_member(org, team, user)
+        return _team(svc, org, team)
+
+    return await run_in_threadpool(add)
+
+
+@router.delete("/{team}/members/{user}", status_code=status.HTTP_204_NO_CONTENT,
+               summary="Remove a user from a team (not the last owner)")
+async def remove_member(org: str, team: str, user: str, principal: SignedIn, svc: ServicesDep) -> None:
+    def remove() -> None:
+        require_org_manager(svc, principal, org)
+        svc.identity.remove_member(org, team, user)
+
+    await run_in_threadpool(remove)
