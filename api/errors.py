@@ -21,7 +21,7 @@ from fastapi.exception_handlers import http_exception_handler, request_validatio
 from fastapi.exceptions import RequestValidationError
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 
 from dockyard.domain import errors as e
@@ -131,7 +131,15 @@ async def _unexpected(request: Request, exc: Exception) -> Response:
     return error_response("UNKNOWN", "internal server error", 500)
 
 
+async def _client_gone(request: Request, exc: Exception) -> Response:
+    # The client closed the connection mid-request (e.g. an aborted PATCH): nothing to answer,
+    # nothing to alarm anyone about. What it sent so far is handled by the route's own cleanup.
+    log.info("client disconnected during %s %s", request.method, request.url.path)
+    return Response(status_code=400)
+
+
 def install(app: Starlette) -> None:
+    app.add_exception_handler(ClientDisconnect, _client_gone)
     app.add_exception_handler(e.DomainError, _domain_error)
     app.add_exception_handler(HTTPException, _http_error)
     app.add_exception_handler(RequestValidationError, _invalid_request)
