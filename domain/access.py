@@ -119,6 +119,13 @@ def may_read(principal: Principal, repository: str, facts: RepositoryFacts) -> b
     return facts.exists and "pull" in allowed_actions(principal, repository, {"pull"}, facts)
 
 
+def reads_everything(principal: Principal) -> bool:
+    """Whether the principal may read every repository (a global role of read-only or more, not
+    narrowed by an access token's repository list): listings then need no per-repository check."""
+    return (principal.name is not None and principal.role in ("read-only", "read-write", "admin")
+            and principal.token_level != "none" and not principal.token_repositories)
+
+
 def may_list_catalog(principal: Principal) -> bool:
     """Anyone signed in may list the catalog; each entry is still filtered by read access."""
     return not principal.is_anonymous
