@@ -203,7 +203,7 @@ class Auth:
         if scheme == "bearer":
             return await self.verify(value.strip())
         if scheme == "basic":
-            principal = await self._basic(value.strip(), _address(request))
+            principal = await self._basic(value.strip(), client_address(request))
             return Caller(principal) if principal else None
         return Caller(ANONYMOUS)
 
@@ -216,7 +216,7 @@ class Auth:
 
     def bind(self, request: Request, principal: Principal) -> None:
         """Attribute the events this request records to `principal` (and its access token)."""
-        current_actor.set(Actor(principal.name or ANONYMOUS_NAME, _address(request), principal.token_id))
+        current_actor.set(Actor(principal.name or ANONYMOUS_NAME, client_address(request), principal.token_id))
 
     def permits(self, caller: Caller, scope: Scope) -> bool:
         """Whether `caller` may do every action of `scope` (by its token, or by the policy). Blocking."""
@@ -264,7 +264,7 @@ class Auth:
         header = request.headers.get("authorization", "")
         principal: Principal | None = ANONYMOUS
         if header.lower().startswith("basic "):
-            principal = await self._basic(header[6:].strip(), _address(request))
+            principal = await self._basic(header[6:].strip(), client_address(request))
             if principal is None:
                 return _token_error(401, "UNAUTHORIZED", "invalid username or password")
         scopes = parse_scopes(request.query_params.getlist("scope"))
@@ -282,7 +282,7 @@ class Auth:
         if grant == "password":
             name, password = str(form.get("username") or ""), str(form.get("password") or "")
             try:
-                principal = await run_in_threadpool(self.accounts.authenticate, name, password, _address(request))
+                principal = await run_in_threadpool(self.accounts.authenticate, name, password, client_address(request))
             except DomainError:
                 return _token_error(429, "TOOMANYREQUESTS", "too many failed logins")
             if principal is None:
@@ -312,7 +312,8 @@ class Auth:
         return None if principal is None or principal.is_anonymous else principal
 
 
-def _address(request: Request) -> str:
+def client_address(request: Request) -> str:
+    """The client's IP address, as events record it."""
     return request.client.host if request.client else "unknown"
 
 

@@ -17,7 +17,6 @@ from eventsourcing.application import AggregateNotFoundError, Application
 from eventsourcing.persistence import IntegrityError
 from eventsourcing.postgres import PostgresApplicationRecorder
 
-from dockyard.domain.account import User
 from dockyard.domain.blob_link import BlobLink
 from dockyard.domain.digest import Digest, is_digest
 from dockyard.domain.errors import (
@@ -190,12 +189,3 @@ class Registry(Application[UUID]):
             return digest
 
         return self.retrying(command)
-
-    # -- accounts ------------------------------------------------------------------------------
-
-    def create_user(self, name: str, password_hash: str, role: str) -> None:
-        self.save(User(name=name, password_hash=password_hash, role=role))
-
-    def user_exists(self, name: str) -> bool:
-        return self.load(User, User.create_id(name, "", "")) is not None
-

@@ -27,6 +27,7 @@ from fastapi.openapi.models import HTTPBearer as HTTPBearerModel
 from fastapi.security.base import SecurityBase
 from starlette.concurrency import run_in_threadpool
 
+from dockyard.api.auth import client_address
 from dockyard.api.v2.common import Services
 from dockyard.domain import access
 from dockyard.domain.access import ANONYMOUS, Principal
@@ -62,9 +63,6 @@ def _unauthorized(message: str = "authentication required") -> Unauthorized:
     return Unauthorized(message)
 
 
-def _address(request: Request) -> str:
-    return request.client.host if request.client else "unknown"
-
 
 def _credentials(header: str) -> tuple[str, str] | None:
     """(user, password) from a Basic or `Bearer dyt_…` header; None without credentials."""
@@ -94,7 +92,7 @@ async def current_principal(request: Request, svc: ServicesDep, _basic: Annotate
     principal = ANONYMOUS
     if credentials is not None:
         name, secret = credentials
-        address = _address(request)
+        address = client_address(request)
 
         def authenticate() -> Principal | None:
             user = name or svc.tokens.owner_of(secret)
