@@ -16,6 +16,7 @@ import base64
 import threading
 import time
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -187,10 +188,13 @@ class Auth:
         base = self.settings.public_url or str(request.base_url).rstrip("/")
         return base.rstrip("/") + "/auth/token"
 
-    def challenge(self, request: Request, scope: Scope | None, error: str | None = None) -> dict[str, str]:
+    def challenge(self, request: Request, scope: Scope | None, error: str | None = None,
+                  also: Sequence[Scope] = ()) -> dict[str, str]:
+        """The `WWW-Authenticate` header asking for `scope` and the optional scopes `also`
+        (space-separated in one `scope` parameter, as Distribution writes them)."""
         value = f'Bearer realm="{self.realm(request)}",service="{self.settings.token_service}"'
         if scope is not None:
-            value += f',scope="{scope}"'
+            value += ',scope="' + " ".join(str(s) for s in (scope, *also)) + '"'
         if error:
             value += f',error="{error}"'
         return {"WWW-Authenticate": value, "Docker-Distribution-API-Version": "registry/2.0"}
@@ -224,24 +228,27 @@ class Auth:
             return scope.actions <= caller.token_access.get((scope.type, scope.name), frozenset())
         return scope.actions <= self.allowed(caller.principal, scope)
 
-    async def require(self, request: Request, scope: Scope) -> Caller:
+    async def require(self, request: Request, scope: Scope, also: Sequence[Scope] = ()) -> Caller:
         """Authorise `scope` for this request or raise Unauthorized/Denied with a challenge.
 
+        `also`: scopes the request can use but does not need (the source of a cross-repository
+        mount); a challenge asks for them too, so a client that follows it gets a token that can.
         Binds the actor for the events the request records.
         """
         caller = await self.caller(request)
         if caller is None:
-            raise _with_headers(Unauthorized("authentication required"), self.challenge(request, scope))
+            raise _with_headers(Unauthorized("authentication required"), self.challenge(request, scope, also=also))
         if caller.token_access is not None:
             granted = caller.token_access.get((scope.type, scope.name), frozenset())
             if not scope.actions <= granted:
                 raise _with_headers(Unauthorized("insufficient scope", {"scope": str(scope)}),
-                                    self.challenge(request, scope, "insufficient_scope"))
+                                    self.challenge(request, scope, "insufficient_scope", also))
         else:
             granted = await run_in_threadpool(self.allowed, caller.principal, scope)
             if not scope.actions <= granted:
                 if caller.principal.is_anonymous:
-                    raise _with_headers(Unauthorized("authentication required"), self.challenge(request, scope))
+                    raise _with_headers(Unauthorized("authentication required"),
+                                        self.challenge(request, scope, also=also))
                 raise Denied(detail={"scope": str(scope)})
         self.bind(request, caller.principal)
         return caller

@@ -34,7 +34,7 @@ class SecretStore:
             cursor.execute(_CREATE)
 
     def get(self, secret_id: str) -> str | None:
-        with self._datastore.transaction(commit=False) as cursor:
+        with self._dialect.reading(self._datastore) as cursor:
             cursor.execute(self._dialect.sql(_SELECT), {"id": secret_id})
             rows = cursor.fetchall()
         return rows[0]["private_pem"] if rows else None

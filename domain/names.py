@@ -12,9 +12,13 @@ _TAG = re.compile(r"^[a-zA-Z0-9_][a-zA-Z0-9._-]{0,127}$")
 MAX_NAME_LENGTH = 255
 
 
+def is_valid_repository_name(name: str) -> bool:
+    return len(name) <= MAX_NAME_LENGTH and bool(_NAME.fullmatch(name))
+
+
 def check_repository_name(name: str) -> str:
     """Return `name` if it is a valid repository name, else raise `NameInvalid`."""
-    if len(name) > MAX_NAME_LENGTH or not _NAME.fullmatch(name):
+    if not is_valid_repository_name(name):
         raise NameInvalid("invalid repository name", {"name": name})
     return name
 

@@ -7,8 +7,11 @@ Statements are written once with `%(name)s` parameters and portable SQL (UPSERT 
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import Any
 
 _PARAM = re.compile(r"%\((\w+)\)s")
 
@@ -27,6 +30,23 @@ class Dialect:
 
     def sql(self, statement: str) -> str:
         return _to_sqlite(statement) if self.name == "sqlite" else statement
+
+    @contextmanager
+    def reading(self, datastore: Any) -> Iterator[Any]:
+        """A cursor for read-only statements on `datastore`; each sees everything committed
+        before it runs.
+
+        On PostgreSQL this is the pool's autocommit connection, so a SELECT costs one round
+        trip instead of BEGIN/SELECT/ROLLBACK: under READ COMMITTED a transaction would give
+        several statements no common snapshot anyway. On SQLite it is a read transaction,
+        which costs nothing over the wire and does give one snapshot.
+        """
+        if self.name == "postgres":
+            with datastore.get_connection() as connection:
+                yield connection.cursor()
+        else:
+            with datastore.transaction(commit=False) as cursor:
+                yield cursor
 
 
 @lru_cache(maxsize=512)

@@ -18,7 +18,7 @@ class IdentityQueries:
         self._dialect = dialect
 
     def _rows(self, statement: str, params: dict[str, Any] | None = None) -> list[dict[str, Any]]:
-        with self._datastore.transaction(commit=False) as cursor:
+        with self._dialect.reading(self._datastore) as cursor:
             cursor.execute(self._dialect.sql(statement), params or {})
             return [dict(r) for r in cursor.fetchall()]
 
@@ -76,7 +76,7 @@ class IdentityQueries:
     def repository_facts(self, user: str | None, repository: str) -> RepositoryFacts:
         """What the access policy needs to know about `user` (None: anonymous) and `repository`."""
         namespace = repository.split("/", 1)[0] if "/" in repository else ""
-        with self._datastore.transaction(commit=False) as cursor:
+        with self._dialect.reading(self._datastore) as cursor:
             cursor.execute(self._dialect.sql(
                 "SELECT visibility FROM repositories WHERE name = %(repo)s AND deleted = 0"), {"repo": repository})
             repo = cursor.fetchall()

@@ -37,7 +37,7 @@ class RegistryQueries:
         self._dialect = dialect
 
     def _rows(self, statement: str, params: dict[str, Any] | None = None) -> list[Any]:
-        with self._datastore.transaction(commit=False) as cursor:
+        with self._dialect.reading(self._datastore) as cursor:
             cursor.execute(self._dialect.sql(statement), params or {})
             return cursor.fetchall()
 
@@ -103,7 +103,7 @@ class RegistryQueries:
 
     def _absent(self, statement: str, repository: str, digests: list[str]) -> list[str]:
         missing = []
-        with self._datastore.transaction(commit=False) as cursor:
+        with self._dialect.reading(self._datastore) as cursor:
             for digest in digests:
                 cursor.execute(self._dialect.sql(statement), {"repository": repository, "digest": digest})
                 if not cursor.fetchall():

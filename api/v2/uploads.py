@@ -16,7 +16,7 @@ from dockyard.api.v2.common import Services, headers, repository, scope, service
 from dockyard.commands.uploads import Append
 from dockyard.domain.digest import Digest
 from dockyard.domain.errors import BlobUploadInvalid, DigestInvalid, RangeInvalid
-from dockyard.domain.names import check_repository_name
+from dockyard.domain.names import check_repository_name, is_valid_repository_name
 
 _CONTENT_RANGE = re.compile(r"^(?:bytes[ =])?(\d+)-(\d+)(?:/(?:\d+|\*))?$")
 
@@ -85,7 +85,9 @@ async def _try_mount(svc: Services, request: Request, caller: Caller, name: str)
 async def start_upload(request: Request) -> Response:
     svc = services(request)
     name = repository(request)
-    caller = await svc.auth.require(request, scope(name, "pull", "push"))
+    source = request.query_params.get("from") if "mount" in request.query_params else None
+    also = [scope(source, "pull")] if source and source != name and is_valid_repository_name(source) else []
+    caller = await svc.auth.require(request, scope(name, "pull", "push"), also)
     if "mount" in request.query_params:
         mounted = await _try_mount(svc, request, caller, name)
         if mounted is not None:

@@ -285,6 +285,25 @@ def test_token_without_push_scope_is_refused_with_insufficient_scope(client, sha
     assert tags(client, repo) == ["v1"]
 
 
+def test_mount_challenge_asks_for_the_source_too(client, shared_server) -> None:
+    """A client that follows the challenge of `?mount=&from=` (the OCI conformance suite does)
+    gets a token that can read the source, so the mount succeeds instead of opening an upload."""
+    source, target = unique_repo("source"), unique_repo("target")
+    digest = push_blob(client, source, random_bytes(300))
+    params = {"mount": digest, "from": source}
+    with shared_server.client(auth=None) as anonymous:
+        refused = anonymous.post(f"/v2/{target}/blobs/uploads/", params=params)
+        assert_error(refused, 401, "UNAUTHORIZED")
+        assert challenge(refused)["scope"] == f"repository:{target}:pull,push repository:{source}:pull"
+        token = bearer(anonymous, refused, "admin", shared_server.admin_password)
+        r = anonymous.post(f"/v2/{target}/blobs/uploads/", params=params, headers=token)
+        assert r.status_code == 201, r.text
+        assert r.headers["location"] == f"/v2/{target}/blobs/{digest}"
+        # An invalid `from` is no scope to ask for: the challenge names the target only.
+        refused = anonymous.post(f"/v2/{target}/blobs/uploads/", params={"mount": digest, "from": "Bad//Name"})
+        assert challenge(refused)["scope"] == f"repository:{target}:pull,push"
+
+
 def test_manifest_of_exactly_4_mib_is_accepted(client) -> None:
     """The spec's SHOULD: a registry accepts manifests up to 4 MiB. (Last here: it is the slowest.)"""
     repo = unique_repo("big")
