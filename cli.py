@@ -32,7 +32,10 @@ def _export(settings: Settings) -> None:
 
 
 def serve(args: argparse.Namespace) -> int:
+    import copy
+
     import uvicorn
+    from uvicorn.config import LOGGING_CONFIG
 
     from dockyard.commands.access_tokens import AccessTokens
     from dockyard.commands.accounts import Accounts
@@ -54,9 +57,13 @@ def serve(args: argparse.Namespace) -> int:
     _export(settings)
     print(f"Dockyard serving on http://{settings.listen} (data: {os.path.abspath(settings.data_dir)}, "
           f"metadata: {'PostgreSQL' if settings.database_url else 'SQLite'})", flush=True)
+    # Dockyard's own loggers (`dockyard.*`) print beside uvicorn's, in its format.
+    log_config = copy.deepcopy(LOGGING_CONFIG)
+    log_config["loggers"]["dockyard"] = {"handlers": ["default"], "level": settings.log_level.upper(),
+                                         "propagate": False}
     uvicorn.run("dockyard.api.app:factory", factory=True, host=settings.host, port=settings.port,
                 workers=settings.workers, http="httptools", loop="uvloop", log_level=settings.log_level,
-                access_log=False, timeout_graceful_shutdown=10)
+                log_config=log_config, access_log=False, timeout_graceful_shutdown=10)
     return 0
 
 
@@ -149,6 +156,28 @@ def users(args: argparse.Namespace) -> int:
         registry.close()
 
 
+def uploads(args: argparse.Namespace) -> int:
+    """`dockyard uploads purge`: delete upload sessions abandoned longer than the age given."""
+    from datetime import timedelta
+
+    from dockyard.commands.uploads import UploadSessions
+    from dockyard.storage import open_store
+
+    settings = _settings(args)
+    registry = _registry(args)
+    try:
+        sessions = UploadSessions(open_store(settings.storage_url), registry)
+        hours = settings.upload_purge_age_hours if args.older_than_hours is None else args.older_than_hours
+        purged = sessions.purge(timedelta(hours=hours), dry_run=args.dry_run)
+        for upload_id in purged:
+            print(upload_id)
+        print(f"{'would purge' if args.dry_run else 'purged'} {len(purged)} upload session(s) "
+              f"started more than {hours:g} h ago", file=sys.stderr)
+        return 0
+    finally:
+        registry.close()
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="dockyard", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -177,6 +206,15 @@ def main(argv: list[str] | None = None) -> int:
     common(t)
     t.add_argument("-n", type=int, default=20)
     t.set_defaults(func=tail)
+
+    p = sub.add_parser("uploads", help="blob upload sessions")
+    usub = p.add_subparsers(dest="verb", required=True)
+    u = usub.add_parser("purge", help="delete sessions abandoned longer than --older-than-hours")
+    common(u)
+    u.add_argument("--storage", help="blob storage URL (default file://DATA_DIR/blobs)")
+    u.add_argument("--older-than-hours", type=float, help="default DOCKYARD_UPLOAD_PURGE_AGE_HOURS or 168")
+    u.add_argument("--dry-run", action="store_true", help="list them, delete nothing")
+    u.set_defaults(func=uploads)
 
     p = sub.add_parser("users", help="manage users (password from DOCKYARD_USER_PASSWORD or a prompt)")
     usub = p.add_subparsers(dest="verb", required=True)

@@ -26,6 +26,7 @@ from dockyard.commands.identity import Identity
 from dockyard.commands.persistence import event_store_env
 from dockyard.commands.registry import Registry
 from dockyard.commands.uploads import UploadSessions
+from dockyard.gc import schedule as housekeeping
 from dockyard.storage import open_store
 
 log = logging.getLogger("dockyard")
@@ -59,9 +60,14 @@ def create_app(settings: Settings) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.services = build_services(settings)
+        scheduler = housekeeping.start(app.state.services.uploads,
+                                       purge_age_hours=settings.upload_purge_age_hours,
+                                       purge_interval_hours=settings.upload_purge_interval_hours)
         try:
             yield
         finally:
+            if scheduler is not None:
+                scheduler.shutdown(wait=False)
             app.state.services.registry.close()
 
     app = FastAPI(title="Dockyard", version="0.1.0", lifespan=lifespan, docs_url=None, redoc_url=None,

@@ -26,6 +26,10 @@ class Settings(BaseSettings):
     token_service: str = "dockyard"
     token_ttl_seconds: int = 300
     workers: int = 1
+    # Upload sessions not finished this long after they started are deleted, checked every
+    # `upload_purge_interval_hours` (0 turns the check off). Distribution's defaults.
+    upload_purge_age_hours: float = 168.0
+    upload_purge_interval_hours: float = 24.0
     log_level: str = "info"
 
     @property

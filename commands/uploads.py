@@ -16,7 +16,7 @@ import re
 import threading
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import orjson
@@ -116,6 +116,28 @@ class UploadSessions:
         self.status(repository, upload_id)
         self._forget(upload_id)
         self.store.delete(f"_uploads/{upload_id}")
+
+    def purge(self, older_than: timedelta, *, now: datetime | None = None, dry_run: bool = False) -> list[str]:
+        """Delete the sessions started more than `older_than` before `now`: uploads a client
+        abandoned (Distribution's upload purging). Returns their ids, sorted.
+
+        Idempotent, so every process may run it. A session whose info cannot be read is left
+        alone: it is being started right now (its data is written before its info), or a
+        crash left an empty data object behind.
+        """
+        cutoff = (now or datetime.now(UTC)) - older_than
+        stale = []
+        for upload_id in sorted({key.split("/")[1] for key in self.store.list("_uploads")}):
+            try:
+                started = datetime.fromisoformat(orjson.loads(self.store.read_bytes(_info_key(upload_id)))["started_at"])
+            except (BlobNotFound, ValueError, KeyError, TypeError):
+                continue
+            if started < cutoff:
+                stale.append(upload_id)
+                if not dry_run:
+                    self._forget(upload_id)
+                    self.store.delete(f"_uploads/{upload_id}")
+        return stale
 
     # -- appending -----------------------------------------------------------------------------
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import uuid
+from datetime import UTC, datetime, timedelta
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -608,6 +609,31 @@ def test_sessions_belong_to_their_repository(uploads: UploadSessions, store: Mem
     # A session cannot be started for an invalid repository name.
     with pytest.raises(NameInvalid):
         uploads.start("Not/Valid")
+
+
+def test_purge_deletes_only_sessions_older_than_the_age(uploads: UploadSessions, store: MemoryStore) -> None:
+    old, fresh = uploads.start(REPO), uploads.start(REPO)
+    append = uploads.append(REPO, old)  # an abandoned session with bytes in it
+    append.write(b"half a layer")
+    append.close()
+    week_later = datetime.now(UTC) + timedelta(days=7)
+    # The fresh one was started a moment after `old`: backdate `old` by an hour to tell them apart.
+    info = orjson.loads(store.read_bytes(f"_uploads/{old}/info"))
+    info["started_at"] = (datetime.fromisoformat(info["started_at"]) - timedelta(hours=1)).isoformat()
+    store.write_bytes(f"_uploads/{old}/info", orjson.dumps(info))
+    # A session being started right now has data but no info yet: never purged.
+    store.writer(f"_uploads/{uuid.uuid4()}/data", append=True).close()
+    sessions_before = set(store.list("_uploads"))
+
+    assert uploads.purge(timedelta(hours=168, minutes=30), now=week_later, dry_run=True) == [old]
+    assert set(store.list("_uploads")) == sessions_before  # a dry run deletes nothing
+
+    assert uploads.purge(timedelta(hours=168, minutes=30), now=week_later) == [old]
+    with pytest.raises(BlobUploadUnknown):
+        uploads.status(REPO, old)
+    assert uploads.status(REPO, fresh).size == 0
+    assert uploads.purge(timedelta(hours=168, minutes=30), now=week_later) == []  # idempotent
+    assert uploads.purge(timedelta(0), now=week_later) == [fresh]
 
 
 def test_mount_links_a_blob_from_another_repository(uploads: UploadSessions, registry: Registry) -> None:
