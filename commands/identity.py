@@ -145,9 +145,7 @@ class Identity:
             if repo is None:
                 repo = Repository(name=full, visibility=visibility, description=description)
             else:
-                repo.restore()
-                repo.set_visibility(visibility)
-                repo.set_description(description)
+                repo.recreate(visibility, description)
             self.registry.save(repo)
 
         self.registry.retrying(command)
@@ -172,13 +170,9 @@ class Identity:
         self.registry.retrying(command)
 
     def delete_repository(self, full: str) -> None:
-        """Soft delete: gone from every view; tags, manifests and grants stay in the log."""
-        def command() -> None:
-            repo = self._repository(full)
-            repo.delete()
-            self.registry.save(repo)
-
-        self.registry.retrying(command)
+        """Soft delete with everything in it (`Registry.delete_repository`); the log keeps it all."""
+        if not self.registry.delete_repository(full):
+            raise NotFound("no such repository", {"repository": full})
 
     def grant_team_access(self, full: str, team: str, level: str) -> None:
         """Give a team of the repository's organisation `level` on it."""

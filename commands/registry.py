@@ -79,9 +79,39 @@ class Registry(Application[UUID]):
         if repo is None:
             return [Repository(name=name)]
         if repo.deleted:
-            repo.restore()
+            repo.recreate()
             return [repo]
         return []
+
+    def delete_repository(self, repository: str) -> bool:
+        """Soft delete `repository` and all it holds, in one transaction: each tag, manifest and
+        blob link gets its own `Deleted`/`Unlinked` event, and team grants are revoked. A later
+        push starts an empty private repository; GC finds the old blobs unreferenced. False if
+        there is no such live repository."""
+
+        def command() -> bool:
+            repo = self.load(Repository, Repository.create_id(repository))
+            if repo is None or repo.deleted:
+                return False
+            tags, manifests, blobs = self.queries.contents(repository)
+            changed: list[Any] = []
+            for aggregate in [self.load(Tag, Tag.create_id(repository, name)) for name in tags]:
+                if aggregate is not None and aggregate.digest is not None:
+                    aggregate.delete()
+                    changed.append(aggregate)
+            for aggregate in [self.load(Manifest, Manifest.create_id(repository, d)) for d in manifests]:
+                if aggregate is not None and aggregate.present:
+                    aggregate.delete()
+                    changed.append(aggregate)
+            for aggregate in [self.load(BlobLink, BlobLink.create_id(repository, d)) for d in blobs]:
+                if aggregate is not None and aggregate.linked:
+                    aggregate.unlink()
+                    changed.append(aggregate)
+            repo.delete()
+            self.save(repo, *changed)
+            return True
+
+        return self.retrying(command)
 
     # -- blobs ---------------------------------------------------------------------------------
 

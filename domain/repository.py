@@ -71,13 +71,20 @@ class Repository(RegistryAggregate):
         self.team_access.pop(team, None)
 
     def delete(self) -> None:
-        """Soft delete: the repository disappears from every view; its log stays."""
+        """Soft delete: the repository disappears from every view; its log stays. Team grants
+        are revoked first, so a repository made again under this name starts with none."""
         if not self.deleted:
+            for team in sorted(self.team_access):
+                self.revoke(team)
             self._deleted(self.name)
 
-    def restore(self) -> None:
+    def recreate(self, visibility: str = PRIVATE, description: str = "") -> None:
+        """Make a deleted repository live again as a new one would be (by a push, or created
+        in the API): with `visibility` and `description`, and no grants."""
         if self.deleted:
             self._restored(self.name)
+        self.set_visibility(visibility)
+        self.set_description(description)
 
     def set_visibility(self, visibility: str) -> None:
         if check_visibility(visibility) != self.visibility:

@@ -164,6 +164,19 @@ class RegistryQueries:
             out.append(descriptor)
         return out
 
+    def contents(self, repository: str) -> tuple[list[str], list[str], list[str]]:
+        """What `repository` holds, deleted or not: its tags, live manifest digests and linked
+        blob digests (for deleting all of it)."""
+        params = {"repository": repository}
+        with self._dialect.reading(self._datastore) as cursor:
+            found = []
+            for statement in ("SELECT tag AS v FROM tags WHERE repository = %(repository)s",
+                              "SELECT digest AS v FROM manifests WHERE repository = %(repository)s AND deleted = 0",
+                              "SELECT digest AS v FROM blob_links WHERE repository = %(repository)s"):
+                cursor.execute(self._dialect.sql(statement), params)
+                found.append(sorted(r["v"] for r in cursor.fetchall()))
+        return found[0], found[1], found[2]
+
     def repository(self, name: str) -> dict[str, Any] | None:
         """A live repository's row (name, visibility, description, created_at, created_by), or None."""
         row = self._row("SELECT name, visibility, description, created_at, created_by FROM repositories "

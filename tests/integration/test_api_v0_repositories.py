@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from tests.integration.api_v0_support import API, make_org, make_user, problem, push_image, unique
+from tests.integration.api_v0_support import API, events, make_org, make_user, problem, push_image, unique
 
 REPOS = f"{API}/repositories"
 
@@ -134,6 +134,42 @@ def test_changing_and_deleting_needs_admin_on_the_repository(shared_server, lab:
         problem(owner.delete(f"{REPOS}/{full}"), 404)
         assert full not in [x["fullName"] for x in owner.get(REPOS, params={"search": name}).json()["repositories"]]
 
+
+
+def test_a_deleted_repository_comes_back_empty(shared_server, lab: Lab) -> None:
+    """Deleting a repository deletes what is in it (each as its own event): pushing to the name
+    again, or creating it again, starts a new, empty, private repository with no grants."""
+    name = unique("again")
+    full = f"{lab.org}/{name}"
+    with shared_server.client(auth=lab.owner) as owner:
+        assert owner.post(f"{REPOS}/{lab.org}", json={"name": name, "visibility": "public",
+                                                       "description": "old"}).status_code == 201
+        owner.put(f"{REPOS}/{full}/teamAccess/frontend", json={"accessLevel": "read-write"})
+        old = push_image(owner, full, "old")
+        layers = [d["digest"] for d in owner.get(f"/v2/{full}/manifests/old").json()["layers"]]
+        assert owner.delete(f"{REPOS}/{full}").status_code == 204
+
+        new = push_image(owner, full, "new")  # a push makes it again
+        assert owner.get(f"/v2/{full}/tags/list").json()["tags"] == ["new"]
+        assert owner.get(f"/v2/{full}/manifests/{old}").status_code == 404
+        assert owner.get(f"/v2/{full}/blobs/{layers[0]}").status_code == 404
+        assert owner.get(f"/v2/{full}/manifests/{new}").status_code == 200
+        row = owner.get(f"{REPOS}/{full}").json()
+        assert (row["visibility"], row["description"]) == ("private", "")
+        assert owner.get(f"{REPOS}/{full}/teamAccess").json()["teamAccess"] == []
+    with shared_server.client(auth=lab.ahab) as ahab:  # frontend's old grant is gone
+        problem(ahab.get(f"{REPOS}/{full}"), 404)
+
+    kinds = [(e["topic"], e.get("name") or e.get("digest")) for e in events(shared_server, 40)
+             if e.get("repository") == full]
+    assert ("dockyard.Tag.Deleted", "old") in kinds
+    assert ("dockyard.Manifest.Deleted", old) in kinds
+    assert ("dockyard.BlobLink.Unlinked", layers[0]) in kinds
+
+    with shared_server.client(auth=lab.owner) as owner:  # created again in the API: empty too
+        assert owner.delete(f"{REPOS}/{full}").status_code == 204
+        assert owner.post(f"{REPOS}/{lab.org}", json={"name": name}).status_code == 201
+        assert owner.get(f"/v2/{full}/tags/list").json()["tags"] == []
 
 def test_team_access(shared_server, lab: Lab) -> None:
     name = unique("r")

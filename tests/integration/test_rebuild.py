@@ -147,9 +147,12 @@ def make_history(registry: Registry, data_dir: Path) -> None:
         registry.delete_manifest("engineering/barca", sha256(v1))  # takes `1.0` with it
         registry.delete_blob("engineering/barca", layers[0])
 
-        # madrid gets an image too, is soft-deleted, then restored by a push.
+        # madrid gets an image too, is soft-deleted with all it holds, then made again by a push
+        # (whose blobs must be uploaded again: the delete unlinked them).
         registry.push_manifest("engineering/madrid", "latest", OCI_MANIFEST, image(config, layers[0]))
         identity.delete_repository("engineering/madrid")
+        upload(uploads, "engineering/madrid", b"{}")
+        upload(uploads, "engineering/madrid", b"layer 0 of barca")
         registry.push_manifest("engineering/madrid", "again", OCI_MANIFEST, image(config, layers[0]))
 
         # A repository that stays deleted, and one in gordon's own namespace.
@@ -185,7 +188,8 @@ def test_rebuild_gives_identical_rows(registry: Registry, place: tuple[Path, str
     assert registry.queries.catalog(None, None) == ["engineering/barca", "engineering/madrid", "gordon/tools"]
     repositories = {row[0]: row for row in before["repositories"]}
     assert repositories["gordon/scratch"][-1] == 1  # deleted
-    assert repositories["engineering/madrid"][1] == "public"
+    assert repositories["engineering/madrid"][1:3] == ("private", "")  # made again by a push: a new repository
+    assert registry.queries.list_tags("engineering/madrid", None, None) == ["again"]
 
     # The read models are damaged: rows removed, a row altered, a stray row added.
     with registry.recorder.datastore.transaction(commit=True) as cursor:

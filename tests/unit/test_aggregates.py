@@ -299,16 +299,18 @@ def test_repository_changes_record_only_real_changes() -> None:
     repo.grant("core", "read-only")  # unchanged: nothing
     assert repo.revoke("frontend") is False
     assert repo.revoke("core") is True
-    repo.restore()  # not deleted: nothing
-    repo.delete()
+    repo.grant("frontend", "read-write")
+    repo.delete()  # revokes the remaining grant first
     repo.delete()  # already deleted: nothing
-    repo.restore()
+    repo.recreate()  # as a new repository: private, no description, no grants
 
     kinds = [type(e).__name__ for e in repo.collect_events()]
     assert kinds == ["Created", "VisibilityChanged", "DescriptionChanged", "TeamAccessGranted",
-                     "TeamAccessRevoked", "Deleted", "Restored"]
-    assert (repo.visibility, repo.description, repo.team_access, repo.deleted) == (
-        "public", "FC Barcelona", {}, False)
+                     "TeamAccessRevoked", "TeamAccessGranted", "TeamAccessRevoked", "Deleted", "Restored",
+                     "VisibilityChanged", "DescriptionChanged"]
+    assert (repo.visibility, repo.description, repo.team_access, repo.deleted) == ("private", "", {}, False)
+    repo.recreate(PUBLIC, "again")  # live already: only the settings change
+    assert [type(e).__name__ for e in repo.collect_events()] == ["VisibilityChanged", "DescriptionChanged"]
 
 
 def test_repository_refuses_bad_visibility_and_levels() -> None:
