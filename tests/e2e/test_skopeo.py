@@ -144,12 +144,14 @@ def test_copy_between_repositories_mounts_blobs(skopeo: Skopeo, images, tmp_path
             assert head.status_code == 200
             assert int(head.headers["content-length"]) == len(image.blob(digest))
 
-    # skopeo asks to mount blobs it knows the registry holds in the source repository: the log
-    # shows every layer of the target linked by a mount from the source, none uploaded again.
+    # skopeo asks to mount blobs it knows the registry holds: the log shows every layer of the
+    # target linked by a mount, none uploaded again. The mount is usually from `source`, but
+    # skopeo's blob-info cache is machine-wide (as root) and may pick another repository of this
+    # server that other tests filled with the same image.
     linked = {e["digest"]: e["source"] for e in events(skopeo.server)
               if e["topic"] == "dockyard.BlobLink.Linked" and e["repository"] == target}
     layers = image.referenced()[1:]
-    assert {d: linked.get(d) for d in layers} == {d: f"mount:{source}" for d in layers}
+    assert all(linked.get(d, "").startswith("mount:e2e/") for d in layers), linked
     assert set(linked) == set(image.referenced())
 
 
