@@ -37,6 +37,10 @@ from dockyard.domain.actor import Actor, current_actor
 from dockyard.domain.errors import Denied, DomainError, Unauthorized
 
 REFRESH_TTL_SECONDS = 7 * 24 * 3600
+# How long a verified registry JWT is trusted from the cache before its user and access token are
+# read again: the delay (per process) with which a revocation or deactivation reaches JWTs already
+# issued, instead of their expiry.
+RECHECK_SECONDS = 5.0
 _MODE_CACHE_SECONDS = 1.0
 
 
@@ -82,7 +86,7 @@ class Auth:
         self._public = key.public_key()
         self._kid = key_id(key)
         self._issuer = settings.token_service
-        self._verified: dict[str, tuple[float, Caller]] = {}
+        self._verified: dict[str, tuple[float, float, Caller]] = {}  # token: (exp, recheck at, caller)
         self._lock = threading.Lock()
         self._mode: tuple[float, str] = (0.0, "managed")
 
@@ -154,10 +158,15 @@ class Auth:
 
     async def verify(self, token: str) -> Caller | None:
         """The caller a bearer token speaks for, or None if it is invalid or expired."""
+        now = time.time()
         with self._lock:
             hit = self._verified.get(token)
         if hit is not None:
-            return hit[1] if hit[0] > time.time() else None
+            expires, recheck_at, caller = hit
+            if expires <= now:
+                return None
+            if now < recheck_at:
+                return caller
         return await run_in_threadpool(self._verify, token)
 
     def _verify(self, token: str) -> Caller | None:
@@ -170,16 +179,18 @@ class Auth:
         for entry in claims.get("access") or []:
             k = (str(entry.get("type")), str(entry.get("name")))
             grants[k] = grants.get(k, frozenset()) | frozenset(entry.get("actions") or [])
-        # Grants are fixed at issue time, for the token's short life (as in Distribution); the
-        # principal is read once per token, to attribute events and filter listings.
+        # Grants are fixed at issue time, for the token's short life (as in Distribution). The
+        # principal — the user still active, the access token it came from not revoked — is
+        # read again every RECHECK_SECONDS, so revoking reaches JWTs already handed out.
         principal = self._principal_of(claims.get("sub") or None, claims.get("tid"))
-        if principal is None:
-            return None
-        caller = Caller(principal, grants)
         with self._lock:
+            if principal is None:
+                self._verified.pop(token, None)
+                return None
             if len(self._verified) > 50_000:
                 self._verified.clear()
-            self._verified[token] = (float(claims["exp"]), caller)
+            caller = Caller(principal, grants)
+            self._verified[token] = (float(claims["exp"]), time.time() + RECHECK_SECONDS, caller)
         return caller
 
     # -- requests ------------------------------------------------------------------------------

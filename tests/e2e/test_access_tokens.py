@@ -217,11 +217,25 @@ def test_revoked_token_fails(crew: Crew) -> None:
                     access_type="offline", scope=f"repository:{user}/app:pull")
     assert refresh.status_code == 200, refresh.text
     refresh_token = refresh.json()["refresh_token"]
+    # A registry JWT issued for the token before the revocation, in use (so cached) already.
+    issued = token_flow(server, user, token.secret, "GET", "/v2/_catalog")
+    ok(issued.response, 200)
+    bearer = {"Authorization": f"Bearer {issued.token}"}
+    with httpx.Client(base_url=server.url, timeout=60) as http:
+        ok(http.get("/v2/_catalog", headers=bearer), 200)
 
     with server.client((user, password)) as api:
         ok(api.delete(f"/api/v0/accounts/{user}/tokens/{token.id}"))
         rows = ok(api.get(f"/api/v0/accounts/{user}/tokens"), 200).json()["tokens"]
     assert [row["revoked"] for row in rows if row["id"] == token.id] == [True], rows
+
+    # That JWT stops working once the server reads its access token again (every few seconds),
+    # long before its 5-minute expiry.
+    with httpx.Client(base_url=server.url, timeout=60) as http:
+        deadline = time.monotonic() + 60
+        while (r := http.get("/v2/_catalog", headers=bearer)).status_code == 200 and time.monotonic() < deadline:
+            time.sleep(0.5)
+    assert r.status_code == 401 and r.json()["errors"][0]["code"] == "UNAUTHORIZED", r.text
 
     r = basic_status(server, user, token.secret)
     assert r.status_code == 401 and r.json()["errors"][0]["code"] == "UNAUTHORIZED"
