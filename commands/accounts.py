@@ -46,6 +46,11 @@ FAILURE_WINDOW = 60.0
 LOCKOUT = 60.0
 
 
+def _throttled(remaining_seconds: float) -> TooManyRequests:
+    return TooManyRequests("too many failed logins; try again later",
+                           {"retryAfterSeconds": int(remaining_seconds) + 1})
+
+
 class Accounts:
     def __init__(self, registry: Registry, identity: Identity, tokens: AccessTokens,
                  ldap_bind_password: Callable[[], str] = lambda: "") -> None:
@@ -99,6 +104,7 @@ class Accounts:
             hit = self._verified.get(key)
         if hit is not None and hit[0] > now:
             return hit[1]
+        self._check_recorded_throttle(name, address)
         principal = self._verify(name, password)
         if principal is None:
             self._failed(name, address, now)
@@ -158,8 +164,23 @@ class Accounts:
         with self._lock:
             until = self._locked.get((name, address))
         if until is not None and until > now:
-            raise TooManyRequests("too many failed logins; try again later",
-                                  {"retryAfterSeconds": int(until - now) + 1})
+            raise _throttled(until - now)
+
+    def _check_recorded_throttle(self, name: str, address: str) -> None:
+        """Honour a lock-out that another process or replica recorded (`LoginGuard.Throttled`).
+
+        Failures are counted per process, so N processes allow up to N×MAX_FAILURES attempts
+        a window; the first lock-out then holds everywhere. Read before every password check
+        that the cache does not answer, which costs far less than the check itself (argon2).
+        """
+        guard = self.registry.load(LoginGuard, LoginGuard.create_id(name, address))
+        if guard is None or guard.until is None:
+            return
+        remaining = (datetime.fromisoformat(guard.until) - datetime.now(UTC)).total_seconds()
+        if remaining > 0:
+            with self._lock:
+                self._locked[(name, address)] = time.monotonic() + remaining
+            raise _throttled(remaining)
 
     def _failed(self, name: str, address: str, now: float) -> None:
         with self._lock:

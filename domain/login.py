@@ -20,7 +20,9 @@ class LoginGuard(RegistryAggregate):
     def __init__(self, user: str, address: str) -> None:
         self.user = user
         self.address = address
+        self.until: str | None = None
 
     @event("Throttled", topic="dockyard.LoginGuard.Throttled")
     def throttle(self, user: str, address: str, failures: int, until: str) -> None:
         """Too many failed logins: refuse this user from this address until `until` (ISO time)."""
+        self.until = until

@@ -6,7 +6,7 @@ event log. A read-only token cannot push, a token limited to one repository cann
 another, revoked and expired tokens fail, and so do a tampered token and registry JWTs that were
 altered or signed by another key. Unknown users get the same answer as wrong passwords; five
 failed logins from one address lock the sixth out with 429 TOOMANYREQUESTS, recorded as a
-`dockyard.LoginGuard.Throttled` event.
+`dockyard.LoginGuard.Throttled` event that every process of the registry honours.
 """
 
 from __future__ import annotations
@@ -385,3 +385,29 @@ def test_sixth_failed_login_is_throttled_and_recorded(crew: Crew) -> None:
     assert stubb[0]["address"] == "127.0.0.1" and stubb[0]["failures"] == 5
     assert datetime.fromisoformat(stubb[0]["until"]) > datetime.now(UTC)
     assert any(e.get("user") == "nobody-else" for e in throttled)
+
+
+def test_a_lockout_holds_in_every_process(crew: Crew) -> None:
+    """Failures are counted per process; the lock-out one process records holds in all of them
+    (a second `dockyard serve` on the same data stands for another worker or replica)."""
+    server, user = crew.server, "fedallah"
+    create_user(server, user, "fedallah-right-pw")
+    other = DockyardServer(server.data_dir, server.database_url, server.admin_password)
+    other.start()
+    try:
+        with httpx.Client(base_url=other.url, timeout=60) as http:
+            assert http.get("/v2/", auth=(user, "fedallah-right-pw")).status_code == 200
+        with httpx.Client(base_url=server.url, timeout=60) as http:
+            for attempt in range(5):
+                assert http.get("/v2/", auth=(user, f"wrong-{attempt}")).status_code == 401
+            assert http.get("/v2/", auth=(user, "fedallah-right-pw")).status_code == 429
+        with httpx.Client(base_url=other.url, timeout=60) as http:
+            # The other process has seen no failure of its own, and its cache knows the right
+            # password; a new password check (here a wrong one) meets the recorded lock-out.
+            r = http.get("/v2/", auth=(user, "another-wrong-pw"))
+            assert r.status_code == 429 and r.json()["errors"][0]["code"] == "TOOMANYREQUESTS", r.text
+            assert r.json()["errors"][0]["detail"]["retryAfterSeconds"] > 0
+            # From then on that process refuses the user outright, the right password included.
+            assert http.get("/v2/", auth=(user, "fedallah-right-pw")).status_code == 429
+    finally:
+        other.stop()
