@@ -95,18 +95,14 @@ class Registry(Application[UUID]):
                 return False
             tags, manifests, blobs = self.queries.contents(repository)
             changed: list[Any] = []
-            for aggregate in [self.load(Tag, Tag.create_id(repository, name)) for name in tags]:
-                if aggregate is not None and aggregate.digest is not None:
-                    aggregate.delete()
-                    changed.append(aggregate)
-            for aggregate in [self.load(Manifest, Manifest.create_id(repository, d)) for d in manifests]:
-                if aggregate is not None and aggregate.present:
-                    aggregate.delete()
-                    changed.append(aggregate)
-            for aggregate in [self.load(BlobLink, BlobLink.create_id(repository, d)) for d in blobs]:
-                if aggregate is not None and aggregate.linked:
-                    aggregate.unlink()
-                    changed.append(aggregate)
+            for cls, keys, remove in ((Tag, tags, Tag.delete), (Manifest, manifests, Manifest.delete),
+                                      (BlobLink, blobs, BlobLink.unlink)):
+                for key in keys:
+                    aggregate = self.load(cls, cls.create_id(repository, key))
+                    if aggregate is not None:
+                        remove(aggregate)  # each a no-op when there is nothing to remove
+                        if aggregate.pending_events:
+                            changed.append(aggregate)
             repo.delete()
             self.save(repo, *changed)
             return True

@@ -51,7 +51,9 @@ class Manifest(RegistryAggregate):
         self.present = False
 
     def delete(self) -> None:
-        self._deleted(self.repository, self.digest)
+        """Delete this revision; deleting one that is not present records nothing."""
+        if self.present:
+            self._deleted(self.repository, self.digest)
 
     @staticmethod
     def encode_payload(body: bytes) -> str:

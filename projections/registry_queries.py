@@ -165,8 +165,8 @@ class RegistryQueries:
         return out
 
     def contents(self, repository: str) -> tuple[list[str], list[str], list[str]]:
-        """What `repository` holds, deleted or not: its tags, live manifest digests and linked
-        blob digests (for deleting all of it)."""
+        """What `repository` holds (whether or not the repository itself is deleted): its tags,
+        live manifest digests and linked blob digests — for deleting all of it."""
         params = {"repository": repository}
         with self._dialect.reading(self._datastore) as cursor:
             found = []
