@@ -1,0 +1,374 @@
+"""The projection runner: folds the event log, in batches, into read models that follow it.
+
+Contract (what `Projection` implementations rely on):
+- A projection names the `topics` it folds (empty: every event) and `apply`s a batch of
+  `Recorded` events, in log order, through a cursor inside the runner's transaction.
+- Its position (`projection_positions`) is advanced by a compare-and-set in that same
+  transaction, *before* its rows are written. So a crash at any instant leaves rows and position
+  together: no event is applied twice or skipped, and a second runner that slipped past the
+  leader lock fails its compare-and-set instead of writing (and just reloads the position).
+  Taking the position row first also orders the runner before a rebuild's swap (`rebuild_swap`),
+  which locks the same row: neither waits on a table the other holds.
+- Catch-up reads `select_notifications` pages of `batch` events up to the head read before the
+  page, so a projection whose topics are rare still advances its position to the head.
+- Live follow: PostgreSQL `LISTEN` on the channel every append NOTIFYs (the library's recorder,
+  kept by `commands.persistence`), with a poll as a safety net for a lost notification (library
+  issue #305); SQLite polls the head.
+- Exactly one active runner per projection: a session advisory lock on PostgreSQL (released
+  when the process or its connection dies, so a standby takes over), an `flock` beside the
+  SQLite file (released by the OS when the process dies). Standbys retry every `takeover_interval`.
+- A projection that raises on a batch stops there: the batch is rolled back, the position of the
+  first event of the failing batch and the error are recorded, and the runner stops (status
+  `failed`) rather than skip anything.
+
+Why not the library's `ProjectionRunner`: one transaction per event (~1k events/s here), no
+SQLite subscription, no leader election (see /work/shared/eventsourcing-notes.md §2).
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import logging
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+from uuid import UUID
+
+import orjson
+
+from dockyard.projections.dialect import Dialect
+
+log = logging.getLogger("dockyard.projections")
+
+DEFAULT_BATCH = 2000
+
+
+@dataclass(frozen=True, slots=True)
+class Recorded:
+    """One event as stored: its log position, stable topic, aggregate id and version, and its
+    state as the JSON object the transcoder wrote (no domain classes needed, so a projection
+    never breaks on a topic added later)."""
+
+    position: int
+    topic: str
+    originator_id: UUID
+    version: int
+    state: dict[str, Any]
+
+
+class Projection(Protocol):
+    """A read model folded by the runner. `suffix` names a parallel set of tables (a rebuild)."""
+
+    name: str
+    topics: tuple[str, ...]
+
+    def tables(self) -> dict[str, str]:
+        """Canonical table name -> the table this instance writes (the canonical name plus suffix)."""
+        ...
+
+    def create_statements(self, dialect: Dialect) -> list[str]: ...
+
+    def index_statements(self, dialect: Dialect) -> list[str]:
+        """`CREATE INDEX` statements for the tables this instance writes (names carry the suffix)."""
+        ...
+
+    def apply(self, dialect: Dialect, cursor: Any, events: Sequence[Recorded]) -> None: ...
+
+    def with_suffix(self, suffix: str) -> Projection: ...
+
+
+class ProjectionFailed(Exception):
+    def __init__(self, name: str, position: int, error: str) -> None:
+        super().__init__(f"projection {name} failed at position {position}: {error}")
+        self.name, self.position, self.error = name, position, error
+
+
+# -- positions -----------------------------------------------------------------------------
+
+_POSITIONS = ("CREATE TABLE IF NOT EXISTS projection_positions (name TEXT PRIMARY KEY, "
+              "position {bigint} NOT NULL, updated_at TEXT NOT NULL, failed_position {bigint}, error TEXT)")
+
+
+class Positions:
+    """The `projection_positions` table, in the event store's database."""
+
+    def __init__(self, datastore: Any, dialect: Dialect) -> None:
+        self.datastore, self.dialect = datastore, dialect
+        with datastore.transaction(commit=True) as cursor:
+            cursor.execute(_POSITIONS.format(bigint=dialect.bigint))
+
+    def ensure(self, cursor: Any, name: str) -> None:
+        cursor.execute(self.dialect.sql(
+            "INSERT INTO projection_positions (name, position, updated_at) VALUES (%(name)s, 0, %(at)s) "
+            "ON CONFLICT (name) DO NOTHING"), {"name": name, "at": _now()})
+
+    def get(self, name: str) -> dict[str, Any] | None:
+        with self.dialect.reading(self.datastore) as cursor:
+            cursor.execute(self.dialect.sql("SELECT name, position, updated_at, failed_position, error "
+                                            "FROM projection_positions WHERE name = %(name)s"), {"name": name})
+            rows = cursor.fetchall()
+        return dict(rows[0]) if rows else None
+
+    def all(self) -> list[dict[str, Any]]:
+        with self.dialect.reading(self.datastore) as cursor:
+            cursor.execute("SELECT name, position, updated_at, failed_position, error FROM projection_positions "
+                           "ORDER BY name")
+            return [dict(r) for r in cursor.fetchall()]
+
+    def position(self, name: str) -> int:
+        row = self.get(name)
+        return int(row["position"]) if row else 0
+
+    def advance(self, cursor: Any, name: str, old: int, new: int) -> bool:
+        """Compare-and-set the position inside the caller's transaction; False if it moved."""
+        cursor.execute(self.dialect.sql(
+            "UPDATE projection_positions SET position = %(new)s, updated_at = %(at)s, failed_position = NULL, "
+            "error = NULL WHERE name = %(name)s AND position = %(old)s"),
+            {"name": name, "old": old, "new": new, "at": _now()})
+        return _rowcount(cursor) == 1
+
+    def record_failure(self, name: str, position: int, error: str) -> None:
+        with self.datastore.transaction(commit=True) as cursor:
+            cursor.execute(self.dialect.sql(
+                "UPDATE projection_positions SET failed_position = %(pos)s, error = %(error)s, updated_at = %(at)s "
+                "WHERE name = %(name)s"), {"name": name, "pos": position, "error": error[:2000], "at": _now()})
+
+    def wait(self, name: str, position: int, timeout: float = 10.0) -> bool:
+        """Block until projection `name` has folded the log up to `position` (in any process);
+        False after `timeout` seconds, or at once when the projection has failed before it."""
+        deadline = time.monotonic() + timeout
+        pause = 0.002
+        while True:
+            row = self.get(name)
+            if row is not None and row["position"] >= position:
+                return True
+            if row is not None and row["failed_position"] is not None and row["failed_position"] <= position:
+                return False
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(pause)
+            pause = min(pause * 2, 0.05)
+
+
+def _rowcount(cursor: Any) -> int:
+    """Rows changed by the last statement (the library's SQLite cursor wraps sqlite3's)."""
+    inner = getattr(cursor, "sqlite_cursor", cursor)
+    return int(inner.rowcount)
+
+
+def _now() -> str:
+    from datetime import UTC, datetime
+
+    return datetime.now(UTC).isoformat()
+
+
+# -- leadership ----------------------------------------------------------------------------
+
+_LOCAL_LOCKS: dict[str, threading.Lock] = {}
+_LOCAL_GUARD = threading.Lock()
+
+
+class Leadership:
+    """Exactly one holder per projection name across processes (and threads) sharing a database."""
+
+    def __init__(self, registry: Any, name: str) -> None:
+        self.registry, self.name = registry, name
+        self._connection: Any = None
+        self._file: Any = None
+        self._local: threading.Lock | None = None
+
+    @property
+    def postgres(self) -> bool:
+        return self.registry.dialect.name == "postgres"
+
+    def try_acquire(self) -> bool:
+        if self.postgres:
+            import psycopg
+
+            pool = self.registry.recorder.datastore.pool
+            conn = psycopg.connect(pool.conninfo, autocommit=True, **{
+                k: v for k, v in pool.kwargs.items() if k not in ("autocommit",)})
+            key = int.from_bytes(hashlib.sha256(b"dockyard.projection:" + self.name.encode()).digest()[:8],
+                                 "big", signed=True)
+            row = conn.execute("SELECT pg_try_advisory_lock(%s) AS ok", (key,)).fetchone()
+            ok = row["ok"] if isinstance(row, dict) else row[0]
+            if not ok:
+                conn.close()
+                return False
+            self._connection = conn
+            return True
+        path = self._sqlite_path()
+        if path is None:  # in-memory database: one process by construction, guard threads
+            with _LOCAL_GUARD:
+                lock = _LOCAL_LOCKS.setdefault(f"{id(self.registry.recorder.datastore)}:{self.name}", threading.Lock())
+            if not lock.acquire(blocking=False):
+                return False
+            self._local = lock
+            return True
+        handle = open(f"{path}.{self.name}.lock", "a+")  # noqa: SIM115 - held for the leadership's life
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            handle.close()
+            return False
+        self._file = handle
+        return True
+
+    def _sqlite_path(self) -> str | None:
+        pool = self.registry.recorder.datastore.pool
+        return None if pool.is_sqlite_memory_mode else str(pool.db_name)
+
+    @property
+    def connection(self) -> Any:
+        """The leader's own PostgreSQL connection (autocommit), used to LISTEN; None on SQLite."""
+        return self._connection
+
+    def release(self) -> None:
+        if self._connection is not None:
+            self._connection.close()  # ends the session: the advisory lock goes with it
+            self._connection = None
+        if self._file is not None:
+            fcntl.flock(self._file, fcntl.LOCK_UN)
+            self._file.close()
+            self._file = None
+        if self._local is not None:
+            self._local.release()
+            self._local = None
+
+
+# -- the runner ----------------------------------------------------------------------------
+
+class ProjectionRunner:
+    """Folds one projection; `catch_up()` for a one-shot run, `start()`/`stop()` to follow."""
+
+    def __init__(self, registry: Any, projection: Projection, *, batch: int = DEFAULT_BATCH,
+                 poll_interval: float = 0.05, takeover_interval: float = 1.0,
+                 positions: Positions | None = None, create_indexes: bool = True) -> None:
+        self.registry = registry
+        self.projection = projection
+        self.batch = batch
+        self.poll_interval = poll_interval
+        self.takeover_interval = takeover_interval
+        self.dialect: Dialect = registry.dialect
+        self.datastore = registry.recorder.datastore
+        self.positions = positions or Positions(self.datastore, self.dialect)
+        self.state = "stopped"
+        self.error: ProjectionFailed | None = None
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._leadership = Leadership(registry, projection.name)
+        with self.datastore.transaction(commit=True) as cursor:
+            for statement in projection.create_statements(self.dialect):
+                cursor.execute(statement)
+            if create_indexes:
+                for statement in projection.index_statements(self.dialect):
+                    cursor.execute(statement)
+            self.positions.ensure(cursor, projection.name)
+
+    # -- folding ---------------------------------------------------------------------------
+
+    def _read(self, after: int, head: int) -> list[Any]:
+        return list(self.registry.recorder.select_notifications(
+            after, self.batch, stop=head, topics=self.projection.topics, inclusive_of_start=False))
+
+    def run_batch(self, head: int | None = None) -> int:
+        """Fold the next batch (up to `head`, default the current head); returns events applied.
+
+        Raises `ProjectionFailed` (after recording it) when the projection raises.
+        """
+        name = self.projection.name
+        after = self.positions.position(name)
+        if head is None:
+            head = self.registry.recorder.max_notification_id() or 0
+        if after >= head:
+            return 0
+        notifications = self._read(after, head)
+        # A short page means everything up to `head` has been seen: the position moves there
+        # even if the last matching event is older (rare topics still report no lag).
+        new_position = notifications[-1].id if len(notifications) == self.batch else head
+        events = [Recorded(n.id, n.topic, n.originator_id, n.originator_version, orjson.loads(n.state))
+                  for n in notifications]
+        try:
+            with self.datastore.transaction(commit=True) as cursor:
+                if not self.positions.advance(cursor, name, after, new_position):
+                    return 0  # another runner (or a rebuild's swap) moved it: reload and go on
+                self.projection.apply(self.dialect, cursor, events)
+        except Exception as exc:  # noqa: BLE001 - any failure stops the projection, recorded
+            first = events[0].position if events else new_position
+            failed = ProjectionFailed(name, first, f"{type(exc).__name__}: {exc}")
+            self.positions.record_failure(name, first, failed.error)
+            raise failed from exc
+        return len(events)
+
+    def catch_up(self, until: int | None = None, progress: Callable[[int, int], None] | None = None) -> int:
+        """Fold batches until the position reaches `until` (default: the head when called)."""
+        target = until if until is not None else (self.registry.recorder.max_notification_id() or 0)
+        applied = 0
+        while not self._stop.is_set():
+            position = self.positions.position(self.projection.name)
+            if position >= target:
+                break
+            applied += self.run_batch(head=target)
+            if progress is not None:
+                progress(self.positions.position(self.projection.name), target)
+        return applied
+
+    def wait(self, position: int, timeout: float = 10.0) -> bool:
+        return self.positions.wait(self.projection.name, position, timeout)
+
+    # -- following -------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Follow the log in a daemon thread: wait to lead, catch up, then follow."""
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._run, name=f"projection-{self.projection.name}", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+            self._thread = None
+
+    def _run(self) -> None:
+        self.state = "standby"
+        while not self._stop.is_set():
+            if self._leadership.try_acquire():
+                break
+            self._stop.wait(self.takeover_interval)
+        else:
+            self.state = "stopped"
+            return
+        self.state = "running"
+        try:
+            self._follow()
+        except ProjectionFailed as exc:
+            self.state, self.error = "failed", exc
+            log.error("%s", exc)
+        except Exception:  # noqa: BLE001 - e.g. the database went away: report, a standby takes over
+            self.state = "failed"
+            log.exception("projection %s stopped", self.projection.name)
+        else:
+            self.state = "stopped"
+        finally:
+            self._leadership.release()
+
+    def _follow(self) -> None:
+        listener = self._leadership.connection
+        if listener is not None:
+            from psycopg.sql import SQL, Identifier
+
+            listener.execute(SQL("LISTEN {}").format(Identifier(self.registry.recorder.channel_name)))
+        while not self._stop.is_set():
+            if self.catch_up() == 0:
+                if listener is not None:
+                    # Woken by any append's NOTIFY; the timeout re-checks anyway (a lost NOTIFY
+                    # never stalls the projection for longer than this).
+                    for _ in listener.notifies(timeout=0.5, stop_after=1):
+                        pass
+                else:
+                    self._stop.wait(self.poll_interval)
+

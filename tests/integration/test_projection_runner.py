@@ -1,0 +1,147 @@
+"""The projection runner (projections/runner.py) on SQLite and PostgreSQL: batches fold with
+their position in one transaction; a failing event stops the projection at its position; a
+runner killed mid-batch resumes with nothing applied twice or skipped; on PostgreSQL exactly one
+of two runner processes is active and the other takes over when it dies. Waits are by position.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from dockyard.commands.registry import Registry
+from dockyard.domain.repository import Repository
+from dockyard.projections.runner import ProjectionFailed, ProjectionRunner
+from tests.integration.test_rebuild import place, registry  # noqa: F401 - the same fixtures
+from tests.projection_worker import SeenProjection
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def append(registry: Registry, count: int, prefix: str = "ns/r") -> int:
+    """Append `count` events (new repositories, 100 per transaction); returns the head."""
+    start = registry.recorder.max_notification_id() or 0
+    for i in range(0, count, 100):
+        registry.save(*[Repository(name=f"{prefix}{start + i + j}") for j in range(min(100, count - i))])
+    return registry.recorder.max_notification_id() or 0
+
+
+def seen(registry: Registry) -> list[int]:
+    with registry.dialect.reading(registry.recorder.datastore) as cursor:
+        cursor.execute("SELECT position FROM seen ORDER BY position")
+        return [r["position"] for r in cursor.fetchall()]
+
+
+def positions(registry: Registry) -> list[int]:
+    return [n.id for n in registry.recorder.select_notifications(0, 1_000_000, inclusive_of_start=False)]
+
+
+def test_catch_up_in_batches_then_follow(registry: Registry) -> None:
+    head = append(registry, 450)
+    runner = ProjectionRunner(registry, SeenProjection(), batch=100)
+    # Step 1: a one-shot catch-up folds every event once, in batches.
+    assert runner.catch_up() == 450
+    assert seen(registry) == positions(registry)
+    assert runner.positions.position("seen") == head
+    # Step 2: following, new events arrive without anyone calling it; wait by position.
+    runner.start()
+    try:
+        head = append(registry, 30)
+        assert runner.wait(head, timeout=30)
+        assert seen(registry) == positions(registry)
+    finally:
+        runner.stop()
+
+
+def test_a_failing_event_stops_the_projection_at_its_position(registry: Registry) -> None:
+    append(registry, 250)
+    bad = positions(registry)[149]
+    runner = ProjectionRunner(registry, SeenProjection(fail_at=bad), batch=100)
+    with pytest.raises(ProjectionFailed) as failure:
+        runner.catch_up()
+    # The batch holding the bad event is rolled back entirely: the position stays before it.
+    first_of_batch = positions(registry)[100]
+    assert failure.value.position == first_of_batch
+    row = runner.positions.get("seen")
+    assert row["position"] == positions(registry)[99] and row["failed_position"] == first_of_batch
+    assert "cannot fold event" in row["error"]
+    assert seen(registry) == positions(registry)[:100]
+    assert not runner.wait(positions(registry)[-1], timeout=5)  # fails fast: the projection is stuck
+    # Once the projection is mended, it resumes exactly there.
+    mended = ProjectionRunner(registry, SeenProjection(), batch=100)
+    mended.catch_up()
+    assert seen(registry) == positions(registry)
+    assert mended.positions.get("seen")["error"] is None
+
+
+def _spawn(place: tuple[Path, str | None], *extra: str) -> subprocess.Popen[str]:
+    data_dir, database_url = place
+    return subprocess.Popen([sys.executable, "-m", "tests.projection_worker", str(data_dir), database_url or "-",
+                             *extra], cwd=ROOT, stdout=subprocess.PIPE, text=True)
+
+
+def _until(predicate, what: str, timeout: float = 60.0) -> None:  # noqa: ANN001
+    deadline = time.monotonic() + timeout
+    pause = 0.01
+    while not predicate():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(pause)
+        pause = min(pause * 2, 0.2)
+
+
+def test_killed_mid_batch_resumes_without_duplicates_or_gaps(registry: Registry,
+                                                              place: tuple[Path, str | None]) -> None:
+    append(registry, 1000)
+    runner = ProjectionRunner(registry, SeenProjection(), batch=100)  # creates the tables
+    worker = _spawn(place, "--pause", "0.3", "--batch", "100")
+    try:
+        # Step 1: the worker commits a few batches, then dies while one is open.
+        _until(lambda: runner.positions.position("seen") >= positions(registry)[199], "two batches")
+        os.kill(worker.pid, signal.SIGKILL)
+        worker.wait()
+    finally:
+        worker.kill()
+    stopped_at = runner.positions.position("seen")
+    assert stopped_at < positions(registry)[-1]
+    assert seen(registry) == [p for p in positions(registry) if p <= stopped_at]
+    # Step 2: a new runner finishes: every event exactly once (the primary key forbids twice).
+    runner.catch_up()
+    assert seen(registry) == positions(registry)
+
+
+def test_one_active_runner_and_takeover(registry: Registry, place: tuple[Path, str | None], backend: str) -> None:
+    ProjectionRunner(registry, SeenProjection())  # creates the tables
+    first = _spawn(place)
+    assert first.stdout.readline()  # one at a time: concurrent CREATE ... IF NOT EXISTS can clash on PostgreSQL
+    second = _spawn(place)
+    try:
+        assert second.stdout.readline()
+        head = append(registry, 200)
+        runner_positions = ProjectionRunner(registry, SeenProjection()).positions
+        assert runner_positions.wait("seen", head, timeout=30)
+        with registry.dialect.reading(registry.recorder.datastore) as cursor:
+            cursor.execute("SELECT DISTINCT pid FROM seen")
+            writers = {r["pid"] for r in cursor.fetchall()}
+        assert len(writers) == 1  # exactly one runner folded
+        leader = first if writers == {first.pid} else second
+        standby = second if leader is first else first
+        # Step 2: the leader dies; the standby takes over and folds what comes next.
+        leader.kill()
+        leader.wait()
+        head = append(registry, 100, prefix="after/r")
+        assert runner_positions.wait("seen", head, timeout=60)
+        with registry.dialect.reading(registry.recorder.datastore) as cursor:
+            cursor.execute(registry.dialect.sql("SELECT DISTINCT pid FROM seen WHERE position > %(p)s"),
+                           {"p": head - 100})
+            assert {r["pid"] for r in cursor.fetchall()} == {standby.pid}
+        assert seen(registry) == positions(registry)
+    finally:
+        for p in (first, second):
+            p.kill()
+            p.wait()
