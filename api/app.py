@@ -7,7 +7,8 @@ worker process: it reads the settings from `DOCKYARD_*` variables.
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
+import time
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
@@ -32,15 +33,16 @@ from dockyard.storage import open_store
 log = logging.getLogger("dockyard")
 
 
-def build_services(settings: Settings) -> Services:
+def build_services(settings: Settings, clock: Callable[[], float] = time.time) -> Services:
+    """`clock` (seconds since the epoch) is what token expiry and upload ages are measured by."""
     registry = Registry(event_store_env(settings.data_dir, settings.database_url))
     store = open_store(settings.storage_url)
     secrets = SecretStore(registry)
     identity = Identity(registry)
-    tokens = AccessTokens(registry)
+    tokens = AccessTokens(registry, clock)
     accounts = Accounts(registry, identity, tokens, secrets.ldap_bind_password)
-    auth = Auth(settings, accounts, secrets.signing_key())
-    return Services(settings, registry, store, UploadSessions(store, registry), accounts, auth,
+    auth = Auth(settings, accounts, secrets.signing_key(), clock)
+    return Services(settings, registry, store, UploadSessions(store, registry, clock), accounts, auth,
                     identity, tokens, secrets)
 
 
@@ -56,10 +58,13 @@ async def _health(request: Request) -> Response:
     return Response(b'{"status":"ok"}', media_type="application/json")
 
 
-def create_app(settings: Settings) -> FastAPI:
+def create_app(settings: Settings, *, clock: Callable[[], float] = time.time) -> FastAPI:
+    """The app; its lifespan builds the services (`app.state.services`) and the housekeeping.
+    Tests pass `clock` to move time instead of waiting (tests/inprocess/conftest.py)."""
+
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        app.state.services = build_services(settings)
+        app.state.services = build_services(settings, clock)
         scheduler = housekeeping.start(app.state.services.uploads,
                                        purge_age_hours=settings.upload_purge_age_hours,
                                        purge_interval_hours=settings.upload_purge_interval_hours)

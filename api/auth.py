@@ -16,7 +16,7 @@ import base64
 import threading
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -78,9 +78,18 @@ class Caller:
     token_access: dict[tuple[str, str], frozenset[str]] | None = None
 
 
+# pyjwt would check `exp` and `nbf` against the system clock; `Auth._current` checks them against
+# `Auth.clock`, so that a test can move time instead of waiting.
+_DECODE_OPTIONS = {"verify_exp": False, "verify_nbf": False, "verify_iat": False}
+
+
 class Auth:
-    def __init__(self, settings: Settings, accounts: Accounts, key: ec.EllipticCurvePrivateKey) -> None:
+    """`clock` (seconds since the epoch) is when tokens are issued and when they expire."""
+
+    def __init__(self, settings: Settings, accounts: Accounts, key: ec.EllipticCurvePrivateKey,
+                 clock: Callable[[], float] = time.time) -> None:
         self.settings = settings
+        self.clock = clock
         self.accounts = accounts
         self._key = key
         self._public = key.public_key()
@@ -117,7 +126,7 @@ class Auth:
 
     def issue(self, principal: Principal, scopes: list[Scope]) -> dict[str, object]:
         """A registry token granting requested ∩ allowed actions. Blocking."""
-        now = int(time.time())
+        now = int(self.clock())
         grants = [{"type": s.type, "name": s.name, "actions": sorted(self.allowed(principal, s))} for s in scopes]
         claims = {
             "iss": self._issuer, "sub": principal.name or "", "aud": self.settings.token_service,
@@ -133,7 +142,7 @@ class Auth:
         }
 
     def issue_refresh(self, principal: Principal) -> str:
-        now = int(time.time())
+        now = int(self.clock())
         claims = {"iss": self._issuer, "sub": principal.name or "", "aud": self._issuer + "/refresh",
                   "exp": now + REFRESH_TTL_SECONDS, "iat": now, "jti": uuid.uuid4().hex}
         if principal.token_id:
@@ -150,7 +159,7 @@ class Auth:
         if token_id:
             token = self.accounts.registry.identity.access_token(token_id)
             if token is None or token["revoked"] or token["owner"] != sub or (
-                    token["expires_at"] and datetime.fromisoformat(token["expires_at"]) <= datetime.now(UTC)):
+                    token["expires_at"] and datetime.fromisoformat(token["expires_at"]) <= datetime.fromtimestamp(self.clock(), UTC)):
                 return None  # revoked or expired: so are the refresh tokens it got
             return Principal(sub, row["role"], token_id=token_id, token_level=token["level"],
                              token_repositories=tuple(token["repositories"]))
@@ -158,7 +167,7 @@ class Auth:
 
     async def verify(self, token: str) -> Caller | None:
         """The caller a bearer token speaks for, or None if it is invalid or expired."""
-        now = time.time()
+        now = self.clock()
         with self._lock:
             hit = self._verified.get(token)
         if hit is not None:
@@ -172,8 +181,10 @@ class Auth:
     def _verify(self, token: str) -> Caller | None:
         try:
             claims = jwt.decode(token, self._public, algorithms=["ES256"], audience=self.settings.token_service,
-                                issuer=self._issuer, options={"require": ["exp", "iat", "sub"]})
+                                issuer=self._issuer, options={"require": ["exp", "iat", "sub"], **_DECODE_OPTIONS})
         except jwt.PyJWTError:
+            return None
+        if not self._current(claims):
             return None
         grants: dict[tuple[str, str], frozenset[str]] = {}
         for entry in claims.get("access") or []:
@@ -190,8 +201,16 @@ class Auth:
             if len(self._verified) > 50_000:
                 self._verified.clear()
             caller = Caller(principal, grants)
-            self._verified[token] = (float(claims["exp"]), time.time() + RECHECK_SECONDS, caller)
+            self._verified[token] = (float(claims["exp"]), self.clock() + RECHECK_SECONDS, caller)
         return caller
+
+    def _current(self, claims: dict[str, object]) -> bool:
+        """Whether a token's `exp` is still ahead and its `nbf` (if any) reached, by `self.clock`."""
+        now = self.clock()
+        exp, nbf = claims.get("exp"), claims.get("nbf", now)
+        if not isinstance(exp, int | float) or not isinstance(nbf, int | float):
+            return False
+        return now < exp and nbf <= now
 
     # -- requests ------------------------------------------------------------------------------
 
@@ -323,8 +342,10 @@ class Auth:
     def _refresh_principal(self, token: str) -> Principal | None:
         try:
             claims = jwt.decode(token, self._public, algorithms=["ES256"], audience=self._issuer + "/refresh",
-                                issuer=self._issuer, options={"require": ["exp", "sub"]})
+                                issuer=self._issuer, options={"require": ["exp", "sub"], **_DECODE_OPTIONS})
         except jwt.PyJWTError:
+            return None
+        if not self._current(claims):
             return None
         principal = self._principal_of(claims.get("sub") or None, claims.get("tid"))
         return None if principal is None or principal.is_anonymous else principal

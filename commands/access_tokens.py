@@ -9,6 +9,8 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -31,8 +33,14 @@ def _hash(secret: str) -> str:
 
 
 class AccessTokens:
-    def __init__(self, registry: Registry) -> None:
+    """`clock` (seconds since the epoch) decides what has expired: tests pass one they move."""
+
+    def __init__(self, registry: Registry, clock: Callable[[], float] = time.time) -> None:
         self.registry = registry
+        self.clock = clock
+
+    def now(self) -> datetime:
+        return datetime.fromtimestamp(self.clock(), UTC)
 
     def create(self, user: str, name: str, level: str, expires_at: datetime | None,
                repositories: list[str]) -> IssuedToken:
@@ -46,7 +54,7 @@ class AccessTokens:
         if expires_at is not None:
             if expires_at.tzinfo is None:
                 expires_at = expires_at.replace(tzinfo=UTC)
-            if expires_at <= datetime.now(UTC):
+            if expires_at <= self.now():
                 raise InvalidRequest("expiresAt is in the past")
         token_id = secrets.token_hex(8)
         secret = secrets.token_urlsafe(32)
@@ -83,7 +91,7 @@ class AccessTokens:
             return None
         if not hmac.compare_digest(row["secret_hash"], _hash(secret)):
             return None
-        if row["expires_at"] and datetime.fromisoformat(row["expires_at"]) <= datetime.now(UTC):
+        if row["expires_at"] and datetime.fromisoformat(row["expires_at"]) <= self.now():
             return None
         return row
 

@@ -10,6 +10,7 @@ events-table lock and insert, so read-model writes happen in log order).
 from __future__ import annotations
 
 import os
+import uuid
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
@@ -107,17 +108,28 @@ class PostgresRegistryRecorder(PostgresApplicationRecorder):
             inline.apply(POSTGRES, view_cursor, view_events)
 
 
+# An SQLite database in memory, private to the `Registry` built on it (the in-process tests).
+MEMORY_DATABASE_URL = "sqlite://:memory:"
+
+
 def event_store_env(data_dir: str, database_url: str | None) -> dict[str, str]:
-    """The eventsourcing environment for the embedded default or a PostgreSQL URL."""
+    """The eventsourcing environment for the embedded default, a PostgreSQL URL, or
+    `MEMORY_DATABASE_URL` (a fresh in-memory database each time this is called)."""
     env = {
         "TRANSCODER_TOPIC": get_topic(OrjsonTranscoder),
         "MAPPER_TOPIC": get_topic(RegistryMapper),
     }
-    if not database_url:
-        os.makedirs(data_dir, exist_ok=True)
+    if not database_url or database_url == MEMORY_DATABASE_URL:
+        if database_url:
+            # A named shared-cache URI: every connection of the library's pool sees the same
+            # database (a bare ":memory:" would give each connection its own, empty one).
+            dbname = f"file:dockyard-{uuid.uuid4().hex}?mode=memory&cache=shared"
+        else:
+            os.makedirs(data_dir, exist_ok=True)
+            dbname = os.path.join(os.path.abspath(data_dir), "dockyard.db")
         env.update(
             PERSISTENCE_MODULE="eventsourcing.sqlite",
-            SQLITE_DBNAME=os.path.join(os.path.abspath(data_dir), "dockyard.db"),
+            SQLITE_DBNAME=dbname,
             SQLITE_LOCK_TIMEOUT="30",
             APPLICATION_RECORDER_TOPIC=get_topic(SQLiteRegistryRecorder),
         )

@@ -14,7 +14,9 @@ from __future__ import annotations
 import hashlib
 import re
 import threading
+import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -80,9 +82,12 @@ class UploadStatus:
 
 
 class UploadSessions:
-    def __init__(self, store: BlobStore, registry: Registry) -> None:
+    """`clock` (seconds since the epoch) dates sessions and ages them for the purge."""
+
+    def __init__(self, store: BlobStore, registry: Registry, clock: Callable[[], float] = time.time) -> None:
         self.store = store
         self.registry = registry
+        self.clock = clock
         self._hashes: dict[str, tuple[int, Any]] = {}
         self._lock = threading.Lock()
 
@@ -92,7 +97,7 @@ class UploadSessions:
         """Open a new session for `repository`; returns its id."""
         check_repository_name(repository)
         upload_id = str(uuid.uuid4())
-        info = {"repository": repository, "started_at": datetime.now(UTC).isoformat()}
+        info = {"repository": repository, "started_at": datetime.fromtimestamp(self.clock(), UTC).isoformat()}
         # The empty data object first (an append writer creates it, without an fsync of its own),
         # then the info, whose commit makes both durable: two fsyncs per new session, not four.
         self.store.writer(_data_key(upload_id), append=True).close()
@@ -125,7 +130,7 @@ class UploadSessions:
         alone: it is being started right now (its data is written before its info), or a
         crash left an empty data object behind.
         """
-        cutoff = (now or datetime.now(UTC)) - older_than
+        cutoff = (now or datetime.fromtimestamp(self.clock(), UTC)) - older_than
         stale = []
         for upload_id in sorted({key.split("/")[1] for key in self.store.list("_uploads")}):
             try:
