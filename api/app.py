@@ -28,6 +28,7 @@ from dockyard.commands.persistence import event_store_env
 from dockyard.commands.registry import Registry
 from dockyard.commands.uploads import UploadSessions
 from dockyard.gc import schedule as housekeeping
+from dockyard.projections.read_side import ReadSide
 from dockyard.storage import open_store
 
 log = logging.getLogger("dockyard")
@@ -43,7 +44,7 @@ def build_services(settings: Settings, clock: Callable[[], float] = time.time) -
     accounts = Accounts(registry, identity, tokens, secrets.ldap_bind_password)
     auth = Auth(settings, accounts, secrets.signing_key(), clock)
     return Services(settings, registry, store, UploadSessions(store, registry, clock), accounts, auth,
-                    identity, tokens, secrets)
+                    identity, tokens, secrets, ReadSide(registry))
 
 
 async def _token(request: Request) -> Response:
@@ -65,6 +66,7 @@ def create_app(settings: Settings, *, clock: Callable[[], float] = time.time) ->
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.services = build_services(settings, clock)
+        app.state.services.read_side.start()  # followed projections: one leader across processes
         scheduler = housekeeping.start(app.state.services.uploads,
                                        purge_age_hours=settings.upload_purge_age_hours,
                                        purge_interval_hours=settings.upload_purge_interval_hours)
@@ -73,6 +75,7 @@ def create_app(settings: Settings, *, clock: Callable[[], float] = time.time) ->
         finally:
             if scheduler is not None:
                 scheduler.shutdown(wait=False)
+            app.state.services.read_side.stop()
             app.state.services.registry.close()
 
     app = FastAPI(title="Dockyard", version="0.1.0", lifespan=lifespan, docs_url=None, redoc_url=None,

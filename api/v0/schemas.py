@@ -227,3 +227,24 @@ PROBLEM_RESPONSES: dict[int | str, dict[str, Any]] = {
                            "404 not found (or not readable), 409 conflict, 422 schema mismatch, 429 throttled",
             "content": {"application/problem+json": {"schema": {"$ref": PROBLEM_SCHEMA}}}},
 }
+
+
+# -- audit trail -------------------------------------------------------------------------------
+
+class AuditEvent(Model):
+    position: int = Field(description="The event's position in the log (the paging cursor).")
+    recorded_at: str = Field(description="When it happened, ISO 8601 UTC.")
+    action: str = Field(description="A stable name: `manifest.pushed`, `tag.moved`, `team.member_added`, ...")
+    actor: str
+    client_address: str
+    token: str | None = Field(description="The id of the access token used, if any.")
+    namespace: str | None
+    repository: str | None
+    tag: str | None
+    digest: str | None
+    details: dict[str, Any]
+
+
+class AuditEventPage(Model):
+    events: list[AuditEvent]
+    next: int | None = Field(description="The `after` of the next page; null on the last page.")

@@ -18,6 +18,7 @@ from dockyard.commands.registry import Registry
 from dockyard.commands.uploads import UploadSessions
 from dockyard.domain.errors import PaginationInvalid
 from dockyard.domain.names import check_repository_name
+from dockyard.projections.read_side import ReadSide
 from dockyard.storage import BlobStore
 
 API_VERSION = {"Docker-Distribution-API-Version": "registry/2.0"}
@@ -37,6 +38,7 @@ class Services:
     identity: Identity
     tokens: AccessTokens
     secrets: SecretStore
+    read_side: ReadSide  # the followed projections (audit trail) and their positions
 
 
 def services(request: Request) -> Services:

@@ -1,0 +1,46 @@
+"""The followed read models of one process: their runners, positions and query objects.
+
+Built by the composition root (`api.app.create_app`'s lifespan, the CLI) from the `Registry`
+application, whose database holds the log; started runners compete for leadership, so every
+serving process may start them and exactly one folds each projection.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from dockyard.projections.audit_queries import AuditQueries
+from dockyard.projections.audit_trail import AuditTrail
+from dockyard.projections.runner import Positions, Projection, ProjectionRunner
+
+WAIT_TIMEOUT = 10.0
+
+
+def followed_projections() -> list[Projection]:
+    """Every projection that follows the log (the inline ones are in `projections.inline`)."""
+    return [AuditTrail()]
+
+
+class ReadSide:
+    def __init__(self, registry: Any) -> None:
+        self.registry = registry
+        datastore, dialect = registry.recorder.datastore, registry.dialect
+        self.positions = Positions(datastore, dialect)
+        self.runners = {p.name: ProjectionRunner(registry, p, positions=self.positions)
+                        for p in followed_projections()}
+        self.audit = AuditQueries(datastore, dialect)
+
+    def start(self) -> None:
+        for runner in self.runners.values():
+            runner.start()
+
+    def stop(self) -> None:
+        for runner in self.runners.values():
+            runner.stop()
+
+    def head(self) -> int:
+        return self.registry.recorder.max_notification_id() or 0
+
+    def wait(self, name: str, position: int, timeout: float = WAIT_TIMEOUT) -> bool:
+        """Whether projection `name` reached `position` within `timeout` (folded by any process)."""
+        return self.positions.wait(name, position, timeout)
