@@ -2,6 +2,8 @@
 
     dockyard serve --data-dir DIR --listen HOST:PORT [--database-url URL] [--storage URL]
     dockyard projections rebuild [--data-dir DIR | --database-url URL]
+    dockyard projections status
+    dockyard audit query|export [filters]
     dockyard events tail [-n N]
     dockyard users list|create NAME [--role R]|set-role NAME --role R|set-password NAME|deactivate NAME|activate NAME
 """
@@ -12,6 +14,7 @@ import argparse
 import os
 import sys
 
+from dockyard import cli_read
 from dockyard.api.settings import Settings
 
 
@@ -199,6 +202,8 @@ def main(argv: list[str] | None = None) -> int:
     r = psub.add_parser("rebuild", help="drop and replay the registry view from the log")
     common(r)
     r.set_defaults(func=rebuild)
+    cli_read.add_status_parser(psub, common)
+    cli_read.add_parsers(sub, common)
 
     p = sub.add_parser("events", help="the event log")
     esub = p.add_subparsers(dest="verb", required=True)
@@ -230,6 +235,11 @@ def main(argv: list[str] | None = None) -> int:
         u.set_defaults(func=users)
 
     args = parser.parse_args(argv)
+    import getpass
+
+    from dockyard.domain.actor import Actor, current_actor
+
+    current_actor.set(Actor(getpass.getuser(), "local"))  # rule 6: what a CLI verb records names the OS user
     return args.func(args)
 
 

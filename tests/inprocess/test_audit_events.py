@@ -1,0 +1,113 @@
+"""`GET /api/v0/events`: the audit trail projection through the management API — filters,
+cursor paging with a `Link` header, JSONL/CSV streams, and who may read what. Every read waits
+for the trail to reach the log's head by position (`waitFor`), never by sleeping."""
+
+from __future__ import annotations
+
+import csv
+import io
+
+import orjson
+import pytest
+
+from tests.inprocess.conftest import API, Dockyard
+
+pytestmark = pytest.mark.anyio
+
+
+def head(dockyard: Dockyard) -> int:
+    return dockyard.services.registry.recorder.max_notification_id() or 0
+
+
+async def test_a_push_is_answered_who_when_where(dockyard: Dockyard) -> None:
+    alice = await dockyard.user(role="none")
+    async with dockyard.client(alice) as as_alice:
+        digest = await dockyard.push(as_alice, f"{alice[0]}/app", "v1")
+    r = await dockyard.client().get(f"{API}/events", params={"repository": f"{alice[0]}/app", "action": "tag.moved",
+                                                             "waitFor": head(dockyard)})
+    assert r.status_code == 200, r.text
+    [moved] = r.json()["events"]
+    assert moved["actor"] == alice[0] and moved["tag"] == "v1" and moved["digest"] == digest
+    assert moved["namespace"] == alice[0] and moved["clientAddress"] == "127.0.0.1"
+    assert moved["recordedAt"].endswith("Z") and moved["details"]["previous"] is None
+    r = await dockyard.client().get(f"{API}/events", params={"actor": alice[0], "action": "manifest.pushed"})
+    [pushed] = r.json()["events"]
+    assert pushed["digest"] == digest and "payload" not in pushed["details"]
+    # No secret reaches the trail: a user's creation carries no password hash.
+    r = await dockyard.client().get(f"{API}/events", params={"action": "user.created", "namespace": alice[0]})
+    [created] = r.json()["events"]
+    assert created["actor"] == "admin" and "passwordHash" not in created["details"]
+    assert "password_hash" not in created["details"]
+
+
+async def test_pages_follow_the_link_and_streams_give_the_whole_result(dockyard: Dockyard) -> None:
+    org = await dockyard.org()
+    for i in range(5):
+        await dockyard.team(org, f"t{i}")
+    wait = {"waitFor": head(dockyard)}
+    client = dockyard.client()
+    # Step 1: pages of 2, following `Link: <...>; rel="next"` to the end.
+    seen: list[int] = []
+    url: str | None = f"{API}/events?namespace={org}&n=2&waitFor={wait['waitFor']}"
+    while url is not None:
+        r = await client.get(url)
+        assert r.status_code == 200, r.text
+        seen += [e["position"] for e in r.json()["events"]]
+        link = r.headers.get("link")
+        url = link[1:link.index(">")] if link else None
+        assert (link is None) == (r.json()["next"] is None)
+    assert len(seen) == 1 + 2 + 5 and seen == sorted(seen)  # org.created, owners team + its member, 5 teams
+    # Step 2: the same result as JSON lines and as CSV.
+    r = await client.get(f"{API}/events", params={"namespace": org, "format": "jsonl"})
+    assert r.headers["content-type"].startswith("application/x-ndjson")
+    assert [orjson.loads(line)["position"] for line in r.text.splitlines()] == seen
+    r = await client.get(f"{API}/events", params={"namespace": org, "format": "csv"})
+    rows = list(csv.DictReader(io.StringIO(r.text)))
+    assert [int(row["position"]) for row in rows] == seen
+    assert {row["action"] for row in rows} == {"organization.created", "team.created", "team.member_added"}
+    # Step 3: `after` is the cursor; `since`/`until` bound the time.
+    r = await client.get(f"{API}/events", params={"namespace": org, "after": seen[3]})
+    assert [e["position"] for e in r.json()["events"]] == seen[4:]
+    r = await client.get(f"{API}/events", params={"namespace": org, "until": "2000-01-01T00:00:00Z"})
+    assert r.json()["events"] == []
+    r = await client.get(f"{API}/events", params={"namespace": org, "since": "2000-01-01T00:00:00+00:00"})
+    assert len(r.json()["events"]) == len(seen)
+
+
+async def test_who_reads_what(dockyard: Dockyard, anon_client) -> None:  # noqa: ANN001
+    owner = await dockyard.user(role="none")
+    member = await dockyard.user(role="none")
+    outsider = await dockyard.user(role="read-write")
+    org = await dockyard.org(owner=owner)
+    await dockyard.team(org, "frontend", members=[member[0]], owner=owner)
+    async with dockyard.client(member) as as_member:
+        await as_member.get(f"{API}/accounts/{org}")  # a read: records nothing
+    async with dockyard.client(outsider) as as_outsider:
+        await dockyard.push(as_outsider, f"{outsider[0]}/tool", "1")
+    wait = {"waitFor": head(dockyard)}
+
+    async def actions(auth) -> set[tuple[str, str]]:  # noqa: ANN001
+        r = await dockyard.client(auth).get(f"{API}/events", params={**wait, "n": 1000})
+        assert r.status_code == 200, r.text
+        return {(e["actor"], e["action"]) for e in r.json()["events"]}
+
+    everything = await actions(("admin", ""))
+    assert ("admin", "user.created") in everything and (outsider[0], "manifest.pushed") in everything
+    # The org owner: their own actions and everything in their organisation, nothing else.
+    as_owner = await actions(owner)
+    assert (owner[0], "team.member_added") in as_owner and (owner[0], "organization.created") in as_owner
+    assert all(actor == owner[0] for actor, _ in as_owner)
+    assert not any(actor == outsider[0] for actor, _ in as_owner)
+    # A plain user: only their own actions.
+    assert {a for a, _ in await actions(outsider)} == {outsider[0]}
+    assert await actions(member) == set()  # they only read
+    # Anonymous callers are asked to sign in.
+    assert (await anon_client.get(f"{API}/events")).status_code == 401
+
+
+async def test_bad_filters_are_problems(dockyard: Dockyard) -> None:
+    client = dockyard.client()
+    r = await client.get(f"{API}/events", params={"since": "yesterday"})
+    assert r.status_code == 400 and r.headers["content-type"] == "application/problem+json"
+    assert (await client.get(f"{API}/events", params={"n": 0})).status_code == 422
+    assert (await client.get(f"{API}/events", params={"format": "xml"})).status_code == 422
