@@ -34,6 +34,17 @@ def _export(settings: Settings) -> None:
             os.environ[f"DOCKYARD_{field.upper()}"] = str(value)
 
 
+def _storage_problem(settings: Settings) -> str | None:
+    """Why the blob store cannot be opened (one line), or None: checked once before serving."""
+    from dockyard.storage import StorageConfigError, open_store
+
+    try:
+        open_store(settings.storage_url)
+    except StorageConfigError as exc:
+        return f"storage: {exc}"
+    return None
+
+
 def serve(args: argparse.Namespace) -> int:
     import copy
 
@@ -47,6 +58,9 @@ def serve(args: argparse.Namespace) -> int:
     from dockyard.commands.registry import Registry
 
     settings = _settings(args)
+    if (problem := _storage_problem(settings)) is not None:
+        print(f"error: {problem}", file=sys.stderr)
+        return 2
     # First start: create the admin once, here, before any worker runs.
     registry = Registry(event_store_env(settings.data_dir, settings.database_url))
     try:

@@ -2,8 +2,10 @@
 
 Sessions live in blob storage (`_uploads/<id>/data` and `.../info`), not in the event log and
 not in process memory, so a PATCH may land on any process or replica of the registry. Each
-process keeps the running hash of the sessions it served; when a chunk arrives whose offset
-does not match (another process appended meanwhile) the hash is recomputed from storage.
+process keeps the running hash of the sessions it served; when a chunk arrives after another
+process appended, the hash is brought forward by reading only the bytes appended since this
+process last saw the session (the data is append-only, so its hash state still holds for the
+bytes before). A process that never saw the session reads it once from the start.
 
 Only a finished, verified upload becomes an event (`BlobLink.Linked`), after the bytes are in
 their final content-addressed place (DESIGN.md rule 3).
@@ -165,10 +167,14 @@ class UploadSessions:
             cached = self._hashes.get(upload_id)
         if cached is not None and cached[0] == size:
             return cached[1].copy()
-        # Another process appended, or this process restarted: recompute from the stored bytes.
-        hasher = hashlib.sha256()
-        with self.store.open_read(_data_key(upload_id)) as f:
-            remaining = size
+        if cached is not None and cached[0] < size:
+            # Another process appended: hash only what it added.
+            done, hasher = cached[0], cached[1].copy()
+        else:
+            # This process never saw the session (or restarted): hash it from the start.
+            done, hasher = 0, hashlib.sha256()
+        with self.store.open_read(_data_key(upload_id), done) as f:
+            remaining = size - done
             while remaining > 0:
                 chunk = f.read(min(_REHASH_CHUNK, remaining))
                 if not chunk:

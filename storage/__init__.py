@@ -1,18 +1,25 @@
 """Blob storage: one small interface (`base.BlobStore`), one module per backend.
 
 `open_store(url)` picks the backend from a URL: `file:///path` (or a plain path) for the
-filesystem; object-store backends join here, each passing `tests/storage/contract.py` unchanged.
+filesystem, `s3://BUCKET[/PREFIX]?endpoint=…&region=…` for S3 (`storage/s3.py`), `memory://`
+for the fake. Each backend passes `tests/storage/contract.py` unchanged.
 """
 
 from __future__ import annotations
 
 from urllib.parse import urlparse
 
-from dockyard.storage.base import BlobNotFound, BlobStore, InvalidKey, StorageError, Writer
+from dockyard.storage.base import BlobNotFound, BlobStore, InvalidKey, StorageConfigError, StorageError, Writer
+
+SCHEMES = ("file:///PATH", "s3://BUCKET[/PREFIX]?endpoint=URL&region=R[&redirect=true]", "memory://")
 
 
 def open_store(url: str) -> BlobStore:
-    """Construct the blob store that `url` names."""
+    """Construct the blob store that `url` names.
+
+    An object store is checked on the way (its bucket or container exists, the credentials
+    are accepted): anything wrong is a `StorageConfigError` whose message is one line.
+    """
     parsed = urlparse(url)
     if parsed.scheme in ("", "file"):
         from dockyard.storage.filesystem import FilesystemStore
@@ -22,7 +29,12 @@ def open_store(url: str) -> BlobStore:
         from dockyard.storage.memory import MemoryStore
 
         return MemoryStore()
-    raise ValueError(f"unsupported storage URL scheme: {parsed.scheme!r}")
+    if parsed.scheme == "s3":
+        from dockyard.storage.s3 import open_s3
+
+        return open_s3(url)
+    raise StorageConfigError(f"unsupported storage URL scheme {parsed.scheme!r} in {url!r}; "
+                             f"supported: {', '.join(SCHEMES)}")
 
 
 def blob_key(digest: str) -> str:
@@ -31,4 +43,4 @@ def blob_key(digest: str) -> str:
     return f"blobs/{algorithm}/{hexpart[:2]}/{hexpart}"
 
 
-__all__ = ["BlobNotFound", "BlobStore", "InvalidKey", "StorageError", "Writer", "blob_key", "open_store"]
+__all__ = ["BlobNotFound", "BlobStore", "InvalidKey", "StorageConfigError", "StorageError", "Writer", "blob_key", "open_store"]

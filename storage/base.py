@@ -31,6 +31,12 @@ class InvalidOffset(StorageError):
     """A read was asked to start at a negative offset."""
 
 
+class StorageConfigError(StorageError, ValueError):
+    """A storage URL cannot be used: its message is one line naming what is wrong (unknown
+    scheme, missing bucket or container, refused credentials, unreachable endpoint) and what
+    is supported. Raised by `open_store`, so a registry refuses to start on it."""
+
+
 class Writer(ABC):
     """An append-only writer for one key.
 

@@ -1,0 +1,91 @@
+"""Upload sessions on a shared store: a PATCH landing on another process re-reads only what the
+other processes appended since this one last saw the session (issue 11, item 5)."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import BinaryIO
+
+import pytest
+
+from dockyard.commands.persistence import event_store_env
+from dockyard.commands.registry import Registry
+from dockyard.commands.uploads import UploadSessions
+from dockyard.storage import blob_key
+from dockyard.storage.memory import MemoryStore
+
+
+class CountingStore(MemoryStore):
+    """The memory store, counting the bytes of upload data read back out of it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.bytes_read = 0
+
+    def _open_read(self, key: str, offset: int) -> BinaryIO:
+        inner = super()._open_read(key, offset)
+        store = self
+
+        class Counting(io.BufferedIOBase):
+            def read(self, n: int | None = -1) -> bytes:
+                data = inner.read(n)
+                if key.endswith("/data"):
+                    store.bytes_read += len(data)
+                return data
+
+        return Counting()  # type: ignore[return-value]
+
+
+@pytest.fixture
+def registries(tmp_path: Path) -> Iterator[list[Registry]]:
+    """Three processes on one (in-memory SQLite) database."""
+    env = event_store_env(str(tmp_path), None)
+    env["SQLITE_DBNAME"] = f"file:dockyard-{uuid.uuid4().hex}?mode=memory&cache=shared"
+    apps = [Registry(env) for _ in range(3)]
+    yield apps
+    for app in apps:
+        app.close()
+
+
+def test_switching_processes_rereads_only_what_others_appended(registries: list[Registry]) -> None:
+    store = CountingStore()
+    a, b, c = (UploadSessions(store, r) for r in registries)
+    upload_id = a.start("lib/app")
+    piece = b"0123456789abcdef" * 4096  # 64 KiB
+    data = b""
+
+    def patch(sessions: UploadSessions) -> int:
+        """One PATCH on `sessions`; the bytes it read back from storage."""
+        nonlocal data
+        before = store.bytes_read
+        append = sessions.append("lib/app", upload_id, start=len(data))
+        append.write(piece)
+        append.close()
+        data += piece
+        return store.bytes_read - before
+
+    # Two PATCHes on A: nothing is read back.
+    assert patch(a) == 0 and patch(a) == 0
+
+    # B has never seen the session: it reads the 128 KiB received so far, once.
+    assert patch(b) == 2 * len(piece)
+    assert patch(b) == 0
+
+    # Back on A: it reads only B's two pieces, not the whole upload again.
+    assert patch(a) == 2 * len(piece)
+
+    # C joins (reads everything once); then B, A and C alternate, each reading what the
+    # others appended since it last served a PATCH.
+    assert patch(c) == 5 * len(piece)
+    assert patch(b) == 2 * len(piece)   # A's and C's pieces
+    assert patch(a) == 2 * len(piece)   # C's and B's
+    assert patch(c) == 2 * len(piece)   # B's and A's
+
+    # Finishing on any process verifies the digest over every byte.
+    digest = "sha256:" + hashlib.sha256(data).hexdigest()
+    assert b.finish("lib/app", upload_id, digest) == len(data)
+    assert store.read_bytes(blob_key(digest)) == data
