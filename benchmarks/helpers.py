@@ -5,6 +5,8 @@
   helpers.py wait URL PID [SECONDS]         until GET URL/v2/ answers 200/401 (fails if PID dies)
   helpers.py rss PID OUT [INTERVAL_S]       sample the RSS of PID and all its descendants until
                                             SIGTERM; write {"peak_rss_mib", ...} as JSON to OUT
+  helpers.py create-org URL USER:PASS NAME  create organisation NAME through /api/v0 (a push needs an
+                                            account's namespace); an existing one is fine
   helpers.py createdb URL                   print a database URL to use: URL itself (created if
                                             missing), or a fresh dockyard_bench_<hex> when URL
                                             names no database; a second line says "created" or "existing"
@@ -15,6 +17,7 @@
 """
 from __future__ import annotations
 
+import base64
 import json
 import os
 import signal
@@ -127,6 +130,20 @@ def rss(pid: str, out: str, interval: str = "0.01") -> None:
            "sum_vmhwm_mib": round(sum(hwm.values()) / 1024, 1), "processes": len(pids), "samples": samples}
     with open(out, "w") as f:
         json.dump(doc, f)
+
+
+# ---- Dockyard ------------------------------------------------------------------------------------
+
+def create_org(url: str, credentials: str, name: str) -> None:
+    body = json.dumps({"type": "organization", "name": name}).encode()
+    request = urllib.request.Request(url.rstrip("/") + "/api/v0/accounts", data=body, method="POST", headers={
+        "Content-Type": "application/json",
+        "Authorization": "Basic " + base64.b64encode(credentials.encode()).decode()})
+    try:
+        urllib.request.urlopen(request, timeout=30)
+    except urllib.error.HTTPError as e:
+        if e.code != 409:  # 409: it exists already
+            sys.exit(f"helpers.py create-org: {e.code} {e.read().decode(errors='replace')}")
 
 
 # ---- PostgreSQL -----------------------------------------------------------------------------
@@ -250,7 +267,7 @@ def summary(outdir: str) -> None:
 
 
 def main() -> None:
-    commands = {"free-port": free_port, "wait": wait, "rss": rss, "createdb": createdb,
+    commands = {"free-port": free_port, "wait": wait, "rss": rss, "createdb": createdb, "create-org": create_org,
                 "dropdb": dropdb, "summary": summary}
     if len(sys.argv) < 2 or sys.argv[1] not in commands:
         sys.exit(__doc__)

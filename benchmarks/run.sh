@@ -103,6 +103,7 @@ DOCKYARD_ADMIN_PASSWORD="$password" DOCKYARD_LOG_LEVEL=warning "${serve[@]}" >"$
 dy_pid=$!
 "${helpers[@]}" wait "$dy_url" "$dy_pid" 60 || { cat "$out/dockyard.log" >&2; exit 1; }
 auth="admin:$password"
+"${helpers[@]}" create-org "$dy_url" "$auth" bench  # bench.py pushes to bench/…: a push needs an account's namespace
 
 metadata=SQLite
 [[ -n "$database_url" ]] && metadata="PostgreSQL ($database_url)"

@@ -34,9 +34,16 @@ class Identity:
         self._create_account(User(name=name, password_hash=password_hash, role=role, source=source))
 
     def _create_account(self, *aggregates: Any) -> None:
+        """Save a new account; `Conflict` when the name is taken, or when its namespace holds
+        repositories (live or soft-deleted) made before the rule that a push needs an account:
+        the new account would own them (`Registry.check_namespace` is the other direction)."""
         name = aggregates[0].name
         if self.registry.load(User, account_id(name)) is not None:
             raise Conflict("an account with this name already exists", {"name": name})
+        held = self.registry.queries.namespace_repositories(name)
+        if held:
+            raise Conflict(f"the namespace {name!r} holds repositories that no account owns; an account "
+                           "of that name would take them over", {"name": name, "repositories": held})
         try:
             self.registry.save(*aggregates)
         except IntegrityError:  # created concurrently: the name is taken now

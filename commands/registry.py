@@ -17,6 +17,7 @@ from eventsourcing.application import AggregateNotFoundError, Application
 from eventsourcing.persistence import IntegrityError
 from eventsourcing.postgres import PostgresApplicationRecorder
 
+from dockyard.domain.access import namespace_of
 from dockyard.domain.blob_link import BlobLink
 from dockyard.domain.digest import Digest, is_digest
 from dockyard.domain.errors import (
@@ -24,6 +25,7 @@ from dockyard.domain.errors import (
     DigestInvalid,
     ManifestBlobUnknown,
     ManifestUnknown,
+    NameUnknown,
     TooManyRequests,
 )
 from dockyard.domain.manifest import Manifest
@@ -73,12 +75,36 @@ class Registry(Application[UUID]):
         except AggregateNotFoundError:
             return None
 
+    def check_namespace(self, repository: str) -> None:
+        """Refuse (`NameUnknown`) to create `repository` unless its namespace is an account.
+
+        A repository lives in the namespace of an existing user or organisation (DESIGN.md,
+        "Access model"): were a push to create `ghost/img` with no account `ghost`, whoever
+        created `ghost` later would own it. Accounts are never deleted, so once this check
+        passes it holds; `Identity` refuses the other direction (an account over repositories).
+        """
+        namespace = namespace_of(repository)
+        if not namespace:
+            raise NameUnknown(f"repository {repository!r} has no namespace: name it <user or organisation>/"
+                              f"{repository}", {"repository": repository})
+        if self.identity.account(namespace) is None:
+            raise NameUnknown(f"no user or organisation {namespace!r}: an admin creates the organisation "
+                              f"first (POST /api/v0/accounts)", {"namespace": namespace})
+
+    def check_may_push(self, repository: str) -> None:
+        """Before an upload starts: a live repository takes pushes; a new one needs its namespace."""
+        if not self.queries.repository_exists(repository):
+            self.check_namespace(repository)
+
     def _live_repository(self, name: str) -> list[Repository]:
-        """The aggregates to save so that repository `name` exists and is live (created on first push)."""
+        """The aggregates to save so that repository `name` exists and is live (created on first
+        push, in an account's namespace only: `check_namespace`)."""
         repo = self.load(Repository, Repository.create_id(name))
         if repo is None:
+            self.check_namespace(name)
             return [Repository(name=name)]
         if repo.deleted:
+            self.check_namespace(name)
             repo.recreate()
             return [repo]
         return []

@@ -96,8 +96,10 @@ class UploadSessions:
     # -- session state -------------------------------------------------------------------------
 
     def start(self, repository: str) -> str:
-        """Open a new session for `repository`; returns its id."""
+        """Open a new session for `repository`; returns its id. `NameUnknown` when the push
+        could not create the repository (`Registry.check_may_push`), before any byte is sent."""
         check_repository_name(repository)
+        self.registry.check_may_push(repository)
         upload_id = str(uuid.uuid4())
         info = {"repository": repository, "started_at": datetime.fromtimestamp(self.clock(), UTC).isoformat()}
         # The empty data object first (an append writer creates it, without an fsync of its own),

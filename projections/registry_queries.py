@@ -50,6 +50,12 @@ class RegistryQueries:
             "SELECT 1 FROM repositories WHERE name = %(repository)s AND deleted = 0", {"repository": repository}
         ) is not None
 
+    def namespace_repositories(self, namespace: str, n: int = 10) -> list[str]:
+        """Up to `n` repositories, live or soft-deleted, under `namespace/`, by name."""
+        rows = self._rows("SELECT name FROM repositories WHERE name LIKE %(prefix)s ESCAPE '\\' "
+                          "ORDER BY name LIMIT %(n)s", {"prefix": f"{_like_literal(namespace)}/%", "n": n})
+        return [r["name"] for r in rows]
+
     def manifest_by_digest(self, repository: str, digest: str) -> StoredManifest | None:
         row = self._row(
             "SELECT digest, media_type, size, body FROM manifests WHERE repository = %(repository)s "

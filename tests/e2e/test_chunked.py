@@ -17,7 +17,7 @@ from tests.server import DockyardServer
 
 pytestmark = pytest.mark.e2e
 
-REPO = "e2e/chunked"
+REPO = "admin/chunked"
 
 
 def pieces(data: bytes, count: int) -> list[bytes]:

@@ -74,7 +74,7 @@ def slowly(data: bytes) -> Iterator[bytes]:
 
 
 def http_pusher(server: DockyardServer, number: int, base: Path, pushes: Pushes, stop: threading.Event) -> None:
-    repo = f"e2e/crash-http-{number}"
+    repo = f"admin/crash-http-{number}"
     with server.client() as http:
         i = 0
         while not stop.is_set():
@@ -111,7 +111,7 @@ def http_pusher(server: DockyardServer, number: int, base: Path, pushes: Pushes,
 
 def staller(server: DockyardServer, pushes: Pushes, stop: threading.Event) -> None:
     """One upload that is certainly mid-PATCH at the kill: half the blob is in, the rest hangs."""
-    repo, data = "e2e/crash-stalled", bytes(range(256)) * 6000
+    repo, data = "admin/crash-stalled", bytes(range(256)) * 6000
     half = len(data) // 2
 
     def hang() -> Iterator[bytes]:
@@ -134,7 +134,7 @@ def staller(server: DockyardServer, pushes: Pushes, stop: threading.Event) -> No
 
 def skopeo_pusher(skopeo: Skopeo, number: int, layouts: list[Layout], pushes: Pushes,
                   stop: threading.Event) -> None:
-    repo = f"e2e/crash-skopeo-{number}"
+    repo = f"admin/crash-skopeo-{number}"
     for layout in layouts:
         if stop.is_set():
             return
@@ -221,7 +221,7 @@ def test_sigkill_during_concurrent_pushes(server: DockyardServer, tmp_path) -> N
     for t in threads:
         t.start()
     deadline = time.monotonic() + 60
-    while time.monotonic() < deadline and (pushes.count("e2e/crash-http") < 4 or pushes.count("e2e/crash-skopeo") < 2):
+    while time.monotonic() < deadline and (pushes.count("admin/crash-http") < 4 or pushes.count("admin/crash-skopeo") < 2):
         time.sleep(0.05)
     server.kill()
     stop.set()
@@ -232,9 +232,9 @@ def test_sigkill_during_concurrent_pushes(server: DockyardServer, tmp_path) -> N
     assert pushes.errors == []
     acked = list(pushes.acked)
     unacked = [p for p in pushes.attempted if p not in acked]
-    assert pushes.count("e2e/crash-http") >= 4 and pushes.count("e2e/crash-skopeo") >= 2, "pushes too slow"
+    assert pushes.count("admin/crash-http") >= 4 and pushes.count("admin/crash-skopeo") >= 2, "pushes too slow"
     assert unacked, "the kill should have caught pushes in flight"
-    assert any(cut.repository == "e2e/crash-stalled" for cut in pushes.cut)
+    assert any(cut.repository == "admin/crash-stalled" for cut in pushes.cut)
 
     server.start()
 
@@ -256,18 +256,18 @@ def test_sigkill_during_concurrent_pushes(server: DockyardServer, tmp_path) -> N
             resume(http, cut)
 
     # An acknowledged skopeo push reads back identical through skopeo too.
-    repo, tag, layout = next(p for p in acked if p[0].startswith("e2e/crash-skopeo"))
+    repo, tag, layout = next(p for p in acked if p[0].startswith("admin/crash-skopeo"))
     back = Layout(tmp_path / "back", tag)
     skopeo.copy(skopeo.docker(repo, tag), back.ref)
     assert_same_image(layout, back)
 
     # And the server keeps taking pushes, into old and new repositories.
     fresh = make_image(tmp_path / "fresh", ["8K", "300K"], seed="crash-fresh", tag="after")
-    skopeo.copy(fresh.ref, skopeo.docker("e2e/crash-skopeo-0", "after"))
-    skopeo.copy(fresh.ref, skopeo.docker("e2e/crash-after", "after"))
+    skopeo.copy(fresh.ref, skopeo.docker("admin/crash-skopeo-0", "after"))
+    skopeo.copy(fresh.ref, skopeo.docker("admin/crash-after", "after"))
     with server.client() as http:
-        assert_served(http, "e2e/crash-skopeo-0", fresh, "after")
-        assert_served(http, "e2e/crash-after", fresh, "after")
+        assert_served(http, "admin/crash-skopeo-0", fresh, "after")
+        assert_served(http, "admin/crash-after", fresh, "after")
         repo, tag, layout = unacked[0]  # the push the kill cut off, again from the start
         r = push_layout(http, repo, layout)
         assert r.status_code == 201, r.text

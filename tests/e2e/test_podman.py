@@ -80,7 +80,7 @@ def test_login_and_logout(podman: Podman) -> None:
     assert podman.server.host in json.loads(podman.authfile.read_text())["auths"]
     podman.logout()
     assert podman.server.host not in json.loads(podman.authfile.read_text())["auths"]
-    denied = podman.pull(podman.ref("e2e/podman-nothing", "v1"), check=False)
+    denied = podman.pull(podman.ref("admin/podman-nothing", "v1"), check=False)
     assert denied.returncode != 0
 
 
@@ -91,38 +91,38 @@ def test_push_then_pull_by_tag_and_digest(podman: Podman, image: Layout) -> None
     assert image_id == image.manifest["config"]["digest"]
     assert podman.run("images", "--quiet", "--no-trunc").stdout.split() == [image_id]
 
-    target = podman.ref("e2e/podman-push", "v1")
+    target = podman.ref("admin/podman-push", "v1")
     podman.run("tag", image_id, target)
     pushed = podman.push(target, target)
-    assert assert_registry_has_image(podman, "e2e/podman-push", "v1", image) == pushed
-    assert_registry_has_image(podman, "e2e/podman-push", pushed, image)
+    assert assert_registry_has_image(podman, "admin/podman-push", "v1", image) == pushed
+    assert_registry_has_image(podman, "admin/podman-push", pushed, image)
 
     podman.remove_all()
     podman.pull(target)
     assert podman.image_id(target) == image_id
-    assert podman.ref("e2e/podman-push", pushed) in podman.inspect(target)["RepoDigests"]
+    assert podman.ref("admin/podman-push", pushed) in podman.inspect(target)["RepoDigests"]
 
     podman.remove_all()
-    by_digest = podman.ref("e2e/podman-push", pushed)
+    by_digest = podman.ref("admin/podman-push", pushed)
     podman.pull(by_digest)
     assert podman.image_id(by_digest) == image_id
 
 
 def test_pull_what_skopeo_pushed_and_push_it_elsewhere(podman: Podman, image: Layout, tmp_path) -> None:
     skopeo = Skopeo(podman.server, tmp_path / "skopeo")
-    skopeo.copy(image.ref, skopeo.docker("e2e/podman-from-skopeo", "v1"))
+    skopeo.copy(image.ref, skopeo.docker("admin/podman-from-skopeo", "v1"))
     podman.login()
 
-    podman.pull(podman.ref("e2e/podman-from-skopeo", image.digest))
-    assert podman.image_id(podman.ref("e2e/podman-from-skopeo", image.digest)) == image.manifest["config"]["digest"]
-    podman.pull(podman.ref("e2e/podman-from-skopeo", "v1"))
-    inspected = podman.inspect(podman.ref("e2e/podman-from-skopeo", "v1"))
+    podman.pull(podman.ref("admin/podman-from-skopeo", image.digest))
+    assert podman.image_id(podman.ref("admin/podman-from-skopeo", image.digest)) == image.manifest["config"]["digest"]
+    podman.pull(podman.ref("admin/podman-from-skopeo", "v1"))
+    inspected = podman.inspect(podman.ref("admin/podman-from-skopeo", "v1"))
     assert inspected["Digest"] == image.digest
     assert inspected["RootFS"]["Layers"] == json.loads(image.config_bytes)["rootfs"]["diff_ids"]
 
     # Re-push under a new repository and tag; skopeo reads it back unchanged in content.
-    target = podman.ref("e2e/podman-repush", "again")
-    podman.run("tag", podman.ref("e2e/podman-from-skopeo", "v1"), target)
+    target = podman.ref("admin/podman-repush", "again")
+    podman.run("tag", podman.ref("admin/podman-from-skopeo", "v1"), target)
     pushed = podman.push(target, target)
-    assert assert_registry_has_image(podman, "e2e/podman-repush", "again", image) == pushed
-    assert skopeo.list_tags("e2e/podman-repush") == ["again"]
+    assert assert_registry_has_image(podman, "admin/podman-repush", "again", image) == pushed
+    assert skopeo.list_tags("admin/podman-repush") == ["again"]

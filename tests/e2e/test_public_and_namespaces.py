@@ -100,3 +100,22 @@ def test_pushing_creates_a_private_repository_only_where_the_pusher_may_create(w
         assert admin.get("/api/v0/repositories/opensource/newthing").status_code == 404
         assert "opensource/newthing" not in admin.get("/v2/_catalog").json()["repositories"]
         assert "nia/app" not in admin.get("/v2/_catalog").json()["repositories"]
+
+
+def test_a_push_into_a_namespace_that_is_no_account_is_refused_and_cannot_be_taken_over(world, image,
+                                                                                         tmp_path) -> None:
+    """Issue 7, item 1: an admin's push into `ghost/…` (no account `ghost`) used to create private
+    repositories that whoever created organisation `ghost` next would own."""
+    admin = Skopeo(world, tmp_path / "admin")
+    refused = admin.copy(f"oci:{image.path}:{image.tag}", admin.docker("ghost/img", "v1"), check=False)
+    # skopeo shows the registry's answer: NAME_UNKNOWN ("name unknown: …"), naming the missing account.
+    assert refused.returncode != 0
+    assert "name unknown" in refused.stderr and "no user or organisation 'ghost'" in refused.stderr, refused.stderr
+    with world.client() as api:
+        assert "ghost/img" not in api.get("/v2/_catalog").json()["repositories"]
+        # So `ghost` is free to become an account, and nothing comes with it; pat makes it and pushes.
+        with httpx.Client(base_url=world.url, auth=("pat", "pat-pw")) as pat_api:
+            _ok(pat_api.post("/api/v0/accounts", json={"type": "organization", "name": "ghost"}))
+        assert _ok(api.get("/api/v0/repositories/ghost")).json()["repositories"] == []
+    pat = Skopeo(world, tmp_path / "pat", user="pat", password="pat-pw")
+    pat.copy(f"oci:{image.path}:{image.tag}", pat.docker("ghost/img", "v1"))

@@ -53,8 +53,9 @@ def random_bytes(size: int) -> bytes:
 
 
 def unique_repo(prefix: str) -> str:
-    """A repository name no other test uses (two components, as most real names have)."""
-    return f"conformance/{prefix}-{uuid.uuid4().hex[:12]}"
+    """A repository name no other test uses (two components, as most real names have), in the
+    namespace of the tests' client, `admin`: a push needs an account's namespace."""
+    return f"admin/{prefix}-{uuid.uuid4().hex[:12]}"
 
 
 # -- answers ---------------------------------------------------------------------------------------

@@ -312,6 +312,25 @@ def test_unknown_repository_is_name_unknown(client) -> None:
     assert_no_repository(client, "a" * 255)
 
 
+def test_a_push_into_a_namespace_that_is_no_account_is_name_unknown(client, known) -> None:
+    """Issue 7, item 1 (namespace takeover): even a global admin's push may not create a repository
+    in a namespace that is no user or organisation; each way in says which account is missing."""
+    namespace = f"ghost{uuid.uuid4().hex[:8]}"
+    repo, data = f"{namespace}/img", b"a layer"
+    empty_index = encode({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": []})
+    for r in (
+        client.post(f"/v2/{repo}/blobs/uploads/"),
+        client.post(f"/v2/{repo}/blobs/uploads/", params={"digest": sha256(data)}, content=data),
+        client.post(f"/v2/{repo}/blobs/uploads/", params={"mount": sha256(known[1].blobs[0]), "from": known[0]}),
+        client.put(f"/v2/{repo}/manifests/v1", content=empty_index, headers={"Content-Type": OCI_INDEX}),
+    ):
+        assert_error(r, 404, "NAME_UNKNOWN")
+        (error,) = r.json()["errors"]
+        assert f"no user or organisation '{namespace}'" in error["message"] and error["detail"] == {
+            "namespace": namespace}
+    assert_error(client.post("/v2/busybox/blobs/uploads/"), 404, "NAME_UNKNOWN")  # no namespace at all
+
+
 @pytest.mark.parametrize("n", ["-1", "ten"])
 def test_invalid_page_sizes(client, known, n) -> None:
     for path in (f"/v2/{known[0]}/tags/list", "/v2/_catalog"):

@@ -18,6 +18,7 @@ from eventsourcing.persistence import IntegrityError
 
 from dockyard.commands import registry as registry_module
 from dockyard.commands.persistence import event_store_env
+from dockyard.commands.identity import Identity
 from dockyard.commands.registry import Registry
 from dockyard.commands.uploads import UploadSessions
 from dockyard.domain.actor import Actor, current_actor
@@ -57,6 +58,8 @@ def env(tmp_path: Path) -> dict[str, str]:
 @pytest.fixture
 def registry(env: dict[str, str]) -> Iterator[Registry]:
     app = Registry(env)
+    for namespace in ("lib", "engineering"):  # a push needs an account's namespace (gc_fixtures shares this)
+        Identity(app).create_organization(namespace, "admin")
     yield app
     app.close()
 
@@ -118,8 +121,9 @@ def index_manifest(*children: str) -> bytes:
 
 
 def topics(registry: Registry) -> list[str]:
-    """Every stored event's topic, in log order."""
-    return [n.topic for n in registry.recorder.select_notifications(1, 10_000)]
+    """Every stored event's topic, in log order, after the fixture's organisation `lib`."""
+    return [n.topic for n in registry.recorder.select_notifications(1, 10_000)
+            if not n.topic.startswith(("dockyard.Organization.", "dockyard.Team."))]
 
 
 @pytest.fixture
@@ -428,16 +432,16 @@ def test_concurrent_first_pushes_create_the_repository_once(registry: Registry, 
         aggregate = real_load(cls, aggregate_id)
         if cls.__name__ == "Repository" and not raced:
             raced.append(True)
-            other.link_blob("new/repo", sha256(b"theirs"), 6)
+            other.link_blob("lib/new", sha256(b"theirs"), 6)
         return aggregate
 
     monkeypatch.setattr(registry, "load", load_then_race)
-    registry.link_blob("new/repo", sha256(b"ours"), 4)
+    registry.link_blob("lib/new", sha256(b"ours"), 4)
 
     # One Repository.Created, both blobs linked.
     assert topics(registry).count("dockyard.Repository.Created") == 1
-    assert registry.queries.blob_size("new/repo", sha256(b"ours")) == 4
-    assert registry.queries.blob_size("new/repo", sha256(b"theirs")) == 6
+    assert registry.queries.blob_size("lib/new", sha256(b"ours")) == 4
+    assert registry.queries.blob_size("lib/new", sha256(b"theirs")) == 6
 
 
 # -- upload sessions -----------------------------------------------------------------------------
