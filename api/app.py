@@ -16,8 +16,10 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from dockyard.api import errors, v0, v2
+from dockyard.api import errors, portal, v0, v2
 from dockyard.api.auth import Auth
+from dockyard.api.portal.sessions import SessionStore
+from dockyard.api.recent_logs import RecentLogs
 from dockyard.api.secret_store import SecretStore
 from dockyard.api.settings import Settings
 from dockyard.api.v2.common import Services
@@ -43,8 +45,9 @@ def build_services(settings: Settings, clock: Callable[[], float] = time.time) -
     tokens = AccessTokens(registry, clock)
     accounts = Accounts(registry, identity, tokens, secrets.ldap_bind_password)
     auth = Auth(settings, accounts, secrets.signing_key(), clock)
+    sessions = SessionStore(registry.recorder.datastore, registry.dialect, settings.portal_idle_minutes * 60, clock)
     return Services(settings, registry, store, UploadSessions(store, registry, clock), accounts, auth,
-                    identity, tokens, secrets, ReadSide(registry))
+                    identity, tokens, secrets, ReadSide(registry), sessions)
 
 
 async def _token(request: Request) -> Response:
@@ -67,6 +70,7 @@ def create_app(settings: Settings, *, clock: Callable[[], float] = time.time) ->
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.services = build_services(settings, clock)
         app.state.services.read_side.start()  # followed projections: one leader across processes
+        app.state.recent_logs.attach()
         scheduler = housekeeping.start(app.state.services.uploads,
                                        purge_age_hours=settings.upload_purge_age_hours,
                                        purge_interval_hours=settings.upload_purge_interval_hours)
@@ -76,6 +80,7 @@ def create_app(settings: Settings, *, clock: Callable[[], float] = time.time) ->
             if scheduler is not None:
                 scheduler.shutdown(wait=False)
             app.state.services.read_side.stop()
+            app.state.recent_logs.detach()
             app.state.services.registry.close()
 
     app = FastAPI(title="Dockyard", version="0.1.0", lifespan=lifespan, docs_url=None, redoc_url=None,
@@ -87,6 +92,8 @@ def create_app(settings: Settings, *, clock: Callable[[], float] = time.time) ->
     app.router.routes.append(Route("/auth/token", _token, methods=["GET"]))
     app.router.routes.append(Route("/auth/token", _oauth_token, methods=["POST"]))
     app.router.routes.append(Route("/healthz", _health, methods=["GET"]))
+    app.state.recent_logs = RecentLogs()
+    portal.install(app)  # the web portal at `/`, after every API route
     return app
 
 

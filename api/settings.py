@@ -31,6 +31,8 @@ class Settings(BaseSettings):
     upload_purge_age_hours: float = 168.0
     upload_purge_interval_hours: float = 24.0
     log_level: str = "info"
+    # A portal session ends after this long without a request.
+    portal_idle_minutes: float = 30.0
 
     @property
     def storage_url(self) -> str:

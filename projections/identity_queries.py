@@ -71,6 +71,11 @@ class IdentityQueries:
         return self._rows("SELECT team, level FROM team_access WHERE repository = %(repo)s ORDER BY team",
                           {"repo": repository})
 
+    def team_repositories(self, organization: str, team: str) -> list[dict[str, Any]]:
+        """The repositories a team was granted, with the level, by repository name."""
+        return self._rows("SELECT repository, level FROM team_access WHERE organization = %(org)s "
+                          "AND team = %(team)s ORDER BY repository", {"org": organization, "team": team})
+
     # -- the facts for the access policy ------------------------------------------------------
 
     def repository_facts(self, user: str | None, repository: str) -> RepositoryFacts:

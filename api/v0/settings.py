@@ -45,29 +45,40 @@ async def change_auth_settings(body: AuthSettingsChange, principal: GlobalAdmin,
     require_token_admin(principal)
 
     def change() -> AuthSettings:
-        ldap = _public(body.ldap) if body.ldap is not None else svc.registry.identity.auth_settings()["ldap"]
-        changed = body.ldap is not None and body.ldap.bind_password is not None
-        if body.mode == "ldap" and not ldap.get("url"):  # checked before the secret is stored
-            raise InvalidRequest("LDAP mode needs ldap.url")
-        if changed:
-            assert body.ldap is not None and body.ldap.bind_password is not None
-            svc.secrets.put(LDAP_BIND_PASSWORD, body.ldap.bind_password)
-        svc.identity.change_auth_settings(body.mode, ldap, changed)
-        svc.accounts.forget_cached()
+        save_auth_settings(svc, body)
         return _view(svc)
 
     return await run_in_threadpool(change)
+
+
+def save_auth_settings(svc: Services, body: AuthSettingsChange) -> None:
+    """Store a new auth mode and LDAP settings (the bind password in the secret store, first).
+    Blocking; shared by the API and the portal's Settings > Auth."""
+    ldap = _public(body.ldap) if body.ldap is not None else svc.registry.identity.auth_settings()["ldap"]
+    changed = body.ldap is not None and body.ldap.bind_password is not None
+    if body.mode == "ldap" and not ldap.get("url"):  # checked before the secret is stored
+        raise InvalidRequest("LDAP mode needs ldap.url")
+    if changed:
+        assert body.ldap is not None and body.ldap.bind_password is not None
+        svc.secrets.put(LDAP_BIND_PASSWORD, body.ldap.bind_password)
+    svc.identity.change_auth_settings(body.mode, ldap, changed)
+    svc.accounts.forget_cached()
 
 
 @router.post("/ldap/test", summary="Test the LDAP connection with the given settings, or the stored ones")
 async def test_ldap(principal: GlobalAdmin, svc: ServicesDep,
                     body: LdapSettings | None = Body(None)) -> LdapTestResult:
     def test() -> LdapTestResult:
-        password = body.bind_password if body is not None else None
-        if password is None:
-            password = svc.secrets.get(LDAP_BIND_PASSWORD) or ""
-        settings = _public(body) if body is not None else svc.registry.identity.auth_settings()["ldap"]
-        result = LdapDirectory(LdapConfig.from_settings(settings, password)).test()
-        return LdapTestResult(**result)
+        return try_ldap_settings(svc, body)
 
     return await run_in_threadpool(test)
+
+
+def try_ldap_settings(svc: Services, body: LdapSettings | None) -> LdapTestResult:
+    """Try the given LDAP settings (or the stored ones): bind, then count the users. Blocking."""
+    password = body.bind_password if body is not None else None
+    if password is None:
+        password = svc.secrets.get(LDAP_BIND_PASSWORD) or ""
+    settings = _public(body) if body is not None else svc.registry.identity.auth_settings()["ldap"]
+    result = LdapDirectory(LdapConfig.from_settings(settings, password)).test()
+    return LdapTestResult(**result)

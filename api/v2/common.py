@@ -9,6 +9,7 @@ from urllib.parse import urlencode
 from starlette.requests import Request
 
 from dockyard.api.auth import Auth, Scope
+from dockyard.api.portal.sessions import SessionStore
 from dockyard.api.secret_store import SecretStore
 from dockyard.api.settings import Settings
 from dockyard.commands.access_tokens import AccessTokens
@@ -39,6 +40,7 @@ class Services:
     tokens: AccessTokens
     secrets: SecretStore
     read_side: ReadSide  # the followed projections (audit trail) and their positions
+    portal_sessions: SessionStore
 
 
 def services(request: Request) -> Services:

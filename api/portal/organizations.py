@@ -1,0 +1,214 @@
+"""`Organizations`: the list, `New organization`, an organization's `Repositories` and `Teams`
+tabs, `New team` with `Add members`, and a team's page with its members and `Add repository`.
+
+The checks are the API's: any signed-in user may read organisations and teams and create an
+organisation (becoming its first owner); teams are managed by the organisation's owners and
+global admins; granting a team access needs admin on the repository.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request
+from starlette.concurrency import run_in_threadpool
+from starlette.responses import Response
+
+from dockyard.api.portal.repositories import readable_page
+from dockyard.api.portal.web import CurrentViewer, Form, PortalRoute, Viewer, redirect, render, services
+from dockyard.api.v0.deps import (
+    may_create_repository,
+    readable_repository,
+    require_org_manager,
+    require_organization,
+)
+from dockyard.api.v2.common import Services
+from dockyard.domain.errors import DomainError, InvalidRequest, NotFound
+
+router = APIRouter(route_class=PortalRoute, include_in_schema=False)
+
+PERMISSIONS = [("read-only", "Read-only"), ("read-write", "Read-write"), ("admin", "Admin")]
+VISIBILITIES = [("private", "Private"), ("public", "Public")]
+
+
+@router.get("/organizations")
+async def list_organizations(request: Request, current: CurrentViewer) -> Response:
+    rows = await run_in_threadpool(services(request).registry.identity.accounts, "organization")
+    return render(request, "organizations.html", section="organizations", organizations=rows)
+
+
+@router.get("/organizations/new")
+async def new_organization_page(request: Request, current: CurrentViewer) -> Response:
+    return render(request, "organization_new.html", section="organizations", value="", error=None)
+
+
+@router.post("/organizations/new")
+async def create_organization(request: Request, current: CurrentViewer, form: Form) -> Response:
+    name = form.get("name", "").strip()
+    svc = services(request)
+    try:
+        if current.principal.is_anonymous:
+            raise InvalidRequest("Sign in to create an organization.")
+        await run_in_threadpool(svc.identity.create_organization, name, current.principal.name or "")
+    except DomainError as exc:
+        return render(request, "organization_new.html", 400, section="organizations", value=name,
+                      error=exc.message)
+    return redirect(f"/organizations/{name}")
+
+
+def organization_view(svc: Services, viewer: Viewer, org: str) -> dict[str, Any]:
+    require_organization(svc, org)
+    manager = True
+    try:
+        require_org_manager(svc, viewer.principal, org)
+    except DomainError:
+        manager = False
+    return {"org": org, "manager": manager,
+            "may_create": may_create_repository(svc, viewer.principal, f"{org}/x")}
+
+
+@router.get("/organizations/{org}")
+async def organization_page(request: Request, org: str, current: CurrentViewer, tab: str = "repositories",
+                            after: str | None = None) -> Response:
+    svc = services(request)
+    view = await run_in_threadpool(organization_view, svc, current, org)
+    if tab == "teams":
+        teams = await run_in_threadpool(svc.registry.identity.teams, org)
+        return render(request, "organization.html", section="organizations", tab="Teams", teams=teams, **view)
+    rows, more = await run_in_threadpool(readable_page, svc, current, None, after, org)
+    return render(request, "organization.html", section="organizations", tab="Repositories", repositories=rows,
+                  next_after=more, **view)
+
+
+def _new_team_context(svc: Services, org: str) -> dict[str, Any]:
+    return {"users": [r["name"] for r in svc.registry.identity.accounts("user") if r["active"]]}
+
+
+@router.get("/organizations/{org}/teams/new")
+async def new_team_page(request: Request, org: str, current: CurrentViewer) -> Response:
+    svc = services(request)
+    await run_in_threadpool(require_org_manager, svc, current.principal, org)
+    context = await run_in_threadpool(_new_team_context, svc, org)
+    return render(request, "team_new.html", section="organizations", org=org, values={}, chosen=[], error=None,
+                  **context)
+
+
+@router.post("/organizations/{org}/teams/new")
+async def create_team(request: Request, org: str, current: CurrentViewer, form: Form) -> Response:
+    svc = services(request)
+    raw = await request.form()
+    members = [str(m) for m in raw.getlist("members")]
+    name, description = form.get("name", "").strip(), form.get("description", "").strip()
+
+    def create() -> None:
+        require_org_manager(svc, current.principal, org)
+        if svc.registry.identity.team(org, name) is not None:
+            raise InvalidRequest("A team with this name already exists.")
+        svc.identity.create_team(org, name, description)
+        for member in members:
+            svc.identity.add_member(org, name, member)
+
+    await run_in_threadpool(require_organization, svc, org)  # a missing organisation is a 404 page
+    try:
+        await run_in_threadpool(create)
+    except DomainError as exc:
+        context = await run_in_threadpool(_new_team_context, svc, org)
+        return render(request, "team_new.html", 400, section="organizations", org=org,
+                      values={"name": name, "description": description}, chosen=members, error=exc.message,
+                      **context)
+    return redirect(f"/organizations/{org}/teams/{name}")
+
+
+def team_view(svc: Services, viewer: Viewer, org: str, team: str) -> dict[str, Any]:
+    require_organization(svc, org)
+    row = svc.registry.identity.team(org, team)
+    if row is None:
+        raise NotFound("no such team", {"organization": org, "team": team})
+    view = organization_view(svc, viewer, org)
+    members = svc.registry.identity.members(org, team)
+    users = [r["name"] for r in svc.registry.identity.accounts("user") if r["active"] and r["name"] not in members]
+    repositories = svc.registry.queries.search_repositories(None, org, 1000, None)
+    return {**view, "team": row, "members": members, "users": users,
+            "grants": svc.registry.identity.team_repositories(org, team),
+            "org_repositories": [r["name"].split("/", 1)[1] for r in repositories]}
+
+
+@router.get("/organizations/{org}/teams/{team}")
+async def team_page(request: Request, org: str, team: str, current: CurrentViewer) -> Response:
+    view = await run_in_threadpool(team_view, services(request), current, org, team)
+    return render(request, "team.html", section="organizations", error=None, values={}, **view)
+
+
+@router.post("/organizations/{org}/teams/{team}/members")
+async def add_member(request: Request, org: str, team: str, current: CurrentViewer, form: Form) -> Response:
+    svc = services(request)
+    raw = await request.form()
+    members = [str(m) for m in raw.getlist("members")] or ([form["member"]] if form.get("member") else [])
+
+    def add() -> None:
+        require_org_manager(svc, current.principal, org)
+        for member in members:
+            svc.identity.add_member(org, team, member)
+
+    await run_in_threadpool(add)
+    return redirect(f"/organizations/{org}/teams/{team}")
+
+
+@router.post("/organizations/{org}/teams/{team}/members/{user}/remove")
+async def remove_member(request: Request, org: str, team: str, user: str, current: CurrentViewer,
+                        form: Form) -> Response:
+    svc = services(request)
+
+    def remove() -> None:
+        require_org_manager(svc, current.principal, org)
+        svc.identity.remove_member(org, team, user)
+
+    try:
+        await run_in_threadpool(remove)
+    except DomainError as exc:
+        if isinstance(exc, NotFound):
+            raise
+        view = await run_in_threadpool(team_view, svc, current, org, team)
+        return render(request, "team.html", 409, section="organizations", error=exc.message, values={}, **view)
+    return redirect(f"/organizations/{org}/teams/{team}")
+
+
+@router.post("/organizations/{org}/teams/{team}/repositories")
+async def add_repository(request: Request, org: str, team: str, current: CurrentViewer, form: Form) -> Response:
+    """`Add repository`: a new repository of the organisation (made with the chosen visibility)
+    or an existing one, granted to the team with the chosen permission."""
+    svc = services(request)
+    values = {k: form.get(k, "").strip() for k in ("repository", "permission", "visibility")}
+    full = f"{org}/{values['repository']}"
+
+    def grant() -> None:
+        require_org_manager(svc, current.principal, org)
+        if not values["repository"]:
+            raise InvalidRequest("Enter a repository name.")
+        if svc.registry.queries.repository(full) is None:
+            if not may_create_repository(svc, current.principal, full):
+                raise InvalidRequest("You may not create repositories in this organization.")
+            svc.identity.create_repository(org, values["repository"], values["visibility"] or "private")
+        readable_repository(svc, current.principal, full, "admin")
+        svc.identity.grant_team_access(full, team, values["permission"] or "read-only")
+
+    await run_in_threadpool(team_view, svc, current, org, team)  # a missing organisation or team is a 404 page
+    try:
+        await run_in_threadpool(grant)
+    except DomainError as exc:
+        view = await run_in_threadpool(team_view, svc, current, org, team)
+        return render(request, "team.html", 400, section="organizations", error=exc.message, values=values, **view)
+    return redirect(f"/organizations/{org}/teams/{team}")
+
+
+@router.post("/organizations/{org}/teams/{team}/repositories/{repo:path}/remove")
+async def remove_repository(request: Request, org: str, team: str, repo: str, current: CurrentViewer,
+                            form: Form) -> Response:
+    svc, full = services(request), f"{org}/{repo}"
+
+    def revoke() -> None:
+        readable_repository(svc, current.principal, full, "admin")
+        svc.identity.revoke_team_access(full, team)
+
+    await run_in_threadpool(revoke)
+    return redirect(f"/organizations/{org}/teams/{team}")

@@ -1,0 +1,215 @@
+"""`Repositories`: the repositories a user can read, `New Repository`, a repository's page
+(tags with the trash can, the pull command, team access, settings, activity) and deletes.
+
+Every check is the API's (`api/v0/deps.py` over `domain.access`): a repository the viewer
+cannot read is a 404; deleting a tag needs read-write, changing settings or deleting the
+repository needs admin. Deletes ask the user to type DELETE; the command is the one the API
+and `/v2/` use, so the log records the same events.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from fastapi import APIRouter, Request
+from starlette.concurrency import run_in_threadpool
+from starlette.responses import Response
+
+from dockyard.api.portal.web import CurrentViewer, Form, PortalRoute, Viewer, redirect, render, services
+from dockyard.api.v0.deps import may_create_repository, readable_repository, repository_level
+from dockyard.api.v2.common import Services
+from dockyard.domain import access
+from dockyard.domain.errors import DomainError, InvalidRequest, NotFound
+from dockyard.domain.names import is_valid_tag
+
+router = APIRouter(route_class=PortalRoute, include_in_schema=False)
+PAGE = 50
+CONFIRM_WORD = "DELETE"
+
+
+def readable_page(svc: Services, viewer: Viewer, search: str | None, after: str | None,
+                  namespace: str | None = None) -> tuple[list[dict[str, Any]], str | None]:
+    """One page of the repositories the viewer can read (name order after `after`), and the
+    name to continue after when there are more."""
+    found: list[dict[str, Any]] = []
+    cursor = after
+    while len(found) <= PAGE:
+        batch = svc.registry.queries.search_repositories(search, namespace, 200, cursor)
+        for row in batch:
+            level = repository_level(svc, viewer.principal, row["name"])
+            if level != "none":
+                found.append({**row, "level": level})
+                if len(found) > PAGE:
+                    break
+        if len(batch) < 200:
+            break
+        cursor = batch[-1]["name"]
+    more = len(found) > PAGE
+    found = found[:PAGE]
+    return found, (found[-1]["name"] if more else None)
+
+
+@router.get("/repositories")
+async def list_repositories(request: Request, current: CurrentViewer, q: str | None = None,
+                            after: str | None = None) -> Response:
+    term = (q or "").strip().lower() or None
+    rows, more = await run_in_threadpool(readable_page, services(request), current, term, after)
+    return render(request, "repositories.html", section="repositories", repositories=rows, q=q or "",
+                  next_after=more)
+
+
+def creatable_namespaces(svc: Services, viewer: Viewer) -> list[str]:
+    """The namespaces the viewer may create repositories in (the `New Repository` dropdown)."""
+    names = [row["name"] for row in svc.registry.identity.accounts()]
+    return [n for n in names if may_create_repository(svc, viewer.principal, f"{n}/x")]
+
+
+@router.get("/repositories/new")
+async def new_repository_page(request: Request, current: CurrentViewer, namespace: str | None = None) -> Response:
+    namespaces = await run_in_threadpool(creatable_namespaces, services(request), current)
+    return render(request, "repository_new.html", section="repositories", namespaces=namespaces,
+                  values={"namespace": namespace or current.principal.name or "", "visibility": "private"},
+                  errors={})
+
+
+@router.post("/repositories/new")
+async def create_repository(request: Request, current: CurrentViewer, form: Form) -> Response:
+    svc = services(request)
+    values = {k: form.get(k, "").strip() for k in ("namespace", "name", "description", "visibility")}
+
+    def create() -> str:
+        if not values["name"]:
+            raise InvalidRequest("Enter a repository name.")
+        if not may_create_repository(svc, current.principal, f"{values['namespace']}/{values['name']}"):
+            raise InvalidRequest("You may not create repositories in this namespace.")
+        return svc.identity.create_repository(values["namespace"], values["name"],
+                                              values["visibility"] or "private", values["description"])
+
+    try:
+        full = await run_in_threadpool(create)
+    except DomainError as exc:
+        namespaces = await run_in_threadpool(creatable_namespaces, svc, current)
+        return render(request, "repository_new.html", 400, section="repositories", namespaces=namespaces,
+                      values=values, errors={"name": exc.message})
+    return redirect(f"/repositories/{full}")
+
+
+def image_size(body: bytes) -> int:
+    """Bytes a pull of this manifest fetches: the manifest, its config and its layers (an index
+    counts only itself; its children are listed by digest)."""
+    try:
+        doc = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return len(body)
+    total = len(body)
+    for descriptor in [doc.get("config") or {}, *(doc.get("layers") or [])]:
+        if isinstance(descriptor, dict) and isinstance(descriptor.get("size"), int):
+            total += descriptor["size"]
+    return total
+
+
+def repository_view(svc: Services, viewer: Viewer, full: str) -> dict[str, Any]:
+    level = readable_repository(svc, viewer.principal, full)
+    row = svc.registry.queries.repository(full)
+    if row is None:
+        raise NotFound("no such repository", {"repository": full})
+    tags = []
+    for tag in svc.registry.queries.tag_rows(full):
+        manifest = svc.registry.queries.manifest_by_digest(full, tag["digest"])
+        tags.append({**tag, "size": image_size(manifest.body) if manifest else None,
+                     "media_type": manifest.media_type if manifest else ""})
+    namespace = full.split("/", 1)[0]
+    org = svc.registry.identity.account(namespace)
+    return {
+        "repository": row, "level": level, "tags": tags, "namespace": namespace,
+        "name": full.split("/", 1)[1], "team_access": svc.registry.identity.team_access(full),
+        "is_org": bool(org and org["kind"] == "organization"),
+        "can_push": access.LEVELS.index(level) >= access.LEVELS.index("read-write"),
+        "can_admin": level == "admin",
+    }
+
+
+@router.get("/repositories/{namespace}/{repo:path}/tags/{tag}/delete")
+async def confirm_delete_tag(request: Request, namespace: str, repo: str, tag: str,
+                             current: CurrentViewer) -> Response:
+    full = f"{namespace}/{repo}"
+    view = await run_in_threadpool(repository_view, services(request), current, full)
+    if not view["can_push"] or not any(t["tag"] == tag for t in view["tags"]):
+        raise NotFound("no such tag", {"tag": tag})
+    return render(request, "confirm_delete.html", section="repositories", what=f"the tag {full}:{tag}",
+                  action=request.url.path, back=f"/repositories/{full}", error=None,
+                  note="The image stays reachable by digest until garbage collection removes what nothing uses.")
+
+
+@router.post("/repositories/{namespace}/{repo:path}/tags/{tag}/delete")
+async def delete_tag(request: Request, namespace: str, repo: str, tag: str, current: CurrentViewer,
+                     form: Form) -> Response:
+    svc, full = services(request), f"{namespace}/{repo}"
+    if form.get("confirm", "").strip() != CONFIRM_WORD:
+        return render(request, "confirm_delete.html", 400, section="repositories", what=f"the tag {full}:{tag}",
+                      action=request.url.path, back=f"/repositories/{full}",
+                      error=f"Type {CONFIRM_WORD} to confirm.", note=None)
+
+    def delete() -> None:
+        readable_repository(svc, current.principal, full, "read-write")
+        if not is_valid_tag(tag) or svc.registry.queries.tag_digest(full, tag) is None:
+            raise NotFound("no such tag", {"repository": full, "tag": tag})
+        svc.registry.delete_tag(full, tag)
+
+    await run_in_threadpool(delete)
+    return redirect(f"/repositories/{full}")
+
+
+@router.get("/repositories/{namespace}/{repo:path}/delete")
+async def confirm_delete_repository(request: Request, namespace: str, repo: str, current: CurrentViewer) -> Response:
+    full = f"{namespace}/{repo}"
+    await run_in_threadpool(readable_repository, services(request), current.principal, full, "admin")
+    return render(request, "confirm_delete.html", section="repositories", what=f"the repository {full}",
+                  action=request.url.path, back=f"/repositories/{full}", error=None,
+                  note="Its tags and team access go with it; the log keeps its history.")
+
+
+@router.post("/repositories/{namespace}/{repo:path}/delete")
+async def delete_repository(request: Request, namespace: str, repo: str, current: CurrentViewer,
+                            form: Form) -> Response:
+    svc, full = services(request), f"{namespace}/{repo}"
+    if form.get("confirm", "").strip() != CONFIRM_WORD:
+        return render(request, "confirm_delete.html", 400, section="repositories", what=f"the repository {full}",
+                      action=request.url.path, back=f"/repositories/{full}",
+                      error=f"Type {CONFIRM_WORD} to confirm.", note=None)
+
+    def delete() -> None:
+        readable_repository(svc, current.principal, full, "admin")
+        svc.identity.delete_repository(full)
+
+    await run_in_threadpool(delete)
+    return redirect("/repositories")
+
+
+@router.post("/repositories/{namespace}/{repo:path}/settings")
+async def change_settings(request: Request, namespace: str, repo: str, current: CurrentViewer,
+                          form: Form) -> Response:
+    svc, full = services(request), f"{namespace}/{repo}"
+
+    def change() -> None:
+        readable_repository(svc, current.principal, full, "admin")
+        svc.identity.update_repository(full, visibility=form.get("visibility") or None,
+                                       description=form.get("description", ""))
+
+    try:
+        await run_in_threadpool(change)
+    except (InvalidRequest, NotFound) as exc:
+        if isinstance(exc, NotFound):
+            raise
+        view = await run_in_threadpool(repository_view, svc, current, full)
+        return render(request, "repository.html", 400, section="repositories", settings_error=exc.message,
+                      host=request.url.netloc, **view)
+    return redirect(f"/repositories/{full}")
+
+
+@router.get("/repositories/{namespace}/{repo:path}")
+async def repository_page(request: Request, namespace: str, repo: str, current: CurrentViewer) -> Response:
+    view = await run_in_threadpool(repository_view, services(request), current, f"{namespace}/{repo}")
+    return render(request, "repository.html", section="repositories", settings_error=None,
+                  host=request.url.netloc, **view)

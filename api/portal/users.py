@@ -1,0 +1,105 @@
+"""`Users` (global admins): the list, `Add user` with `Username`, `Password` and `Global role`,
+changing a role, deactivating and activating. The same page is the user half of
+`Settings > Auth`, as in DTR, where the lab adds its users.
+
+The commands and rules are the API's: the password policy and hashing, the last-admin rule.
+A deactivated user's portal sessions end at their next request (`web._current`).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request
+from starlette.concurrency import run_in_threadpool
+from starlette.responses import Response
+
+from dockyard.api.portal.web import AdminViewer, Form, PortalRoute, redirect, render, services
+from dockyard.api.v0.accounts import _keeps_an_admin
+from dockyard.api.v2.common import Services
+from dockyard.domain.errors import DomainError, NotFound
+
+router = APIRouter(route_class=PortalRoute, include_in_schema=False)
+
+GLOBAL_ROLES = [("admin", "Admin - all repositories"), ("read-write", "Read-write - all repositories"),
+                ("read-only", "Read-only - all repositories"), ("none", "None")]
+
+
+def users_context(svc: Services) -> dict[str, Any]:
+    return {"users": svc.registry.identity.accounts("user"), "roles": GLOBAL_ROLES}
+
+
+def render_users(request: Request, template: str, status_code: int = 200, **extra: Any) -> Response:
+    context = users_context(services(request))
+    defaults: dict[str, Any] = {"values": {"role": "none"}, "errors": {}, "error": None, "open_add": False,
+                                "back_to": "/users"}
+    return render(request, template, status_code, section="users", **{**defaults, **context, **extra})
+
+
+@router.get("/users")
+async def users_page(request: Request, current: AdminViewer) -> Response:
+    return await run_in_threadpool(render_users, request, "users.html")
+
+
+def create_user(svc: Services, username: str, password: str, role: str) -> None:
+    svc.identity.create_user(username, svc.accounts.hash_password(password), role)
+
+
+@router.post("/users/new")
+async def add_user(request: Request, current: AdminViewer, form: Form) -> Response:
+    values = {"username": form.get("username", "").strip(), "role": form.get("role", "none")}
+    back = form.get("back") if form.get("back") in ("/users", "/settings/auth") else "/users"
+    try:
+        await run_in_threadpool(create_user, services(request), values["username"], form.get("password", ""),
+                                values["role"])
+    except DomainError as exc:
+        failed = {"values": values, "open_add": True,
+                  "errors": {"password" if "password" in exc.message.lower() else "username": exc.message}}
+        if back == "/settings/auth":
+            from dockyard.api.portal.settings import render_auth  # settings imports this module
+
+            return await render_auth(request, 400, **failed)
+        return await run_in_threadpool(lambda: render_users(request, "users.html", 400, **failed))
+    return redirect(back)
+
+
+def change_user(svc: Services, name: str, role: str | None, active: bool | None) -> None:
+    if svc.registry.identity.user(name) is None:
+        raise NotFound("no such user", {"name": name})
+    _keeps_an_admin(svc, name, role, active)
+    svc.identity.update_user(name, role=role, active=active)
+    svc.accounts.forget_cached()
+
+
+@router.post("/users/{name}/role")
+async def set_role(request: Request, name: str, current: AdminViewer, form: Form) -> Response:
+    try:
+        await run_in_threadpool(change_user, services(request), name, form.get("role", ""), None)
+    except DomainError as exc:
+        if isinstance(exc, NotFound):
+            raise
+        return await run_in_threadpool(lambda: render_users(request, "users.html", 409, error=exc.message))
+    return redirect("/users")
+
+
+@router.post("/users/{name}/deactivate")
+async def deactivate(request: Request, name: str, current: AdminViewer, form: Form) -> Response:
+    return await _set_active(request, name, False)
+
+
+@router.post("/users/{name}/activate")
+async def activate(request: Request, name: str, current: AdminViewer, form: Form) -> Response:
+    return await _set_active(request, name, True)
+
+
+async def _set_active(request: Request, name: str, active: bool) -> Response:
+    svc = services(request)
+    try:
+        await run_in_threadpool(change_user, svc, name, None, active)
+    except DomainError as exc:
+        if isinstance(exc, NotFound):
+            raise
+        return await run_in_threadpool(lambda: render_users(request, "users.html", 409, error=exc.message))
+    if not active:
+        await run_in_threadpool(svc.portal_sessions.end_all, name)
+    return redirect("/users")
