@@ -8,7 +8,7 @@ set -euo pipefail
 ensure_venv test
 dpkg -s slapd >/dev/null 2>&1 ||  # preseed: installing slapd must not configure a default instance
   echo 'slapd slapd/no_configuration boolean true' | as_root debconf-set-selections
-apt_install skopeo podman slapd ldap-utils
+apt_install skopeo podman slapd ldap-utils chromium  # chromium: the portal tests (Playwright)
 cd "$ROOT"
 
 export DOCKYARD_TEST_PG=${DOCKYARD_TEST_PG:-postgresql://postgres@127.0.0.1:5432/postgres}
