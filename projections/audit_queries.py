@@ -91,6 +91,20 @@ class AuditQueries:
                 params)
             return [dict(r) for r in cursor.fetchall()]
 
+    def latest(self, f: AuditFilter, scope: AuditScope, limit: int, before: int | None = None) -> list[dict[str, Any]]:
+        """Up to `limit` rows, newest first, before position `before` (all when None): what a
+        person reading the trail looks at first (the portal's Audit tab and a repository's activity)."""
+        where, params = self._where(f, scope)
+        params["limit"] = limit
+        if before is not None:
+            where += " AND position < %(before)s"
+            params["before"] = before
+        with self.dialect.reading(self.datastore) as cursor:
+            cursor.execute(self.dialect.sql(
+                f"SELECT {', '.join(COLUMNS)} FROM {self.table} WHERE {where} ORDER BY position DESC "
+                "LIMIT %(limit)s"), params)
+            return [dict(r) for r in cursor.fetchall()]
+
     def stream(self, f: AuditFilter, scope: AuditScope, page: int = STREAM_PAGE) -> Iterator[dict[str, Any]]:
         """Every matching row, in log order, one page in memory at a time."""
         after = f.after

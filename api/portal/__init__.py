@@ -1,7 +1,7 @@
 """The web portal: DTR's admin portal, server-rendered, every asset served by Dockyard.
 
 One router module per area (`login`, `repositories`, `organizations`, `users`, `settings`,
-`tokens`, `logs`), one template per page extending `templates/base.html`, and `static/` for
+`tokens`, `logs`, `audit`), one template per page extending `templates/base.html`, and `static/` for
 the stylesheet and the little JavaScript the pages use (no CDN: the portal works offline).
 Routes are thin: they read the read models and call the same commands as `/api/v0`, through
 the same access checks.
@@ -12,12 +12,12 @@ from __future__ import annotations
 from fastapi import FastAPI
 from starlette.staticfiles import StaticFiles
 
-from dockyard.api.portal import login, logs, organizations, repositories, settings, tokens, users
+from dockyard.api.portal import audit, login, logs, organizations, repositories, settings, tokens, users
 from dockyard.api.portal.web import ASSETS, HERE
 
 
 def install(app: FastAPI) -> None:
     """Add the portal's pages and assets (after the APIs, whose paths they never shadow)."""
     app.mount(ASSETS, StaticFiles(directory=str(HERE / "static")), name="portal-assets")
-    for module in (login, repositories, organizations, users, settings, tokens, logs):
+    for module in (login, repositories, organizations, users, settings, tokens, logs, audit):
         app.include_router(module.router)

@@ -16,15 +16,18 @@ from fastapi import APIRouter, Request
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
+from dockyard.api.portal.audit import scope_of
 from dockyard.api.portal.web import CurrentViewer, Form, PortalRoute, Viewer, redirect, render, services
 from dockyard.api.v0.deps import may_create_repository, readable_repository, repository_level
 from dockyard.api.v2.common import Services
 from dockyard.domain import access
 from dockyard.domain.errors import DomainError, InvalidRequest, NotFound
 from dockyard.domain.names import is_valid_tag
+from dockyard.projections.audit_queries import AuditFilter
 
 router = APIRouter(route_class=PortalRoute, include_in_schema=False)
 PAGE = 50
+ACTIVITY = 20  # the newest audit entries a repository's page shows
 CONFIRM_WORD = "DELETE"
 
 
@@ -127,6 +130,7 @@ def repository_view(svc: Services, viewer: Viewer, full: str) -> dict[str, Any]:
         "is_org": bool(org and org["kind"] == "organization"),
         "can_push": access.LEVELS.index(level) >= access.LEVELS.index("read-write"),
         "can_admin": level == "admin",
+        "activity": svc.read_side.audit.latest(AuditFilter(repository=full), scope_of(svc, viewer), ACTIVITY),
     }
 
 

@@ -136,6 +136,21 @@ def test_the_lab_by_clicking(portal_server: DockyardServer, context, tmp_path: P
     expect(ahab.get_by_role("heading", name="Not found")).to_be_visible()
     ahab.context.close()
 
+    # The audit trail answers "who pushed engineering/barca:lona, and from where" (it follows the
+    # log a few milliseconds behind: reload until the push is there, bounded).
+    page.get_by_role("link", name="Audit").click()
+    page.get_by_label("Repository").fill("engineering/barca")
+    page.get_by_label("Action").fill("tag.moved")
+    page.get_by_role("button", name="Filter").click()
+    row = page.get_by_role("row").filter(has_text="lona").filter(has_text="gordon")
+    for _ in range(50):
+        if row.count():
+            break
+        page.wait_for_timeout(100)
+        page.reload()
+    expect(row.first).to_contain_text("127.0.0.1")
+    both_widths(page, "audit")
+
     # Task 6: API Docs opens the console, which answers a call.
     page.get_by_text("dtradmin", exact=True).first.click()
     page.get_by_role("link", name="API Docs").click()
