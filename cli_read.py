@@ -2,7 +2,8 @@
 
     dockyard audit query [--actor A] [--namespace N] [--repository R] [--action X] [--since T] [--until T]
                          [--after POSITION] [-n N] [--format text|jsonl|csv]
-    dockyard audit export --format jsonl|csv [filters]
+    dockyard audit export --format jsonl|csv|chain [filters] [-o FILE]
+    dockyard audit verify [--data-dir DIR | --database-url URL | --from-export FILE] [--public-key FILE]
     dockyard projections status
 
 Each folds the followed projections up to the log's head first (safe beside a serving
@@ -84,13 +85,109 @@ def audit_export(args: argparse.Namespace) -> int:
     try:
         out = open(args.output, "w", newline="") if args.output else sys.stdout  # noqa: SIM115
         try:
-            count = _write_rows(read_side.audit.stream(_filters(args), EVERYTHING), args.format, out)
+            if args.format == "chain":
+                count = _chain_export(read_side.registry, out)
+            else:
+                count = _write_rows(read_side.audit.stream(_filters(args), EVERYTHING), args.format, out)
         finally:
             if out is not sys.stdout:
                 out.close()
         print(f"exported {count} audit event(s)", file=sys.stderr)
     finally:
         read_side.registry.close()
+    return 0
+
+
+def _events_table(registry: Any) -> str:
+    recorder = registry.recorder
+    if registry.dialect.name == "postgres":
+        return f"{recorder.datastore.schema}.{recorder.events_table_name}"
+    return str(recorder.events_table_name)
+
+
+def _chain_export(registry: Any, out: Any) -> int:
+    """The log as an auditor verifies it offline: one JSON line per stored event (state in
+    base64) with its chain row, then the signed checkpoints."""
+    import base64
+
+    from dockyard.projections import chain
+
+    dialect, datastore = registry.dialect, registry.recorder.datastore
+    chained = {p: (e, c) for p, e, c in chain.read_chain(dialect, datastore)}
+    count = 0
+    for row in chain.read_events(dialect, datastore, _events_table(registry)):
+        event_digest, chain_digest = chained.get(row.position, (b"", b""))
+        out.write(orjson.dumps({
+            "position": row.position, "topic": row.topic, "originator_id": str(row.originator_id),
+            "originator_version": row.version, "state": base64.b64encode(row.state).decode(),
+            "event_hash": event_digest.hex(), "chain_hash": chain_digest.hex()}).decode() + "\n")
+        count += 1
+    for position, chain_digest, at, signature in chain.read_checkpoints(dialect, datastore):
+        out.write(orjson.dumps({"checkpoint": {"position": position, "chain_hash": chain_digest.hex(),
+                                               "signed_at": at, "signature": signature.hex()}}).decode() + "\n")
+    return count
+
+
+def _read_export(path: str) -> tuple[list[Any], list[Any], list[Any]]:
+    import base64
+
+    from dockyard.projections.chain import StoredRow
+
+    events, chained, checkpoints = [], [], []
+    with open(path, "rb") as handle:
+        for line in handle:
+            item = orjson.loads(line)
+            if "checkpoint" in item:
+                c = item["checkpoint"]
+                checkpoints.append((c["position"], bytes.fromhex(c["chain_hash"]), c["signed_at"],
+                                    bytes.fromhex(c["signature"])))
+                continue
+            events.append(StoredRow(item["position"], item["topic"], item["originator_id"],
+                                    item["originator_version"], base64.b64decode(item["state"])))
+            if item["chain_hash"]:
+                chained.append((item["position"], bytes.fromhex(item["event_hash"]), bytes.fromhex(item["chain_hash"])))
+    return events, chained, checkpoints
+
+
+def audit_verify(args: argparse.Namespace) -> int:
+    """Recompute the chain and check every checkpoint signature: no server, no private key."""
+    from cryptography.hazmat.primitives import serialization
+
+    from dockyard.projections import chain
+
+    public_key = None
+    if args.public_key:
+        with open(args.public_key, "rb") as handle:
+            public_key = serialization.load_pem_public_key(handle.read())
+    if args.from_export:
+        events, chained, checkpoints = _read_export(args.from_export)
+        verdict = chain.verify(events, chained, checkpoints, public_key)
+        source = args.from_export
+    else:
+        from dockyard.cli import _registry
+
+        registry = _registry(args)
+        try:
+            if public_key is None:
+                from dockyard.api.secret_store import SecretStore
+
+                print("no --public-key: using the key stored beside the log (an auditor should pass the "
+                      "key fetched from /api/v0/audit/public-key)", file=sys.stderr)
+                public_key = SecretStore(registry).audit_signing_key().public_key()
+            dialect, datastore = registry.dialect, registry.recorder.datastore
+            verdict = chain.verify(chain.read_events(dialect, datastore, _events_table(registry)),
+                                   chain.read_chain(dialect, datastore), chain.read_checkpoints(dialect, datastore),
+                                   public_key)
+            source = args.database_url or args.data_dir or "the configured database"
+        finally:
+            registry.close()
+    if public_key is None:
+        print("no --public-key: checkpoint signatures were not checked", file=sys.stderr)
+    if not verdict.intact:
+        print(f"TAMPERED ({source}): {verdict.finding}")
+        return 1
+    print(f"intact: {verdict.events} events chained, {verdict.checkpoints} signed checkpoint(s), "
+          f"last at position {verdict.last_checkpoint}")
     return 0
 
 
@@ -120,7 +217,7 @@ def add_parsers(sub: Any, common: Callable[[argparse.ArgumentParser], None]) -> 
     p = sub.add_parser("audit", help="the audit trail: query, export")
     asub = p.add_subparsers(dest="verb", required=True)
     for verb, func, formats, default in (("query", audit_query, ("text", "jsonl", "csv"), "text"),
-                                         ("export", audit_export, ("jsonl", "csv"), "jsonl")):
+                                         ("export", audit_export, ("jsonl", "csv", "chain"), "jsonl")):
         q = asub.add_parser(verb, help=f"{verb} audit events (filters combine)")
         common(q)
         for name in ("actor", "namespace", "repository", "action"):
@@ -134,6 +231,11 @@ def add_parsers(sub: Any, common: Callable[[argparse.ArgumentParser], None]) -> 
         else:
             q.add_argument("--output", "-o", help="write to this file (default: stdout)")
         q.set_defaults(func=func)
+    v = asub.add_parser("verify", help="recompute the hash chain and check the signed checkpoints (exit 1 if tampered)")
+    common(v)
+    v.add_argument("--from-export", help="a file written by `dockyard audit export --format chain`")
+    v.add_argument("--public-key", help="PEM from /api/v0/audit/public-key (default: the key stored beside the log)")
+    v.set_defaults(func=audit_verify)
 
 
 def add_status_parser(psub: Any, common: Callable[[argparse.ArgumentParser], None]) -> None:

@@ -25,6 +25,7 @@ from dockyard.api.settings import Settings
 from dockyard.api.v2.common import Services
 from dockyard.commands.access_tokens import AccessTokens
 from dockyard.commands.accounts import Accounts
+from dockyard.commands.audit_chain import start_chain
 from dockyard.commands.identity import Identity
 from dockyard.commands.persistence import event_store_env
 from dockyard.commands.registry import Registry
@@ -41,13 +42,15 @@ def build_services(settings: Settings, clock: Callable[[], float] = time.time) -
     registry = Registry(event_store_env(settings.data_dir, settings.database_url))
     store = open_store(settings.storage_url)
     secrets = SecretStore(registry)
+    start_chain(registry)  # events stored before the tamper-evident chain existed: chain them, once
     identity = Identity(registry)
     tokens = AccessTokens(registry, clock)
     accounts = Accounts(registry, identity, tokens, secrets.ldap_bind_password)
     auth = Auth(settings, accounts, secrets.signing_key(), clock)
     sessions = SessionStore(registry.recorder.datastore, registry.dialect, settings.portal_idle_minutes * 60, clock)
     return Services(settings, registry, store, UploadSessions(store, registry, clock), accounts, auth,
-                    identity, tokens, secrets, ReadSide(registry), sessions)
+                    identity, tokens, secrets,
+                    ReadSide(registry, secrets.audit_signing_key(), settings.audit_checkpoint_every), sessions)
 
 
 async def _token(request: Request) -> Response:

@@ -1,5 +1,5 @@
 """Secrets the registry keeps beside its metadata, never in the event log (which auditors
-export): the key that signs registry tokens, the LDAP bind password.
+export): the key that signs registry tokens, the audit checkpoint key, the LDAP bind password.
 
 Every process and replica must see the same values, so they live in the metadata database.
 The first process to start inserts the signing key; `ON CONFLICT DO NOTHING` makes concurrent
@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import base64
 import hashlib
+from typing import Any
 
 from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 
 from dockyard.commands.registry import Registry
 
@@ -24,6 +25,7 @@ _UPSERT = ("INSERT INTO signing_keys (id, private_pem) VALUES (%(id)s, %(value)s
 _SELECT = "SELECT private_pem FROM signing_keys WHERE id = %(id)s"
 TOKEN_KEY = "token"
 LDAP_BIND_PASSWORD = "ldap-bind-password"
+AUDIT_KEY = "audit-checkpoint"
 
 
 class SecretStore:
@@ -43,17 +45,27 @@ class SecretStore:
         with self._datastore.transaction(commit=True) as cursor:
             cursor.execute(self._dialect.sql(_UPSERT), {"id": secret_id, "value": value})
 
+    def _key(self, secret_id: str, generate: Any) -> Any:
+        """The private key stored under `secret_id`; the first caller's `generate()` wins."""
+        pem = generate().private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                       serialization.NoEncryption()).decode()
+        with self._datastore.transaction(commit=True) as cursor:
+            cursor.execute(self._dialect.sql(_INSERT), {"id": secret_id, "value": pem})
+            cursor.execute(self._dialect.sql(_SELECT), {"id": secret_id})
+            stored = cursor.fetchall()[0]["private_pem"]
+        return serialization.load_pem_private_key(stored.encode(), password=None)
+
     def signing_key(self) -> ec.EllipticCurvePrivateKey:
         """The registry's ES256 token-signing key, creating it on first use."""
-        candidate = ec.generate_private_key(ec.SECP256R1())
-        pem = candidate.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                      serialization.NoEncryption()).decode()
-        with self._datastore.transaction(commit=True) as cursor:
-            cursor.execute(self._dialect.sql(_INSERT), {"id": TOKEN_KEY, "value": pem})
-            cursor.execute(self._dialect.sql(_SELECT), {"id": TOKEN_KEY})
-            stored = cursor.fetchall()[0]["private_pem"]
-        key = serialization.load_pem_private_key(stored.encode(), password=None)
+        key = self._key(TOKEN_KEY, lambda: ec.generate_private_key(ec.SECP256R1()))
         assert isinstance(key, ec.EllipticCurvePrivateKey)
+        return key
+
+    def audit_signing_key(self) -> ed25519.Ed25519PrivateKey:
+        """The Ed25519 key that signs audit checkpoints (`projections.checkpoints`), created on
+        first use; kept here, never in the log, so an auditor's export cannot forge them."""
+        key = self._key(AUDIT_KEY, ed25519.Ed25519PrivateKey.generate)
+        assert isinstance(key, ed25519.Ed25519PrivateKey)
         return key
 
     def ldap_bind_password(self) -> str:

@@ -33,6 +33,8 @@ class Settings(BaseSettings):
     log_level: str = "info"
     # A portal session ends after this long without a request.
     portal_idle_minutes: float = 30.0
+    # Sign a checkpoint of the audit chain after this many events (or 60 s of event time).
+    audit_checkpoint_every: int = 1000
 
     @property
     def storage_url(self) -> str:

@@ -10,6 +10,7 @@ events-table lock and insert, so read-model writes happen in log order).
 from __future__ import annotations
 
 import os
+import threading
 import uuid
 from collections.abc import Sequence
 from datetime import datetime
@@ -22,7 +23,7 @@ from eventsourcing.postgres import PostgresApplicationRecorder
 from eventsourcing.sqlite import SQLiteApplicationRecorder
 from eventsourcing.utils import get_topic, retry
 
-from dockyard.projections import inline
+from dockyard.projections import chain, inline
 from dockyard.projections.dialect import POSTGRES, SQLITE
 
 
@@ -47,13 +48,21 @@ class RegistryMapper(Mapper):
         return event
 
 
+def _chain_rows(ids: Sequence[int], stored_events: Sequence[StoredEvent]) -> list[chain.StoredRow]:
+    return [chain.StoredRow(i, e.topic, e.originator_id, e.originator_version, e.state)
+            for i, e in zip(ids, stored_events, strict=True)]
+
+
 class SQLiteRegistryRecorder(SQLiteApplicationRecorder):
     def construct_create_table_statements(self) -> list[str]:
-        return super().construct_create_table_statements() + inline.create_statements(SQLITE)
+        return (super().construct_create_table_statements() + inline.create_statements(SQLITE)
+                + chain.create_statements(SQLITE))
 
     def _insert_events(self, c: Any, stored_events: Sequence[StoredEvent], *,
                        view_events: Sequence[Any] = (), **kwargs: Any) -> Sequence[int] | None:
         ids = super()._insert_events(c, stored_events, **kwargs)
+        # The tamper-evident chain, under SQLite's single writer: positions chain in order.
+        chain.append(SQLITE, c, self.events_table_name, _chain_rows(ids or (), stored_events))
         inline.apply(SQLITE, c, view_events)
         return ids
 
@@ -71,6 +80,8 @@ class PostgresRegistryRecorder(PostgresApplicationRecorder):
         from psycopg.sql import SQL, Identifier
 
         self.sql_create_statements.extend(SQL(s) for s in inline.create_statements(POSTGRES))
+        self.sql_create_statements.extend(SQL(s) for s in chain.create_statements(POSTGRES))
+        self._inserted_ids = threading.local()  # this thread's ids, read inside the transaction
         # The library's INSERT, with the events array sent in binary (`%b`): its text form is
         # escaped in pure Python, ~0.7 s for one 5 MB event against ~0.09 s in binary.
         self._insert_binary_statement = SQL(
@@ -103,9 +114,21 @@ class PostgresRegistryRecorder(PostgresApplicationRecorder):
         curs.execute(self._insert_binary_statement, ([
             self.construct_pg_stored_event(e.originator_id, e.originator_version, e.topic, e.state)
             for e in stored_events],))
-        # A second cursor: the first one's RETURNING rows are fetched by the library after this.
+        # The notification ids come back from the insert: the chain needs them here, still
+        # under the table lock (so positions chain in order); the library asks for them after
+        # this method, and gets the same list from `_fetch_ids_after_insert_events`.
+        ids = [row["notification_id"] for row in curs.fetchall()]
+        self._inserted_ids.ids = ids
         with curs.connection.cursor() as view_cursor:
+            chain.append(POSTGRES, view_cursor, f"{self.datastore.schema}.{self.events_table_name}",
+                         _chain_rows(ids, stored_events))
             inline.apply(POSTGRES, view_cursor, view_events)
+
+    def _fetch_ids_after_insert_events(self, curs: Any, stored_events: Sequence[StoredEvent],
+                                       **kwargs: Any) -> Sequence[int] | None:
+        ids = getattr(self._inserted_ids, "ids", None)
+        self._inserted_ids.ids = None
+        return ids
 
 
 # An SQLite database in memory, private to the `Registry` built on it (the in-process tests).

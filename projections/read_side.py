@@ -9,25 +9,35 @@ from __future__ import annotations
 
 from typing import Any
 
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
 from dockyard.projections.audit_queries import AuditQueries
+from dockyard.projections.checkpoints import Checkpoints
 from dockyard.projections.audit_trail import AuditTrail
 from dockyard.projections.runner import Positions, Projection, ProjectionRunner
 
 WAIT_TIMEOUT = 10.0
 
 
-def followed_projections() -> list[Projection]:
-    """Every projection that follows the log (the inline ones are in `projections.inline`)."""
-    return [AuditTrail()]
+def followed_projections(checkpoint_key: Ed25519PrivateKey | None = None,
+                         checkpoint_every: int = 1000) -> list[Projection]:
+    """Every projection that follows the log (the inline ones are in `projections.inline`);
+    the checkpoint signer only where its key is given (the CLI's readers go without)."""
+    found: list[Projection] = [AuditTrail()]
+    if checkpoint_key is not None:
+        found.append(Checkpoints(checkpoint_key, every_events=checkpoint_every))
+    return found
 
 
 class ReadSide:
-    def __init__(self, registry: Any) -> None:
+    def __init__(self, registry: Any, checkpoint_key: Ed25519PrivateKey | None = None,
+                 checkpoint_every: int = 1000) -> None:
         self.registry = registry
+        self.checkpoint_key = checkpoint_key
         datastore, dialect = registry.recorder.datastore, registry.dialect
         self.positions = Positions(datastore, dialect)
         self.runners = {p.name: ProjectionRunner(registry, p, positions=self.positions)
-                        for p in followed_projections()}
+                        for p in followed_projections(checkpoint_key, checkpoint_every)}
         self.audit = AuditQueries(datastore, dialect)
 
     def start(self) -> None:

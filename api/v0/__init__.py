@@ -13,7 +13,7 @@ from typing import Any
 
 from fastapi import APIRouter, FastAPI
 
-from dockyard.api.v0 import accounts, console, events, repositories, settings, tags, team_access, teams, tokens
+from dockyard.api.v0 import accounts, audit, console, events, repositories, settings, tags, team_access, teams, tokens
 from dockyard.api.v0.schemas import PROBLEM_RESPONSES, Problem
 
 PREFIX = "/api/v0"
@@ -21,7 +21,7 @@ PREFIX = "/api/v0"
 
 def router() -> APIRouter:
     api = APIRouter(prefix=PREFIX, responses=PROBLEM_RESPONSES)
-    for module in (accounts, teams, tokens, tags, team_access, repositories, settings, events):
+    for module in (accounts, teams, tokens, tags, team_access, repositories, settings, events, audit):
         api.include_router(module.router)
     return api
 

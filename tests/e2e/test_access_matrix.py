@@ -215,6 +215,9 @@ CASES: list[Case] = [
                        {"json": {"accessLevel": "read-only"}}), denied_as_missing=True),
     Case("DELETE", "/api/v0/repositories/{namespace}/{repo:path}/teamAccess/{team}", REPO_ADMIN,
          lambda w, c: (f"/api/v0/repositories/{_new_repo(w, c)}/teamAccess/frontend", {}), denied_as_missing=True),
+    # The audit trail answers every signed-in caller, with what they may read (tests/inprocess/test_audit_events.py).
+    Case("GET", "/api/v0/events", SIGNED_IN, lambda w, c: ("/api/v0/events", {})),
+    Case("GET", "/api/v0/audit/public-key", EVERYONE, lambda w, c: ("/api/v0/audit/public-key", {})),
     Case("GET", "/api/v0/settings/auth", GLOBAL_ADMIN, lambda w, c: ("/api/v0/settings/auth", {})),
     Case("PUT", "/api/v0/settings/auth", GLOBAL_ADMIN,
          lambda w, c: ("/api/v0/settings/auth", {"json": {"mode": "managed"}})),

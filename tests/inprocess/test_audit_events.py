@@ -111,3 +111,21 @@ async def test_bad_filters_are_problems(dockyard: Dockyard) -> None:
     assert r.status_code == 400 and r.headers["content-type"] == "application/problem+json"
     assert (await client.get(f"{API}/events", params={"n": 0})).status_code == 422
     assert (await client.get(f"{API}/events", params={"format": "xml"})).status_code == 422
+
+
+async def test_the_public_key_verifies_the_signed_checkpoints(dockyard: Dockyard, anon_client) -> None:  # noqa: ANN001
+    from cryptography.hazmat.primitives.serialization import load_pem_public_key
+
+    from dockyard.projections import chain
+
+    await dockyard.user()
+    read_side = dockyard.services.read_side
+    assert read_side.wait("checkpoints", head(dockyard))
+    r = await anon_client.get(f"{API}/audit/public-key")  # public: an auditor fetches it once
+    assert r.status_code == 200 and r.headers["content-type"] == "application/x-pem-file"
+    registry = dockyard.services.registry
+    dialect, datastore = registry.dialect, registry.recorder.datastore
+    verdict = chain.verify(chain.read_events(dialect, datastore, registry.recorder.events_table_name),
+                           chain.read_chain(dialect, datastore), chain.read_checkpoints(dialect, datastore),
+                           load_pem_public_key(r.content))
+    assert verdict.intact and verdict.checkpoints >= 1 and verdict.events == head(dockyard)

@@ -29,6 +29,7 @@ D2 = "sha256:" + "2" * 64
 # or moving a class must keep its topic, and a new event class must be added here on purpose.
 STORED_TOPICS = {
     "dockyard.AccessToken": ["Created", "Revoked"],
+    "dockyard.AuditChain": ["Created"],
     "dockyard.AuthSettings": ["Changed", "Created"],
     "dockyard.BlobLink": ["Created", "Linked", "Unlinked"],
     "dockyard.LoginGuard": ["Created", "Throttled"],
