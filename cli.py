@@ -253,8 +253,11 @@ def main(argv: list[str] | None = None) -> int:
 
     from dockyard.domain.actor import Actor, current_actor
 
-    current_actor.set(Actor(getpass.getuser(), "local"))  # rule 6: what a CLI verb records names the OS user
-    return args.func(args)
+    token = current_actor.set(Actor(getpass.getuser(), "local"))  # rule 6: a CLI verb's events name the OS user
+    try:
+        return args.func(args)
+    finally:
+        current_actor.reset(token)
 
 
 if __name__ == "__main__":
