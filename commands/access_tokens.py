@@ -13,9 +13,16 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 from dockyard.commands.registry import Registry
-from dockyard.domain.access_token import AccessToken, check_token_level
+from dockyard.domain.access import Principal
+from dockyard.domain.access_token import (
+    AccessToken,
+    check_may_create_tokens,
+    check_may_manage_tokens,
+    check_token_level,
+)
 from dockyard.domain.errors import InvalidRequest, NotFound
 from dockyard.domain.names import check_repository_name
 
@@ -43,7 +50,10 @@ class AccessTokens:
         return datetime.fromtimestamp(self.clock(), UTC)
 
     def create(self, user: str, name: str, level: str, expires_at: datetime | None,
-               repositories: list[str]) -> IssuedToken:
+               repositories: list[str], by: Principal | None = None) -> IssuedToken:
+        """A new token of `user`. `by`: who asks (None: an admin verb, which may)."""
+        if by is not None:
+            check_may_create_tokens(by, user)
         if self.registry.identity.user(user) is None:
             raise NotFound("no such user", {"user": user})
         if not name or len(name) > 100:
@@ -64,7 +74,19 @@ class AccessTokens:
             repositories=sorted(set(repositories))))
         return IssuedToken(token_id, f"{PREFIX}{token_id}_{secret}")
 
-    def revoke(self, user: str, token_id: str) -> None:
+    def list_tokens(self, user: str, by: Principal | None = None) -> list[dict[str, Any]]:
+        """`user`'s tokens, without secrets. `by`: who asks (None: an admin verb, which may)."""
+        if by is not None:
+            check_may_manage_tokens(by, user)
+        if self.registry.identity.user(user) is None:
+            raise NotFound("no such user", {"user": user})
+        return self.registry.identity.access_tokens(user)
+
+    def revoke(self, user: str, token_id: str, by: Principal | None = None) -> None:
+        """Revoke a token of `user`. `by`: who asks (None: an admin verb, which may)."""
+        if by is not None:
+            check_may_manage_tokens(by, user)
+
         def command() -> None:
             token = self.registry.load(AccessToken, AccessToken.create_id(token_id, "", "", "", None, "", []))
             if token is None or token.user != user:

@@ -7,8 +7,9 @@ from uuid import UUID
 
 from eventsourcing.domain import event
 
+from dockyard.domain.access import Principal
 from dockyard.domain.aggregate import RegistryAggregate, name_id
-from dockyard.domain.errors import InvalidRequest
+from dockyard.domain.errors import Denied, InvalidRequest
 
 TOKEN_LEVELS = ("read-only", "read-write", "admin")
 
@@ -17,6 +18,27 @@ def check_token_level(level: str) -> str:
     if level not in TOKEN_LEVELS:
         raise InvalidRequest(f"scope must be one of {', '.join(TOKEN_LEVELS)}", {"scope": level})
     return level
+
+
+def check_may_create_tokens(principal: Principal, owner: str) -> None:
+    """Only the user themself makes their tokens, signed in with a password: a token never
+    mints tokens (a leaked one would otherwise outlive its own revocation)."""
+    if principal.name != owner:
+        raise Denied("only the user themself may create their access tokens", {"user": owner})
+    _check_password_sign_in(principal)
+
+
+def check_may_manage_tokens(principal: Principal, owner: str) -> None:
+    """Listing and revoking `owner`'s tokens: the user or a global admin, signed in with a
+    password. An access token — whatever its scope — cannot see or revoke its siblings."""
+    if not principal.is_admin and principal.name != owner:
+        raise Denied("only the user themself or a global admin may manage access tokens", {"user": owner})
+    _check_password_sign_in(principal)
+
+
+def _check_password_sign_in(principal: Principal) -> None:
+    if principal.token_id is not None:
+        raise Denied("sign in with a password, not an access token, to manage access tokens")
 
 
 class AccessToken(RegistryAggregate):

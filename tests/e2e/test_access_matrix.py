@@ -132,6 +132,23 @@ def _ahab_token(w: World, caller: str) -> str:
     return r.json()["id"]
 
 
+def _self(w: World, caller: str) -> str:
+    """The caller's own user name (ahab's for anonymous)."""
+    return USERS.get(caller, ("ahab", ""))[0]
+
+
+def _own_token(w: World, caller: str) -> str:
+    """A token of the caller's own user, made with the user's password."""
+    name = _self(w, caller)
+    r = httpx.post(w.url + f"/api/v0/accounts/{name}/tokens", auth=(name, f"{name}-pw"),
+                   json={"name": "o" + _unique(caller), "scope": "read-only"})
+    w.ok(r)
+    return r.json()["id"]
+
+
+# Token management on one's own account: every user signed in with a password, never through an
+# access token (tom's read-only, repository-limited one must not list or revoke its siblings).
+OWN_TOKENS = SIGNED_IN - {"token"}
 V2 = "/v2/{name:path}"
 CASES: list[Case] = [
     Case("GET", "/healthz", EVERYONE, lambda w, c: ("/healthz", {})),
@@ -193,6 +210,12 @@ CASES: list[Case] = [
          lambda w, c: ("/api/v0/accounts/ahab/tokens", {})),
     Case("DELETE", "/api/v0/accounts/{user}/tokens/{token_id}", frozenset({"none", "admin"}),
          lambda w, c: (f"/api/v0/accounts/ahab/tokens/{_ahab_token(w, c)}", {})),
+    Case("POST", "/api/v0/accounts/{user}/tokens", OWN_TOKENS, lambda w, c: (
+        f"/api/v0/accounts/{_self(w, c)}/tokens", {"json": {"name": _unique(c), "scope": "read-only"}})),
+    Case("GET", "/api/v0/accounts/{user}/tokens", OWN_TOKENS,
+         lambda w, c: (f"/api/v0/accounts/{_self(w, c)}/tokens", {})),
+    Case("DELETE", "/api/v0/accounts/{user}/tokens/{token_id}", OWN_TOKENS,
+         lambda w, c: (f"/api/v0/accounts/{_self(w, c)}/tokens/{_own_token(w, c)}", {})),
     Case("GET", "/api/v0/repositories", EVERYONE, lambda w, c: ("/api/v0/repositories", {})),
     Case("POST", "/api/v0/repositories/{namespace}", REPO_ADMIN,
          lambda w, c: ("/api/v0/repositories/engineering", {"json": {"name": "p" + _unique(c)}})),
