@@ -30,6 +30,7 @@ from starlette.responses import Response
 from dockyard.api.secret_store import key_id
 from dockyard.api.settings import Settings
 from dockyard.commands.accounts import Accounts
+from dockyard.commands.refresh_tokens import RefreshGrant, RefreshTokens
 from dockyard.domain import access
 from dockyard.domain.access import ANONYMOUS, Principal
 from dockyard.domain.actor import ANONYMOUS as ANONYMOUS_NAME
@@ -98,6 +99,7 @@ class Auth:
         self._verified: dict[str, tuple[float, float, Caller]] = {}  # token: (exp, recheck at, caller)
         self._lock = threading.Lock()
         self._mode: tuple[float, str] = (0.0, "managed")
+        self.refresh_tokens = RefreshTokens(accounts.registry)
 
     # -- the policy, per resource type ---------------------------------------------------------
 
@@ -141,10 +143,14 @@ class Auth:
             "issued_at": datetime.fromtimestamp(now, UTC).isoformat().replace("+00:00", "Z"),
         }
 
-    def issue_refresh(self, principal: Principal) -> str:
+    def issue_refresh(self, principal: Principal, grant: RefreshGrant | None = None) -> str:
+        """A refresh token of `grant`'s family and generation (a new family without one). Blocking."""
+        if grant is None:
+            grant = self.refresh_tokens.start(principal.name or "", principal.token_id)
         now = int(self.clock())
         claims = {"iss": self._issuer, "sub": principal.name or "", "aud": self._issuer + "/refresh",
-                  "exp": now + REFRESH_TTL_SECONDS, "iat": now, "jti": uuid.uuid4().hex}
+                  "exp": now + REFRESH_TTL_SECONDS, "iat": now, "jti": uuid.uuid4().hex,
+                  "fam": grant.family_id, "gen": grant.generation}
         if principal.token_id:
             claims["tid"] = principal.token_id
         return self._sign(claims)
@@ -306,8 +312,9 @@ class Auth:
                 return _token_error(401, "UNAUTHORIZED", "invalid username or password")
         scopes = parse_scopes(request.query_params.getlist("scope"))
         issued = await run_in_threadpool(self.issue, principal, scopes)
+        self.bind(request, principal)
         if request.query_params.get("offline_token") == "true" and not principal.is_anonymous:
-            issued["refresh_token"] = self.issue_refresh(principal)
+            issued["refresh_token"] = await run_in_threadpool(self.issue_refresh, principal)
         return Response(orjson.dumps(issued), media_type="application/json")
 
     async def oauth_token_endpoint(self, request: Request) -> Response:
@@ -325,30 +332,39 @@ class Auth:
             if principal is None:
                 return _token_error(401, "UNAUTHORIZED", "invalid username or password")
         elif grant == "refresh_token":
-            principal = await run_in_threadpool(self._refresh_principal, str(form.get("refresh_token") or ""))
-            if principal is None:
+            refreshed = await run_in_threadpool(self._refresh, str(form.get("refresh_token") or ""),
+                                                client_address(request))
+            if refreshed is None:
                 return _token_error(401, "UNAUTHORIZED", "invalid refresh token")
+            principal, next_refresh = refreshed
         else:
             return _token_error(400, "UNSUPPORTED", "grant_type must be password or refresh_token")
         issued = await run_in_threadpool(self.issue, principal, scopes)
+        self.bind(request, principal)
         body = {"access_token": issued["access_token"], "expires_in": issued["expires_in"],
                 "issued_at": issued["issued_at"], "scope": " ".join(str(s) for s in scopes)}
         if grant == "refresh_token":
-            body["refresh_token"] = str(form.get("refresh_token"))
+            body["refresh_token"] = next_refresh
         elif form.get("access_type") == "offline":
-            body["refresh_token"] = self.issue_refresh(principal)
+            body["refresh_token"] = await run_in_threadpool(self.issue_refresh, principal)
         return Response(orjson.dumps(body), media_type="application/json")
 
-    def _refresh_principal(self, token: str) -> Principal | None:
+    def _refresh(self, token: str, address: str) -> tuple[Principal, str] | None:
+        """Use a refresh token: its principal and the rotated refresh token, or None if it is
+        invalid, expired, spent (which ends its family) or older than the user's credentials."""
         try:
             claims = jwt.decode(token, self._public, algorithms=["ES256"], audience=self._issuer + "/refresh",
-                                issuer=self._issuer, options={"require": ["exp", "sub"], **_DECODE_OPTIONS})
+                                issuer=self._issuer, options={"require": ["exp", "sub", "fam", "gen"], **_DECODE_OPTIONS})
         except jwt.PyJWTError:
             return None
         if not self._current(claims):
             return None
         principal = self._principal_of(claims.get("sub") or None, claims.get("tid"))
-        return None if principal is None or principal.is_anonymous else principal
+        if principal is None or principal.is_anonymous or not isinstance(claims["gen"], int):
+            return None
+        current_actor.set(Actor(principal.name or ANONYMOUS_NAME, address, principal.token_id))  # this thread's
+        grant = self.refresh_tokens.rotate(principal.name or "", RefreshGrant(str(claims["fam"]), claims["gen"]))
+        return None if grant is None else (principal, self.issue_refresh(principal, grant))
 
 
 def client_address(request: Request) -> str:

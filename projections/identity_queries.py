@@ -44,6 +44,11 @@ class IdentityQueries:
             params["kind"] = kind
         return self._rows(statement + " ORDER BY name", params)
 
+    def credentials_epoch(self, name: str) -> int:
+        """How many times `name`'s password, role or active flag changed to their detriment."""
+        row = self._row("SELECT epoch FROM credential_epochs WHERE name = %(name)s", {"name": name})
+        return int(row["epoch"]) if row else 0
+
     # -- teams ---------------------------------------------------------------------------------
 
     def teams(self, organization: str) -> list[dict[str, Any]]:

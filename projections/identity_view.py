@@ -18,7 +18,8 @@ from dockyard.domain.repository import Repository
 from dockyard.domain.team import Team
 from dockyard.projections.dialect import Dialect
 
-TABLES = ("accounts", "teams", "team_members", "team_access", "access_tokens", "auth_settings")
+TABLES = ("accounts", "teams", "team_members", "team_access", "access_tokens", "auth_settings",
+          "credential_epochs")
 
 
 def create_statements(d: Dialect) -> list[str]:
@@ -37,6 +38,9 @@ def create_statements(d: Dialect) -> list[str]:
         "revoked INTEGER NOT NULL, created_at TEXT NOT NULL)",
         "CREATE INDEX IF NOT EXISTS access_tokens_owner ON access_tokens (owner)",
         "CREATE TABLE IF NOT EXISTS auth_settings (id TEXT PRIMARY KEY, mode TEXT NOT NULL, ldap TEXT NOT NULL)",
+        # How many times a user's credentials changed (password, role, deactivation): refresh-token
+        # families started at an older epoch are over. No row: epoch 0.
+        "CREATE TABLE IF NOT EXISTS credential_epochs (name TEXT PRIMARY KEY, epoch INTEGER NOT NULL)",
     ]
 
 
@@ -64,6 +68,21 @@ def _account_update(column: str, attribute: str | None, value: Any = None) -> Fo
     def fold(e: Any) -> list[tuple[str, dict[str, Any]]]:
         v = getattr(e, attribute) if attribute else value
         return [(f"UPDATE accounts SET {column} = %(v)s WHERE name = %(name)s", {"name": e.name, "v": v})]
+    return fold
+
+
+def _credentials_changed(e: Any) -> list[tuple[str, dict[str, Any]]]:
+    return [(
+        "INSERT INTO credential_epochs (name, epoch) VALUES (%(name)s, 1) "
+        "ON CONFLICT (name) DO UPDATE SET epoch = credential_epochs.epoch + 1",
+        {"name": e.name},
+    )]
+
+
+def _and(*folds: Fold) -> Fold:
+    """One event folded by several folds, in order."""
+    def fold(e: Any) -> list[tuple[str, dict[str, Any]]]:
+        return [statement for f in folds for statement in f(e)]
     return fold
 
 
@@ -143,9 +162,9 @@ def _auth_changed(e: Any) -> list[tuple[str, dict[str, Any]]]:
 
 FOLDS: dict[type, Fold] = {
     User.Created: _user_created,
-    User.PasswordChanged: _account_update("password_hash", "password_hash"),
-    User.RoleChanged: _account_update("role", "role"),
-    User.Deactivated: _account_update("active", None, 0),
+    User.PasswordChanged: _and(_account_update("password_hash", "password_hash"), _credentials_changed),
+    User.RoleChanged: _and(_account_update("role", "role"), _credentials_changed),
+    User.Deactivated: _and(_account_update("active", None, 0), _credentials_changed),
     User.Activated: _account_update("active", None, 1),
     Organization.Created: _organization_created,
     Team.Created: _team_created,

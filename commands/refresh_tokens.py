@@ -1,0 +1,50 @@
+"""Refresh-token families (`domain.refresh_token`): start one per offline sign-in, rotate it on
+every use. The state is in the event log, so it holds after a restart and on every replica;
+two uses of one token racing on two replicas are a version conflict, and the retry sees the
+token spent — reuse, which ends the family.
+"""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+
+from dockyard.commands.registry import Registry
+from dockyard.domain.refresh_token import RefreshTokenFamily
+
+
+@dataclass(frozen=True, slots=True)
+class RefreshGrant:
+    """What a refresh token carries besides its user: the family and the generation it is for."""
+
+    family_id: str
+    generation: int
+
+
+class RefreshTokens:
+    def __init__(self, registry: Registry) -> None:
+        self.registry = registry
+
+    def start(self, user: str, token_id: str | None = None) -> RefreshGrant:
+        """A new family for `user` (signed in with access token `token_id`, if any)."""
+        family = RefreshTokenFamily(family_id=secrets.token_hex(16), user=user, token_id=token_id,
+                                    credentials_epoch=self.registry.identity.credentials_epoch(user))
+        self.registry.save(family)
+        return RefreshGrant(family.family_id, family.generation)
+
+    def rotate(self, user: str, presented: RefreshGrant) -> RefreshGrant | None:
+        """The grant for the next refresh token, or None if `presented` may not refresh: its
+        family is unknown, ended, of another user or of older credentials, or the token was
+        spent already (then the family ends, recorded as `RefreshTokenFamily.Ended`)."""
+
+        def command() -> RefreshGrant | None:
+            family = self.registry.load(RefreshTokenFamily,
+                                        RefreshTokenFamily.create_id(presented.family_id, "", None, 0))
+            if family is None or family.user != user:
+                return None
+            rotated = family.use(presented.generation, self.registry.identity.credentials_epoch(user))
+            if family.pending_events:
+                self.registry.save(family)
+            return RefreshGrant(family.family_id, family.generation) if rotated else None
+
+        return self.registry.retrying(command)

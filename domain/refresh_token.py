@@ -1,0 +1,57 @@
+"""Refresh-token families: one per offline sign-in (OAuth2 `access_type=offline`).
+
+A refresh token names its family and the generation it was issued at. Each use rotates the
+family (the next generation gets a new token, the presented one is spent); a spent token
+presented again means two parties hold the family's tokens — one of them a thief — so the whole
+family ends (OAuth 2.0 Security BCP, refresh token rotation). The family also remembers the
+user's credentials epoch when it started: a password change, deactivation or role change moves
+the epoch on (`projections.identity_view`), and no family of an older epoch refreshes again.
+"""
+
+from __future__ import annotations
+
+from uuid import UUID
+
+from eventsourcing.domain import event
+
+from dockyard.domain.aggregate import RegistryAggregate, name_id
+
+REUSE = "reuse"
+
+
+class RefreshTokenFamily(RegistryAggregate):
+    TOPIC = "dockyard.RefreshTokenFamily"
+
+    @staticmethod
+    def create_id(family_id: str, user: str, token_id: str | None, credentials_epoch: int) -> UUID:
+        return name_id("refresh-token-family", family_id)
+
+    @event("Created", topic="dockyard.RefreshTokenFamily.Created")
+    def __init__(self, family_id: str, user: str, token_id: str | None, credentials_epoch: int) -> None:
+        """`token_id`: the access token the sign-in used, if any (the family dies with it)."""
+        self.family_id = family_id
+        self.user = user
+        self.token_id = token_id
+        self.credentials_epoch = credentials_epoch
+        self.generation = 0
+        self.ended = False
+
+    @event("Rotated", topic="dockyard.RefreshTokenFamily.Rotated")
+    def _rotated(self, family_id: str, user: str, generation: int) -> None:
+        self.generation = generation
+
+    @event("Ended", topic="dockyard.RefreshTokenFamily.Ended")
+    def _ended(self, family_id: str, user: str, reason: str) -> None:
+        self.ended = True
+
+    def use(self, generation: int, credentials_epoch: int) -> bool:
+        """Present the family's token of `generation` while the user's credentials are at
+        `credentials_epoch`. True: the family rotated to the next generation (issue its token).
+        False: refused — ended, from older credentials, or a spent token (which ends the family)."""
+        if self.ended or credentials_epoch != self.credentials_epoch:
+            return False
+        if generation != self.generation:
+            self._ended(self.family_id, self.user, REUSE)
+            return False
+        self._rotated(self.family_id, self.user, self.generation + 1)
+        return True

@@ -1,0 +1,120 @@
+"""Refresh tokens (OAuth2 `access_type=offline` on POST /auth/token) end when the credentials
+behind them change, rotate on every use, and a rotated one used again ends its whole family.
+
+Regression tests for issue 7, item 2: a password change (by the user or an admin), a
+deactivation (even if the user is reactivated) and a role change end every refresh token issued
+before; the state is in the event log, so it holds after a restart and across processes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from starlette.testclient import TestClient
+
+from tests.inprocess.auth_support import ADMIN, basic, create_user, events, ok, running_app
+
+USER, PASSWORD = "kara", "kara-password"
+SCOPE = f"repository:{USER}/app:pull"
+
+
+@pytest.fixture
+def client(tmp_path: Path) -> Iterator[TestClient]:
+    with running_app(tmp_path / "data") as c:
+        create_user(c, USER, PASSWORD)
+        yield c
+
+
+def password_grant(client: TestClient, user: str = USER, password: str = PASSWORD) -> str:
+    r = ok(client.post("/auth/token", data={
+        "grant_type": "password", "service": "dockyard", "client_id": "tests", "username": user,
+        "password": password, "access_type": "offline", "scope": SCOPE}), 200)
+    return r.json()["refresh_token"]
+
+
+def refresh_grant(client: TestClient, refresh_token: str):  # type: ignore[no-untyped-def]
+    return client.post("/auth/token", data={
+        "grant_type": "refresh_token", "service": "dockyard", "client_id": "tests",
+        "refresh_token": refresh_token, "scope": SCOPE})
+
+
+def assert_refused(client: TestClient, refresh_token: str) -> None:
+    r = refresh_grant(client, refresh_token)
+    assert r.status_code == 401, r.text
+    assert r.json()["errors"][0]["code"] == "UNAUTHORIZED"
+
+
+def test_refresh_rotates_and_the_old_token_stops_working(client: TestClient) -> None:
+    first = password_grant(client)
+    r = ok(refresh_grant(client, first), 200)
+    second = r.json()["refresh_token"]
+    assert second != first
+    assert r.json()["access_token"]
+    # The new one works (and rotates again); the old one is spent.
+    third = ok(refresh_grant(client, second), 200).json()["refresh_token"]
+    assert third not in (first, second)
+
+
+def test_reuse_of_a_rotated_token_ends_the_whole_family(client: TestClient) -> None:
+    stolen = password_grant(client)
+    current = ok(refresh_grant(client, stolen), 200).json()["refresh_token"]
+    other_session = password_grant(client)  # another login: another family, unaffected
+
+    assert_refused(client, stolen)  # a spent token presented again: theft
+    assert_refused(client, current)  # ... so the legitimate holder's newer token ends too
+    ok(refresh_grant(client, other_session), 200)
+
+    ended = [e for e in events(client, "dockyard.RefreshTokenFamily.") if type(e).__name__ == "Ended"]
+    assert len(ended) == 1 and ended[0].reason == "reuse"
+    assert ended[0].actor == USER and ended[0].client_address == "testclient"
+
+
+@pytest.mark.parametrize("by", ["user", "admin"])
+def test_a_password_change_ends_refresh_tokens_issued_before(client: TestClient, by: str) -> None:
+    before = password_grant(client)
+    who = (USER, PASSWORD) if by == "user" else ADMIN
+    ok(client.patch(f"/api/v0/accounts/{USER}", headers=basic(*who), json={"password": "kara-new-password"}))
+    assert_refused(client, before)
+    after = password_grant(client, password="kara-new-password")
+    ok(refresh_grant(client, after), 200)
+
+
+def test_deactivation_ends_refresh_tokens_and_reactivation_does_not_revive_them(client: TestClient) -> None:
+    before = password_grant(client)
+    ok(client.patch(f"/api/v0/accounts/{USER}", headers=basic(*ADMIN), json={"active": False}))
+    assert_refused(client, before)
+    ok(client.patch(f"/api/v0/accounts/{USER}", headers=basic(*ADMIN), json={"active": True}))
+    assert_refused(client, before)
+    ok(refresh_grant(client, password_grant(client)), 200)
+
+
+def test_a_role_change_ends_refresh_tokens(client: TestClient) -> None:
+    before = password_grant(client)
+    ok(client.patch(f"/api/v0/accounts/{USER}", headers=basic(*ADMIN), json={"role": "read-only"}))
+    assert_refused(client, before)
+
+
+def test_refresh_state_holds_across_processes_and_restarts(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    with running_app(data) as one:
+        create_user(one, USER, PASSWORD)
+        first = password_grant(one)
+        second = ok(refresh_grant(one, first), 200).json()["refresh_token"]
+        with running_app(data) as two:  # another process on the same log
+            assert_refused(two, first)  # spent on process one: reuse, the family ends
+            assert_refused(one, second)
+        third = password_grant(one)
+    with running_app(data) as restarted:
+        ok(refresh_grant(restarted, third), 200)
+        ok(restarted.patch(f"/api/v0/accounts/{USER}", headers=basic(*ADMIN), json={"password": "new-pw-1"}))
+    with running_app(data) as restarted:
+        assert_refused(restarted, third)
+
+
+def test_family_events_say_who_and_from_where(client: TestClient) -> None:
+    refresh_grant(client, password_grant(client))
+    family = events(client, "dockyard.RefreshTokenFamily.")
+    assert [type(e).__name__ for e in family] == ["Created", "Rotated"]
+    assert all(e.actor == USER and e.client_address == "testclient" for e in family)
