@@ -6,16 +6,15 @@ list and revoke every other token of its owner (`GET|DELETE /api/v0/accounts/{us
 
 from __future__ import annotations
 
-from pathlib import Path
-
-from tests.inprocess.auth_support import ADMIN, basic, create_user, ok, running_app
+from tests.inprocess.auth_support import ADMIN, basic, create_user, ok
+from tests.inprocess.conftest import InProcessServer
 
 USER, PASSWORD = "tom", "tom-password"
 
 
-def test_an_access_token_cannot_list_or_revoke_its_owners_tokens(tmp_path: Path) -> None:
-    with running_app(tmp_path / "data") as client:
-        create_user(client, USER, PASSWORD, role="read-write")
+def test_an_access_token_cannot_list_or_revoke_its_owners_tokens(server: InProcessServer) -> None:
+    create_user(server, USER, PASSWORD, role="read-write")
+    with server.client(None) as client:
         tokens = {}
         for name, scope, repositories in (("limited", "read-only", [f"{USER}/app"]), ("ci", "read-write", []),
                                           ("full", "admin", [])):
