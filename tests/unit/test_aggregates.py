@@ -35,6 +35,7 @@ STORED_TOPICS = {
     "dockyard.LoginGuard": ["Created", "Throttled"],
     "dockyard.Manifest": ["Created", "Deleted", "Pushed"],
     "dockyard.Organization": ["Created"],
+    "dockyard.RefreshTokenFamily": ["Created", "Ended", "Rotated"],
     "dockyard.Repository": ["Created", "Deleted", "DescriptionChanged", "Restored", "TeamAccessGranted",
                             "TeamAccessRevoked", "VisibilityChanged"],
     "dockyard.Tag": ["Created", "Deleted", "Moved"],
@@ -321,3 +322,21 @@ def test_repository_refuses_bad_visibility_and_levels() -> None:
     with pytest.raises(InvalidRequest):
         repo.grant("core", "none")
     assert [type(e).__name__ for e in repo.collect_events()] == ["Created"]
+
+
+# -- refresh-token families ----------------------------------------------------------------------
+
+
+def test_a_refresh_token_family_rotates_and_ends_on_reuse() -> None:
+    from dockyard.domain.refresh_token import RefreshTokenFamily
+
+    family = RefreshTokenFamily(family_id="f1", user="kara", token_id=None, credentials_epoch=2)
+    # The token of generation 0 rotates the family to generation 1.
+    assert family.use(0, credentials_epoch=2) and family.generation == 1
+    # Credentials changed since the family started: refused, nothing recorded (the epoch decides).
+    assert not family.use(1, credentials_epoch=3) and not family.ended
+    # The spent token of generation 0 again: reuse, the family ends; then nothing refreshes it.
+    assert not family.use(0, credentials_epoch=2) and family.ended
+    assert not family.use(1, credentials_epoch=2)
+    names = [type(e).__name__ for e in family.collect_events()]
+    assert names == ["Created", "Rotated", "Ended"]
