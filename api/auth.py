@@ -196,10 +196,17 @@ class Auth:
         for entry in claims.get("access") or []:
             k = (str(entry.get("type")), str(entry.get("name")))
             grants[k] = grants.get(k, frozenset()) | frozenset(entry.get("actions") or [])
-        # Grants are fixed at issue time, for the token's short life (as in Distribution). The
-        # principal — the user still active, the access token it came from not revoked — is
-        # read again every RECHECK_SECONDS, so revoking reaches JWTs already handed out.
+        # The principal (the user still active, the access token it came from not revoked) and
+        # what the grants allow under the current policy are read again every RECHECK_SECONDS,
+        # so a revocation or a right removed reaches JWTs already handed out within seconds. A
+        # token issued less than RECHECK_SECONDS ago carries the policy of its issue: its grants
+        # are checked again RECHECK_SECONDS after it was issued.
         principal = self._principal_of(claims.get("sub") or None, claims.get("tid"))
+        now = self.clock()
+        issued_at = float(claims["iat"]) if isinstance(claims["iat"], int | float) else 0.0
+        fresh = now - RECHECK_SECONDS < issued_at <= now
+        if principal is not None and not fresh:
+            grants = self._still_allowed(principal, grants)
         with self._lock:
             if principal is None:
                 self._verified.pop(token, None)
@@ -207,8 +214,14 @@ class Auth:
             if len(self._verified) > 50_000:
                 self._verified.clear()
             caller = Caller(principal, grants)
-            self._verified[token] = (float(claims["exp"]), self.clock() + RECHECK_SECONDS, caller)
+            self._verified[token] = (float(claims["exp"]), (issued_at if fresh else now) + RECHECK_SECONDS, caller)
         return caller
+
+    def _still_allowed(self, principal: Principal,
+                       grants: dict[tuple[str, str], frozenset[str]]) -> dict[tuple[str, str], frozenset[str]]:
+        """`grants` intersected with what the policy allows `principal` now. Blocking."""
+        return {(kind, name): self.allowed(principal, Scope(kind, name, actions))
+                for (kind, name), actions in grants.items()}
 
     def _current(self, claims: dict[str, object]) -> bool:
         """Whether a token's `exp` is still ahead and its `nbf` (if any) reached, by `self.clock`."""
@@ -304,6 +317,8 @@ class Auth:
 
     async def token_endpoint(self, request: Request) -> Response:
         """GET /auth/token?service=...&scope=... with optional Basic credentials (Docker token spec)."""
+        if (refused := self._foreign_service(request.query_params.get("service"))) is not None:
+            return refused
         header = request.headers.get("authorization", "")
         principal: Principal | None = ANONYMOUS
         if header.lower().startswith("basic "):
@@ -321,6 +336,9 @@ class Auth:
         """POST /auth/token, the OAuth2 form (Docker token spec, "oauth"): grant_type `password`
         (username, password) or `refresh_token`; `access_type=offline` returns a refresh token."""
         form = await request.form()
+        service = form.get("service")
+        if (refused := self._foreign_service(None if service is None else str(service))) is not None:
+            return refused
         grant = str(form.get("grant_type") or "")
         scopes = parse_scopes([str(v) for v in form.getlist("scope")])
         if grant == "password":
@@ -348,6 +366,14 @@ class Auth:
         elif form.get("access_type") == "offline":
             body["refresh_token"] = await run_in_threadpool(self.issue_refresh, principal)
         return Response(orjson.dumps(body), media_type="application/json")
+
+    def _foreign_service(self, service: str | None) -> Response | None:
+        """A 400 for a token request naming another service: a token this endpoint signs is
+        only good for its own (`aud`), so one for another registry would be useless or misused."""
+        if service is None or service == self.settings.token_service:
+            return None
+        return _token_error(400, "UNSUPPORTED", f"this token service is {self.settings.token_service!r}; "
+                            f"it issues no tokens for service {service!r}")
 
     def _refresh(self, token: str, address: str) -> tuple[Principal, str] | None:
         """Use a refresh token: its principal and the rotated refresh token, or None if it is
