@@ -53,15 +53,17 @@ async def test_registry_token_expires_by_the_clock(dockyard: Dockyard, client: h
 async def test_refresh_token_expires_by_the_clock(anon_client: httpx.AsyncClient, clock: Clock) -> None:
     from tests.conftest import ADMIN_PASSWORD
 
-    r = await anon_client.post("/auth/token", data={"grant_type": "password", "username": "admin",
-                                                    "password": ADMIN_PASSWORD, "access_type": "offline"})
-    assert r.status_code == 200, r.text
-    refresh = {"grant_type": "refresh_token", "refresh_token": r.json()["refresh_token"]}
+    login = {"grant_type": "password", "username": "admin", "password": ADMIN_PASSWORD, "access_type": "offline"}
+    used, unused = [(await anon_client.post("/auth/token", data=login)).json()["refresh_token"] for _ in range(2)]
     clock.advance(REFRESH_TTL_SECONDS - 1)
-    assert (await anon_client.post("/auth/token", data=refresh)).status_code == 200
+    r = await anon_client.post("/auth/token", data={"grant_type": "refresh_token", "refresh_token": used})
+    assert r.status_code == 200, r.text
+    rotated = r.json()["refresh_token"]  # a refresh token rotates on use: the new one lives on
     clock.advance(1)
-    r = await anon_client.post("/auth/token", data=refresh)
+    r = await anon_client.post("/auth/token", data={"grant_type": "refresh_token", "refresh_token": unused})
     assert r.status_code == 401 and r.json()["errors"][0]["code"] == "UNAUTHORIZED"
+    r = await anon_client.post("/auth/token", data={"grant_type": "refresh_token", "refresh_token": rotated})
+    assert r.status_code == 200, r.text
 
 
 async def test_access_token_expires_by_the_clock(dockyard: Dockyard, clock: Clock) -> None:
