@@ -85,6 +85,8 @@ def serve(args: argparse.Namespace) -> int:
 
 
 def rebuild(args: argparse.Namespace) -> int:
+    if getattr(args, "names", None) or getattr(args, "all", False):
+        return cli_read.projections_rebuild(args)
     from dockyard.commands.persistence import event_store_env
     from dockyard.commands.registry import Registry
     from dockyard.projections.rebuild import rebuild_registry_view
@@ -213,9 +215,11 @@ def main(argv: list[str] | None = None) -> int:
 
     p = sub.add_parser("projections", help="read models")
     psub = p.add_subparsers(dest="verb", required=True)
-    r = psub.add_parser("rebuild", help="drop and replay the registry view from the log")
+    r = psub.add_parser("rebuild", help="replay read models from the log: the inline registry view (no NAME), "
+                        "or NAME/--all (followed ones into fresh tables, then an atomic swap)")
     common(r)
     r.set_defaults(func=rebuild)
+    cli_read.add_rebuild_arguments(r)
     cli_read.add_status_parser(psub, common)
     cli_read.add_parsers(sub, common)
 

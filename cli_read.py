@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -236,6 +237,50 @@ def add_parsers(sub: Any, common: Callable[[argparse.ArgumentParser], None]) -> 
     v.add_argument("--from-export", help="a file written by `dockyard audit export --format chain`")
     v.add_argument("--public-key", help="PEM from /api/v0/audit/public-key (default: the key stored beside the log)")
     v.set_defaults(func=audit_verify)
+
+
+def projections_rebuild(args: argparse.Namespace) -> int:
+    """`projections rebuild NAME... | --all`: followed projections online (fresh tables, then a
+    swap); `registry`/`identity` (the inline views) by replaying under the log's write lock."""
+    from dockyard.cli import _registry
+    from dockyard.projections.online_rebuild import rebuild
+    from dockyard.projections.read_side import ReadSide
+    from dockyard.projections.rebuild import rebuild_registry_view
+    from dockyard.projections.status import INLINE
+
+    registry = _registry(args)
+    try:
+        from dockyard.api.secret_store import SecretStore
+
+        read_side = ReadSide(registry, SecretStore(registry).audit_signing_key())
+        known = [*INLINE, *read_side.runners]
+        names = known if args.all else args.names
+        unknown = [n for n in names if n not in known]
+        if unknown:
+            print(f"error: no projection {', '.join(unknown)} (known: {', '.join(known)})", file=sys.stderr)
+            return 2
+        if any(n in INLINE for n in names):
+            count = rebuild_registry_view(registry)
+            print(f"registry view rebuilt from {count} events")
+        for name in (n for n in names if n in read_side.runners):
+            started = time.perf_counter()
+
+            def progress(position: int, head: int, name: str = name, started: float = started) -> None:
+                rate = position / max(time.perf_counter() - started, 1e-9)
+                print(f"\r{name}: {position}/{head} ({rate:,.0f} events/s)", end="", file=sys.stderr, flush=True)
+
+            result = rebuild(registry, read_side.runners[name], progress=progress)
+            print(file=sys.stderr)
+            print(f"{name} rebuilt from {result.events} events in {result.seconds:.2f} s "
+                  f"({result.rate:,.0f} events/s), swapped in at position {result.position}")
+        return 0
+    finally:
+        registry.close()
+
+
+def add_rebuild_arguments(r: argparse.ArgumentParser) -> None:
+    r.add_argument("names", nargs="*", metavar="NAME", help="registry, identity, audit, checkpoints")
+    r.add_argument("--all", action="store_true", help="every projection")
 
 
 def add_status_parser(psub: Any, common: Callable[[argparse.ArgumentParser], None]) -> None:

@@ -246,9 +246,10 @@ class ProjectionRunner:
 
     def __init__(self, registry: Any, projection: Projection, *, batch: int = DEFAULT_BATCH,
                  poll_interval: float = 0.05, takeover_interval: float = 1.0,
-                 positions: Positions | None = None, create_indexes: bool = True) -> None:
+                 positions: Positions | None = None, create_indexes: bool = True, name: str | None = None) -> None:
         self.registry = registry
         self.projection = projection
+        self.name = name or projection.name  # its position row (a rebuild folds under another name)
         self.batch = batch
         self.poll_interval = poll_interval
         self.takeover_interval = takeover_interval
@@ -259,14 +260,14 @@ class ProjectionRunner:
         self.error: ProjectionFailed | None = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self._leadership = Leadership(registry, projection.name)
+        self._leadership = Leadership(registry, self.name)
         with self.datastore.transaction(commit=True) as cursor:
             for statement in projection.create_statements(self.dialect):
                 cursor.execute(statement)
             if create_indexes:
                 for statement in projection.index_statements(self.dialect):
                     cursor.execute(statement)
-            self.positions.ensure(cursor, projection.name)
+            self.positions.ensure(cursor, self.name)
 
     # -- folding ---------------------------------------------------------------------------
 
@@ -279,7 +280,7 @@ class ProjectionRunner:
 
         Raises `ProjectionFailed` (after recording it) when the projection raises.
         """
-        name = self.projection.name
+        name = self.name
         after = self.positions.position(name)
         if head is None:
             head = self.registry.recorder.max_notification_id() or 0
@@ -308,23 +309,23 @@ class ProjectionRunner:
         target = until if until is not None else (self.registry.recorder.max_notification_id() or 0)
         applied = 0
         while not self._stop.is_set():
-            position = self.positions.position(self.projection.name)
+            position = self.positions.position(self.name)
             if position >= target:
                 break
             applied += self.run_batch(head=target)
             if progress is not None:
-                progress(self.positions.position(self.projection.name), target)
+                progress(self.positions.position(self.name), target)
         return applied
 
     def wait(self, position: int, timeout: float = 10.0) -> bool:
-        return self.positions.wait(self.projection.name, position, timeout)
+        return self.positions.wait(self.name, position, timeout)
 
     # -- following -------------------------------------------------------------------------
 
     def start(self) -> None:
         """Follow the log in a daemon thread: wait to lead, catch up, then follow."""
         self._stop.clear()
-        self._thread = threading.Thread(target=self._run, name=f"projection-{self.projection.name}", daemon=True)
+        self._thread = threading.Thread(target=self._run, name=f"projection-{self.name}", daemon=True)
         self._thread.start()
 
     def stop(self, timeout: float = 5.0) -> None:
@@ -350,7 +351,7 @@ class ProjectionRunner:
             log.error("%s", exc)
         except Exception:  # noqa: BLE001 - e.g. the database went away: report, a standby takes over
             self.state = "failed"
-            log.exception("projection %s stopped", self.projection.name)
+            log.exception("projection %s stopped", self.name)
         else:
             self.state = "stopped"
         finally:

@@ -241,6 +241,7 @@ CASES: list[Case] = [
     # The audit trail answers every signed-in caller, with what they may read (tests/inprocess/test_audit_events.py).
     Case("GET", "/api/v0/events", SIGNED_IN, lambda w, c: ("/api/v0/events", {})),
     Case("GET", "/api/v0/audit/public-key", EVERYONE, lambda w, c: ("/api/v0/audit/public-key", {})),
+    Case("GET", "/api/v0/projections", GLOBAL_ADMIN, lambda w, c: ("/api/v0/projections", {})),
     Case("GET", "/api/v0/settings/auth", GLOBAL_ADMIN, lambda w, c: ("/api/v0/settings/auth", {})),
     Case("PUT", "/api/v0/settings/auth", GLOBAL_ADMIN,
          lambda w, c: ("/api/v0/settings/auth", {"json": {"mode": "managed"}})),

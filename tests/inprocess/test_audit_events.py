@@ -129,3 +129,16 @@ async def test_the_public_key_verifies_the_signed_checkpoints(dockyard: Dockyard
                            chain.read_chain(dialect, datastore), chain.read_checkpoints(dialect, datastore),
                            load_pem_public_key(r.content))
     assert verdict.intact and verdict.checkpoints >= 1 and verdict.events == head(dockyard)
+
+
+async def test_projections_status_for_admins(dockyard: Dockyard) -> None:
+    alice = await dockyard.user()
+    assert dockyard.services.read_side.wait("audit", head(dockyard))
+    r = await dockyard.client().get(f"{API}/projections")
+    assert r.status_code == 200, r.text
+    status = {p["name"]: p for p in r.json()}
+    assert set(status) >= {"registry", "identity", "audit", "checkpoints"}
+    assert status["audit"]["head"] == head(dockyard) and status["audit"]["rows"] == status["audit"]["position"]
+    assert status["registry"]["state"] == "inline"
+    async with dockyard.client(alice) as as_alice:
+        assert (await as_alice.get(f"{API}/projections")).status_code == 403

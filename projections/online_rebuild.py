@@ -1,0 +1,119 @@
+"""Rebuild a followed projection while the old tables keep serving, then swap atomically.
+
+1. Fold the whole log into fresh tables (`<table>__rebuild`, position row `<name>__rebuild`) in
+   batches, with no lock on anything the registry uses: pushes, pulls and the live runner go on.
+2. Build the fresh tables' indexes (faster after the bulk load than during it).
+3. One short transaction: lock the live projection's position row (the live runner takes that
+   row first in each batch, so it is between batches), fold the few events appended since step
+   1 into the fresh tables, drop the old tables, rename the fresh ones (and their indexes) to
+   the canonical names, and set the live position to the fresh one's. Readers see the old rows
+   until the commit and the new ones after it; the live runner's next compare-and-set fails,
+   it reloads the position and goes on against the new tables (the names are the same).
+
+The inline read models (registry, identity) are not rebuilt here: they are written in the
+event transaction (`projections.rebuild` replays them under the log's write lock).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from dockyard.projections.runner import Positions, ProjectionRunner, Recorded
+
+SUFFIX = "__rebuild"
+BATCH = 5000
+
+
+@dataclass(frozen=True)
+class RebuildResult:
+    name: str
+    events: int
+    seconds: float
+    position: int
+
+    @property
+    def rate(self) -> float:
+        return self.events / self.seconds if self.seconds else 0.0
+
+
+def rebuild(registry: Any, live: ProjectionRunner, *, batch: int = BATCH,
+            progress: Callable[[int, int], None] | None = None) -> RebuildResult:
+    """Rebuild `live`'s projection from the log into fresh tables, then swap them in."""
+    dialect, datastore = registry.dialect, registry.recorder.datastore
+    fresh = live.projection.with_suffix(SUFFIX)
+    shadow = live.name + SUFFIX
+    positions: Positions = live.positions
+    started = time.perf_counter()
+    # Step 0: whatever a crashed rebuild left behind goes.
+    with datastore.transaction(commit=True) as cursor:
+        for table in fresh.tables().values():
+            cursor.execute(f"DROP TABLE IF EXISTS {table}")
+        cursor.execute(dialect.sql("DELETE FROM projection_positions WHERE name = %(name)s"), {"name": shadow})
+    # Step 1: the bulk of the log, in batches, no locks.
+    runner = ProjectionRunner(registry, fresh, batch=batch, positions=positions, create_indexes=False, name=shadow)
+    events = runner.catch_up(progress=progress)
+    # Step 2: indexes after the load.
+    with datastore.transaction(commit=True) as cursor:
+        for statement in fresh.index_statements(dialect):
+            cursor.execute(statement)
+    # Step 3: the swap.
+    with datastore.transaction(commit=True) as cursor:
+        if dialect.name == "postgres":
+            cursor.execute("SELECT position FROM projection_positions WHERE name = %(name)s FOR UPDATE",
+                           {"name": live.name})
+        else:  # a write first: SQLite's BEGIN is deferred, this makes us the writer now
+            cursor.execute(dialect.sql("UPDATE projection_positions SET updated_at = updated_at "
+                                       "WHERE name = %(name)s"), {"name": live.name})
+        # Reads go through this transaction's cursor: on SQLite another connection could wait
+        # for this writer (the library's pool excludes readers from in-memory databases).
+        cursor.execute(dialect.sql("SELECT position FROM projection_positions WHERE name = %(name)s"),
+                       {"name": shadow})
+        position = int(cursor.fetchall()[0]["position"])
+        while True:
+            cursor.execute(dialect.sql(_after(registry)), {"after": position, "limit": batch})
+            rows = cursor.fetchall()
+            if not rows:
+                break
+            fresh.apply(dialect, cursor, [
+                Recorded(int(r["position"]), r["topic"], r["originator_id"], r["originator_version"],
+                         orjson.loads(bytes(r["state"])))
+                for r in rows if not fresh.topics or r["topic"] in fresh.topics])
+            events += len(rows)
+            position = int(rows[-1]["position"])
+        old_indexes = live.projection.index_statements(dialect)
+        for canonical, table in fresh.tables().items():
+            cursor.execute(f"DROP TABLE IF EXISTS {canonical}")
+            cursor.execute(f"ALTER TABLE {table} RENAME TO {canonical}")
+        if dialect.name == "postgres":
+            for name in _index_names(fresh.index_statements(dialect)):
+                cursor.execute(f"ALTER INDEX {name} RENAME TO {name.replace(SUFFIX, '', 1)}")
+        else:  # SQLite cannot rename an index: drop the fresh ones, build the canonical ones
+            for name in _index_names(fresh.index_statements(dialect)):
+                cursor.execute(f"DROP INDEX IF EXISTS {name}")
+            for statement in old_indexes:
+                cursor.execute(statement)
+        cursor.execute(dialect.sql(
+            "UPDATE projection_positions SET position = %(p)s, failed_position = NULL, error = NULL "
+            "WHERE name = %(name)s"), {"p": position, "name": live.name})
+        cursor.execute(dialect.sql("DELETE FROM projection_positions WHERE name = %(name)s"), {"name": shadow})
+    return RebuildResult(live.name, events, time.perf_counter() - started, position)
+
+
+def _after(registry: Any) -> str:
+    recorder = registry.recorder
+    if registry.dialect.name == "postgres":
+        table, column = f"{recorder.datastore.schema}.{recorder.events_table_name}", "notification_id"
+    else:
+        table, column = recorder.events_table_name, "rowid"
+    return (f"SELECT {column} AS position, originator_id, originator_version, topic, state FROM {table} "
+            f"WHERE {column} > %(after)s ORDER BY {column} LIMIT %(limit)s")
+
+
+def _index_names(statements: list[str]) -> list[str]:
+    """The index names of `CREATE INDEX IF NOT EXISTS <name> ON ...` statements."""
+    return [s.split(" IF NOT EXISTS ", 1)[1].split(" ", 1)[0] for s in statements]
