@@ -49,6 +49,15 @@ class IdentityQueries:
         row = self._row("SELECT epoch FROM credential_epochs WHERE name = %(name)s", {"name": name})
         return int(row["epoch"]) if row else 0
 
+    def accounts_page(self, kind: str | None, after: str | None, limit: int) -> list[dict[str, Any]]:
+        """Up to `limit` accounts (of `kind`, if given) in name order after `after` (keyset paging)."""
+        clauses, params = ["name > %(after)s"], {"after": after or "", "limit": limit}
+        if kind:
+            clauses.append("kind = %(kind)s")
+            params["kind"] = kind
+        return self._rows("SELECT name, kind, role, source, active, created_at FROM accounts WHERE "
+                          + " AND ".join(clauses) + " ORDER BY name LIMIT %(limit)s", params)
+
     # -- teams ---------------------------------------------------------------------------------
 
     def teams(self, organization: str) -> list[dict[str, Any]]:

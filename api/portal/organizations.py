@@ -31,10 +31,15 @@ PERMISSIONS = [("read-only", "Read-only"), ("read-write", "Read-write"), ("admin
 VISIBILITIES = [("private", "Private"), ("public", "Public")]
 
 
+PAGE = 60
+
+
 @router.get("/organizations")
-async def list_organizations(request: Request, current: CurrentViewer) -> Response:
-    rows = await run_in_threadpool(services(request).registry.identity.accounts, "organization")
-    return render(request, "organizations.html", section="organizations", organizations=rows)
+async def list_organizations(request: Request, current: CurrentViewer, after: str | None = None) -> Response:
+    rows = await run_in_threadpool(services(request).registry.identity.accounts_page, "organization", after,
+                                   PAGE + 1)
+    return render(request, "organizations.html", section="organizations", organizations=rows[:PAGE],
+                  next_after=rows[PAGE - 1]["name"] if len(rows) > PAGE else None)
 
 
 @router.get("/organizations/new")

@@ -46,13 +46,13 @@ async def general(request: Request, current: AdminViewer) -> Response:
                  listen=svc.settings.listen)
 
 
-def auth_context(svc: Services) -> dict[str, Any]:
-    return {**users_context(svc), "auth": auth_view(svc), "methods": METHODS, "back_to": "/settings/auth"}
+def auth_context(svc: Services, after: str | None = None) -> dict[str, Any]:
+    return {**users_context(svc, after), "auth": auth_view(svc), "methods": METHODS, "back_to": "/settings/auth"}
 
 
 async def render_auth(request: Request, status_code: int = 200, **overrides: Any) -> Response:
     """The Auth tab; `overrides` carry a failed form's values and errors."""
-    context = await run_in_threadpool(auth_context, services(request))
+    context = await run_in_threadpool(auth_context, services(request), request.query_params.get("after"))
     defaults: dict[str, Any] = {"values": {"role": "none"}, "errors": {}, "error": None, "open_add": False,
                                 "auth_error": None, "test_result": None}
     return _page(request, "settings_auth.html", "Auth", status_code, **{**defaults, **context, **overrides})

@@ -25,12 +25,18 @@ GLOBAL_ROLES = [("admin", "Admin - all repositories"), ("read-write", "Read-writ
                 ("read-only", "Read-only - all repositories"), ("none", "None")]
 
 
-def users_context(svc: Services) -> dict[str, Any]:
-    return {"users": svc.registry.identity.accounts("user"), "roles": GLOBAL_ROLES}
+PAGE = 50
+
+
+def users_context(svc: Services, after: str | None = None) -> dict[str, Any]:
+    """One page of users (name order after `after`), the next page's cursor, the role choices."""
+    rows = svc.registry.identity.accounts_page("user", after, PAGE + 1)
+    return {"users": rows[:PAGE], "next_after": rows[PAGE - 1]["name"] if len(rows) > PAGE else None,
+            "roles": GLOBAL_ROLES}
 
 
 def render_users(request: Request, template: str, status_code: int = 200, **extra: Any) -> Response:
-    context = users_context(services(request))
+    context = users_context(services(request), request.query_params.get("after"))
     defaults: dict[str, Any] = {"values": {"role": "none"}, "errors": {}, "error": None, "open_add": False,
                                 "back_to": "/users"}
     return render(request, template, status_code, section="users", **{**defaults, **context, **extra})
