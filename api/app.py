@@ -26,6 +26,7 @@ from dockyard.api.v2.common import Services
 from dockyard.commands.access_tokens import AccessTokens
 from dockyard.commands.accounts import Accounts
 from dockyard.commands.audit_chain import start_chain
+from dockyard.commands.general_settings import General
 from dockyard.commands.identity import Identity
 from dockyard.commands.persistence import event_store_env
 from dockyard.commands.registry import Registry
@@ -50,7 +51,8 @@ def build_services(settings: Settings, clock: Callable[[], float] = time.time) -
     sessions = SessionStore(registry.recorder.datastore, registry.dialect, settings.portal_idle_minutes * 60, clock)
     return Services(settings, registry, store, UploadSessions(store, registry, clock), accounts, auth,
                     identity, tokens, secrets,
-                    ReadSide(registry, secrets.audit_signing_key(), settings.audit_checkpoint_every), sessions)
+                    ReadSide(registry, secrets.audit_signing_key(), settings.audit_checkpoint_every), sessions,
+                    General(registry))
 
 
 async def _token(request: Request) -> Response:

@@ -130,6 +130,7 @@ def repository_view(svc: Services, viewer: Viewer, full: str) -> dict[str, Any]:
         "is_org": bool(org and org["kind"] == "organization"),
         "can_push": access.LEVELS.index(level) >= access.LEVELS.index("read-write"),
         "can_admin": level == "admin",
+        "host": svc.general.domain_name() or "",
         "activity": svc.read_side.audit.latest(AuditFilter(repository=full), scope_of(svc, viewer), ACTIVITY),
     }
 
@@ -208,7 +209,7 @@ async def change_settings(request: Request, namespace: str, repo: str, current: 
             raise
         view = await run_in_threadpool(repository_view, svc, current, full)
         return render(request, "repository.html", 400, section="repositories", settings_error=exc.message,
-                      host=request.url.netloc, **view)
+                      **{**view, "host": view["host"] or request.url.netloc})
     return redirect(f"/repositories/{full}")
 
 
@@ -216,4 +217,4 @@ async def change_settings(request: Request, namespace: str, repo: str, current: 
 async def repository_page(request: Request, namespace: str, repo: str, current: CurrentViewer) -> Response:
     view = await run_in_threadpool(repository_view, services(request), current, f"{namespace}/{repo}")
     return render(request, "repository.html", section="repositories", settings_error=None,
-                  host=request.url.netloc, **view)
+                  **{**view, "host": view["host"] or request.url.netloc})

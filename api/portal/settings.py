@@ -39,11 +39,27 @@ async def settings_home(current: AdminViewer) -> Response:
     return redirect("/settings/general")
 
 
+async def render_general(request: Request, status_code: int = 200, error: str | None = None,
+                         value: str | None = None) -> Response:
+    svc = services(request)
+    saved = await run_in_threadpool(svc.general.domain_name)
+    return _page(request, "settings_general.html", "General", status_code, domain_name=saved,
+                 value=saved if value is None else value, error=error, listen=svc.settings.listen)
+
+
 @router.get("/settings/general")
 async def general(request: Request, current: AdminViewer) -> Response:
-    svc = services(request)
-    return _page(request, "settings_general.html", "General", public_url=svc.settings.public_url,
-                 listen=svc.settings.listen)
+    return await render_general(request)
+
+
+@router.post("/settings/general")
+async def save_general(request: Request, current: AdminViewer, form: Form) -> Response:
+    value = form.get("domain_name", "")
+    try:
+        await run_in_threadpool(services(request).general.change_domain_name, value)
+    except DomainError as exc:
+        return await render_general(request, 400, exc.message, value)
+    return redirect("/settings/general")
 
 
 def auth_context(svc: Services, after: str | None = None) -> dict[str, Any]:

@@ -13,8 +13,20 @@ from typing import Any
 
 from fastapi import APIRouter, FastAPI
 
-from dockyard.api.v0 import (accounts, audit, console, events, projections, repositories, settings, tags,
-                             team_access, teams, tokens)
+from dockyard.api.v0 import (
+    accounts,
+    audit,
+    console,
+    events,
+    general_settings,
+    projections,
+    repositories,
+    settings,
+    tags,
+    team_access,
+    teams,
+    tokens,
+)
 from dockyard.api.v0.schemas import PROBLEM_RESPONSES, Problem
 
 PREFIX = "/api/v0"
@@ -22,8 +34,8 @@ PREFIX = "/api/v0"
 
 def router() -> APIRouter:
     api = APIRouter(prefix=PREFIX, responses=PROBLEM_RESPONSES)
-    for module in (accounts, teams, tokens, tags, team_access, repositories, settings, events, audit,
-                   projections):
+    for module in (accounts, teams, tokens, tags, team_access, repositories, settings, general_settings, events,
+                   audit, projections):
         api.include_router(module.router)
     return api
 

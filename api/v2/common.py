@@ -14,6 +14,7 @@ from dockyard.api.secret_store import SecretStore
 from dockyard.api.settings import Settings
 from dockyard.commands.access_tokens import AccessTokens
 from dockyard.commands.accounts import Accounts
+from dockyard.commands.general_settings import General
 from dockyard.commands.identity import Identity
 from dockyard.commands.registry import Registry
 from dockyard.commands.uploads import UploadSessions
@@ -41,6 +42,7 @@ class Services:
     secrets: SecretStore
     read_side: ReadSide  # the followed projections (audit trail) and their positions
     portal_sessions: SessionStore
+    general: General  # Settings > General (the domain name)
 
 
 def services(request: Request) -> Services:
