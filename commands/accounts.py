@@ -35,7 +35,7 @@ from dockyard.commands.directory import LdapConfig, LdapDirectory
 from dockyard.commands.identity import Identity
 from dockyard.commands.registry import Registry
 from dockyard.domain.access import Principal
-from dockyard.domain.actor import SYSTEM, Actor, current_actor
+from dockyard.domain.actor import ANONYMOUS, SYSTEM, Actor, current_actor
 from dockyard.domain.errors import Conflict, InvalidRequest, TooManyRequests
 from dockyard.domain.login import LoginGuard
 
@@ -96,7 +96,18 @@ class Accounts:
     # -- the door ------------------------------------------------------------------------------
 
     def authenticate(self, name: str, password: str, address: str = "local") -> Principal | None:
-        """The principal for these credentials, or None. `TooManyRequests` while throttled."""
+        """The principal for these credentials, or None. `TooManyRequests` while throttled.
+
+        What the attempt records (a lock-out, a directory user's first sign-in) says who and
+        from where (rule 6): the caller is not authenticated yet, so `anonymous` at `address`
+        (the directory user's own name once the directory accepted them)."""
+        token = current_actor.set(Actor(ANONYMOUS, address) if address != "local" else current_actor.get())
+        try:
+            return self._authenticate(name, password, address)
+        finally:
+            current_actor.reset(token)
+
+    def _authenticate(self, name: str, password: str, address: str) -> Principal | None:
         key = hmac.new(self._cache_key, f"{name}\x00{password}".encode(), hashlib.sha256).digest()
         now = time.monotonic()
         self._check_throttle(name, address, now)

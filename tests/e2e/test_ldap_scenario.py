@@ -154,6 +154,8 @@ def test_directory_user_appears_on_first_login_with_role_none(ldap_lab: Lab, dir
     assert account.get("source") == "ldap", account
     created = [e for e in events(server, 2000) if e["topic"] == "dockyard.User.Created" and e["name"] == NEWCOMER]
     assert len(created) == 1 and created[0]["role"] == "none"
+    # Rule 6: the account's creation says who (the directory user) and from where (skopeo's address).
+    assert created[0]["actor"] == NEWCOMER and created[0]["client_address"] == "127.0.0.1"
 
     # Role none, no teams: the organisation's private repositories do not exist for them...
     catalog = catalog_as(server, NEWCOMER, password_of(NEWCOMER))

@@ -142,3 +142,16 @@ async def test_projections_status_for_admins(dockyard: Dockyard) -> None:
     assert status["registry"]["state"] == "inline"
     async with dockyard.client(alice) as as_alice:
         assert (await as_alice.get(f"{API}/projections")).status_code == 403
+
+
+async def test_lockouts_and_directory_first_logins_say_from_where(dockyard: Dockyard) -> None:
+    """Rule 6 before authentication: a lock-out is recorded as `anonymous` from the caller's address."""
+    victim = await dockyard.user()
+    async with dockyard.client((victim[0], "wrong")) as guessing:
+        for _ in range(5):
+            assert (await guessing.get(f"{API}/accounts")).status_code == 401
+    r = await dockyard.client().get(f"{API}/events", params={"action": "login_guard.throttled",
+                                                             "waitFor": head(dockyard)})
+    [throttled] = r.json()["events"]
+    assert throttled["actor"] == "anonymous" and throttled["clientAddress"] == "127.0.0.1"
+    assert throttled["details"]["user"] == victim[0]
