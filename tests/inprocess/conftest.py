@@ -38,6 +38,8 @@ import httpx
 import pytest
 from anyio.from_thread import BlockingPortal, start_blocking_portal
 from asgi_lifespan import LifespanManager
+from argon2 import PasswordHasher
+from argon2.profiles import CHEAPEST
 from fastapi import FastAPI
 
 from dockyard.api.app import create_app
@@ -191,6 +193,15 @@ class Dockyard:
 @pytest.fixture
 def anyio_backend() -> str:
     return "asyncio"
+
+
+@pytest.fixture(autouse=True)
+def cheap_password_hashing(monkeypatch: pytest.MonkeyPatch) -> None:
+    """argon2id with its cheapest parameters: the real ones cost ~0.1 s of CPU per hash or
+    check by design (seconds on a loaded machine), and every user made or signed in pays it.
+    The hashing itself is still argon2id; the real parameters run in the real-server tier."""
+    monkeypatch.setattr("dockyard.commands.accounts.PasswordHasher",
+                        lambda: PasswordHasher.from_parameters(CHEAPEST))
 
 
 @pytest.fixture

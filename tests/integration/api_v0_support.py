@@ -59,7 +59,10 @@ def accounts(server: DockyardServer) -> list[dict[str, Any]]:
 
 
 def events(server: DockyardServer, n: int = 50) -> list[dict[str, Any]]:
-    """The last `n` events of the log, as `dockyard events tail` prints them."""
+    """The last `n` events of the log, as `dockyard events tail` prints them (an in-process
+    server, tests.inprocess.conftest.InProcessServer, reads its own log the same way)."""
+    if hasattr(server, "events"):
+        return server.events(n)
     cmd = [sys.executable, "-m", "dockyard", "events", "tail", "-n", str(n)]
     cmd += ["--database-url", server.database_url] if server.database_url else ["--data-dir", str(server.data_dir)]
     out = subprocess.run(cmd, check=True, capture_output=True, text=True, timeout=60).stdout

@@ -248,7 +248,10 @@ def catalog(client: httpx.Client) -> list[str]:
     return r.json()["repositories"]
 
 
-def upload_sessions(data_dir: Path) -> set[str]:
-    """The upload sessions the filesystem blob store holds (`_uploads/<id>`, see commands/uploads.py)."""
-    folder = Path(data_dir) / "blobs" / "_uploads"
+def upload_sessions(server: Any) -> set[str]:
+    """The upload sessions the server's blob store holds (`_uploads/<id>`, see commands/uploads.py):
+    read from the filesystem store of a real server's data dir, or from an in-process app's store."""
+    if hasattr(server, "services"):  # tests.inprocess.conftest.InProcessServer
+        return {key.split("/")[1] for key in server.services.store.list("_uploads")}
+    folder = Path(server.data_dir) / "blobs" / "_uploads"
     return set(os.listdir(folder)) if folder.is_dir() else set()

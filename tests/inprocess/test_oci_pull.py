@@ -114,26 +114,6 @@ def test_blob_get_and_head(client) -> None:
     assert r.headers["docker-content-digest"] == digest
 
 
-def test_blob_ranges_resume_a_pull(client) -> None:
-    repo = unique_repo("range")
-    data = random_bytes(1000)
-    path = f"/v2/{repo}/blobs/{push_blob(client, repo, data)}"
-    cases = {"bytes=100-199": (100, 199), "bytes=990-": (990, 999), "bytes=-7": (993, 999)}
-    for header, (first, last) in cases.items():
-        r = client.get(path, headers={"Range": header})
-        assert r.status_code == 206, header
-        assert r.headers["content-range"] == f"bytes {first}-{last}/1000"
-        assert r.headers["content-length"] == str(last - first + 1)
-        assert r.content == data[first:last + 1]
-    # An interrupted pull continues where it stopped and ends with the whole blob.
-    head = client.get(path, headers={"Range": "bytes=0-599"}).content
-    tail = client.get(path, headers={"Range": f"bytes={len(head)}-"}).content
-    assert head + tail == data
-    r = client.get(path, headers={"Range": "bytes=1000-"})
-    assert r.status_code == 416
-    assert r.headers["content-range"] == "bytes */1000"
-
-
 def test_unknown_manifests_and_blobs_are_404(client) -> None:
     repo = unique_repo("missing")
     push(client, repo, image(), "v1")

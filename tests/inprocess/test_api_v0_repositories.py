@@ -30,7 +30,7 @@ class Lab:
         return f"{self.org}/madrid"
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def lab(shared_server) -> Lab:
     """The lab's Task 3 through the API: users, the organisation, teams, repositories, grants."""
     users = {name: make_user(shared_server, role, unique(name)) for name, role in
