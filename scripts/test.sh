@@ -9,6 +9,14 @@ ensure_venv test
 dpkg -s slapd >/dev/null 2>&1 ||  # preseed: installing slapd must not configure a default instance
   echo 'slapd slapd/no_configuration boolean true' | as_root debconf-set-selections
 apt_install skopeo podman slapd ldap-utils chromium  # chromium: the portal tests (Playwright)
+# Object stores for tests/storage and the e2e tests (testinfra.md 3-5): moto comes with the `test`
+# extra; a single-node Swift from Debian; Azurite from npm, pinned (3.37 wants node >= 22).
+apt_install swift swift-proxy swift-object swift-account swift-container memcached
+if [ ! -x "$VENV/azurite/node_modules/.bin/azurite-blob" ]; then
+  command -v npm >/dev/null || apt_install nodejs npm
+  mkdir -p "$VENV/azurite"
+  (cd "$VENV/azurite" && npm install --no-audit --no-fund --silent azurite@3.35.0 >&2)
+fi
 cd "$ROOT"
 
 export DOCKYARD_TEST_PG=${DOCKYARD_TEST_PG:-postgresql://postgres@127.0.0.1:5432/postgres}

@@ -1,8 +1,9 @@
 """Blob storage: one small interface (`base.BlobStore`), one module per backend.
 
 `open_store(url)` picks the backend from a URL: `file:///path` (or a plain path) for the
-filesystem, `s3://BUCKET[/PREFIX]?endpoint=…&region=…` for S3 (`storage/s3.py`), `memory://`
-for the fake. Each backend passes `tests/storage/contract.py` unchanged.
+filesystem, `s3://BUCKET[/PREFIX]?endpoint=…&region=…` for S3 (`storage/s3.py`),
+`azure://CONTAINER[/PREFIX]` for Azure Blob Storage (`storage/azure.py`), `swift://CONTAINER[/PREFIX]`
+for OpenStack Swift (`storage/swift.py`), `memory://` for the fake. Each backend passes `tests/storage/contract.py` unchanged.
 """
 
 from __future__ import annotations
@@ -11,7 +12,8 @@ from urllib.parse import urlparse
 
 from dockyard.storage.base import BlobNotFound, BlobStore, InvalidKey, StorageConfigError, StorageError, Writer
 
-SCHEMES = ("file:///PATH", "s3://BUCKET[/PREFIX]?endpoint=URL&region=R[&redirect=true]", "memory://")
+SCHEMES = ("file:///PATH", "s3://BUCKET[/PREFIX]?endpoint=URL&region=R[&redirect=true]",
+           "azure://CONTAINER[/PREFIX][?redirect=true]", "swift://CONTAINER[/PREFIX]", "memory://")
 
 
 def open_store(url: str) -> BlobStore:
@@ -33,6 +35,14 @@ def open_store(url: str) -> BlobStore:
         from dockyard.storage.s3 import open_s3
 
         return open_s3(url)
+    if parsed.scheme == "azure":
+        from dockyard.storage.azure import open_azure
+
+        return open_azure(url)
+    if parsed.scheme == "swift":
+        from dockyard.storage.swift import open_swift
+
+        return open_swift(url)
     raise StorageConfigError(f"unsupported storage URL scheme {parsed.scheme!r} in {url!r}; "
                              f"supported: {', '.join(SCHEMES)}")
 

@@ -16,7 +16,7 @@ import uuid
 import psycopg
 import pytest
 
-from tests.object_stores import moto_s3  # noqa: F401 - session fixture: a real S3 server
+from tests.object_stores import azurite, moto_s3, swift  # noqa: F401 - session fixtures: real object stores
 from tests.server import DockyardServer
 
 PG_ADMIN_URL = os.environ.get("DOCKYARD_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")

@@ -11,7 +11,7 @@ import pytest
 from dockyard.storage import open_store
 from dockyard.storage.base import BlobStore
 from dockyard.storage.s3 import S3Store
-from tests.object_stores import MotoS3, with_env
+from tests.object_stores import MotoS3, one_line_error, with_env
 from tests.storage.contract import BlobStoreContract
 
 
@@ -146,15 +146,6 @@ def test_redirect_gives_a_presigned_url(moto_s3: MotoS3, bucket: str) -> None:
     assert url is not None and "X-Amz-Signature=" in url
     assert httpx.get(url).content == b"direct bytes"
 
-
-def one_line_error(url: str, env: dict[str, str]) -> str:
-    from dockyard.storage import StorageConfigError
-
-    with with_env(env), pytest.raises(StorageConfigError) as info:
-        open_store(url)
-    message = str(info.value)
-    assert "\n" not in message
-    return message
 
 
 def test_bad_urls_are_one_line_errors(moto_s3: MotoS3, bucket: str) -> None:
