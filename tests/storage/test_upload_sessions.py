@@ -12,6 +12,7 @@ from typing import BinaryIO
 
 import pytest
 
+from dockyard.commands.identity import Identity
 from dockyard.commands.persistence import event_store_env
 from dockyard.commands.registry import Registry
 from dockyard.commands.uploads import UploadSessions
@@ -46,6 +47,7 @@ def registries(tmp_path: Path) -> Iterator[list[Registry]]:
     env = event_store_env(str(tmp_path), None)
     env["SQLITE_DBNAME"] = f"file:dockyard-{uuid.uuid4().hex}?mode=memory&cache=shared"
     apps = [Registry(env) for _ in range(3)]
+    Identity(apps[0]).create_organization("lib", "admin")  # a push needs an account's namespace
     yield apps
     for app in apps:
         app.close()
