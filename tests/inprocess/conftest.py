@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import time
 import uuid
 from collections.abc import AsyncIterator, Iterator, Sequence
 from contextlib import AbstractContextManager
@@ -46,24 +45,12 @@ from dockyard.api.app import create_app
 from dockyard.api.settings import Settings
 from dockyard.api.v2.common import Services
 from dockyard.commands.persistence import MEMORY_DATABASE_URL
+from tests.clock import Clock
 from tests.conftest import ADMIN_PASSWORD
 
 BASE_URL = "http://dockyard.test"
 API = "/api/v0"
 Auth = tuple[str, str] | None
-
-
-class Clock:
-    """A clock the test moves: `clock()` is seconds since the epoch, starting at the real time."""
-
-    def __init__(self, now: float | None = None) -> None:
-        self.now = time.time() if now is None else now
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
 
 
 def inprocess_settings(**overrides: Any) -> Settings:
