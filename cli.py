@@ -5,6 +5,7 @@
     dockyard projections status
     dockyard audit query|export [filters]
     dockyard events tail [-n N]
+    dockyard gc run [--dry-run] [--explain] [--grace-hours H]
     dockyard users list|create NAME [--role R]|set-role NAME --role R|set-password NAME|deactivate NAME|activate NAME
 """
 
@@ -197,6 +198,50 @@ def uploads(args: argparse.Namespace) -> int:
         registry.close()
 
 
+def gc(args: argparse.Namespace) -> int:
+    """`dockyard gc run [--dry-run] [--explain]`: one garbage collection now, with a progress bar;
+    the report (and, with --explain, why each blob stays or goes) as JSON on stdout."""
+    import orjson
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from dockyard.domain.errors import DomainError
+    from dockyard.gc.collector import GarbageCollector
+    from dockyard.storage import open_store
+
+    settings = _settings(args)
+    registry = _registry(args)
+    try:
+        collector = GarbageCollector(registry, open_store(settings.storage_url))
+        with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                      console=None if sys.stderr.isatty() else _quiet_console(), transient=False) as bar:
+            tasks: dict[str, object] = {}
+
+            def progress(phase: str, done: int, total: int) -> None:
+                if phase not in tasks:
+                    label = "mark (events)" if phase == "mark" else "sweep (blobs)"
+                    tasks[phase] = bar.add_task(label, total=total or 1)
+                bar.update(tasks[phase], completed=done if total else 1, total=total or 1)  # type: ignore[arg-type]
+
+            report = collector.run(dry_run=args.dry_run, grace_hours=args.grace_hours, progress=progress)
+    except DomainError as exc:
+        print(f"error: {exc.message}", file=sys.stderr)
+        return 1
+    finally:
+        registry.close()
+    print(orjson.dumps(report.as_dict(explain=args.explain), option=orjson.OPT_INDENT_2).decode())
+    print(f"{'would delete' if args.dry_run else 'deleted'} {report.candidates if args.dry_run else report.deleted} "
+          f"blob(s), kept {report.kept}, {report.bytes_freed} bytes freed, {len(report.errors)} error(s)",
+          file=sys.stderr)
+    return 1 if report.errors else 0
+
+
+def _quiet_console():  # noqa: ANN202 - rich's Console, imported lazily
+    """Not a terminal: rich draws nothing live, only the finished bars."""
+    from rich.console import Console
+
+    return Console(file=sys.stderr, force_terminal=False)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="dockyard", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -238,6 +283,16 @@ def main(argv: list[str] | None = None) -> int:
     u.add_argument("--older-than-hours", type=float, help="default DOCKYARD_UPLOAD_PURGE_AGE_HOURS or 168")
     u.add_argument("--dry-run", action="store_true", help="list them, delete nothing")
     u.set_defaults(func=uploads)
+
+    p = sub.add_parser("gc", help="garbage collection")
+    gsub = p.add_subparsers(dest="verb", required=True)
+    g = gsub.add_parser("run", help="mark from the log, sweep unreferenced blobs from storage")
+    common(g)
+    g.add_argument("--storage", help="blob storage URL (default file://DATA_DIR/blobs)")
+    g.add_argument("--dry-run", action="store_true", help="decide, delete nothing")
+    g.add_argument("--explain", action="store_true", help="say for each blob why it stays or goes")
+    g.add_argument("--grace-hours", type=float, help="override the recorded grace period")
+    g.set_defaults(func=gc)
 
     p = sub.add_parser("users", help="manage users (password from DOCKYARD_USER_PASSWORD or a prompt)")
     usub = p.add_subparsers(dest="verb", required=True)

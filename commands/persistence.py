@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 import threading
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 from urllib.parse import unquote, urlparse
@@ -24,7 +24,14 @@ from eventsourcing.sqlite import SQLiteApplicationRecorder
 from eventsourcing.utils import get_topic, retry
 
 from dockyard.projections import chain, inline
-from dockyard.projections.dialect import POSTGRES, SQLITE
+from dockyard.projections.dialect import POSTGRES, SQLITE, Dialect
+
+
+# A check run inside an event transaction while it holds the log's single write lock (SQLite's
+# writer lock, PostgreSQL's EXCLUSIVE lock on the events table): what it reads cannot change
+# until the transaction ends, and raising rolls the transaction back. `save(..., fence=f)`
+# passes one; GC's sweep and the manifest push agree through it (DESIGN.md rule 4).
+Fence = Callable[[Dialect, Any], None]
 
 
 class OrjsonTranscoder(Transcoder):
@@ -59,8 +66,11 @@ class SQLiteRegistryRecorder(SQLiteApplicationRecorder):
                 + chain.create_statements(SQLITE))
 
     def _insert_events(self, c: Any, stored_events: Sequence[StoredEvent], *,
-                       view_events: Sequence[Any] = (), **kwargs: Any) -> Sequence[int] | None:
+                       view_events: Sequence[Any] = (), fence: Fence | None = None,
+                       **kwargs: Any) -> Sequence[int] | None:
         ids = super()._insert_events(c, stored_events, **kwargs)
+        if fence is not None:  # after the INSERT, which took SQLite's single write lock
+            fence(SQLITE, c)
         # The tamper-evident chain, under SQLite's single writer: positions chain in order.
         chain.append(SQLITE, c, self.events_table_name, _chain_rows(ids or (), stored_events))
         inline.apply(SQLITE, c, view_events)
@@ -92,7 +102,10 @@ class PostgresRegistryRecorder(PostgresApplicationRecorder):
                  stored_event_type=Identifier(self.stored_event_type_name))
 
     def insert_events(self, stored_events: Sequence[StoredEvent], **kwargs: Any) -> Sequence[int] | None:
-        if sum(len(e.state) for e in stored_events) <= PIPELINE_MAX_BYTES:
+        # A fence may raise to refuse the write: outside pipeline mode that rolls back cleanly
+        # (an exception inside the library's pipeline left psycopg's prepared statements unknown
+        # to the server: 'prepared statement "_pg3_9" does not exist' on the next use).
+        if kwargs.get("fence") is None and sum(len(e.state) for e in stored_events) <= PIPELINE_MAX_BYTES:
             return super().insert_events(stored_events, **kwargs)
         return self._insert_events_unpipelined(stored_events, **kwargs)
 
@@ -106,10 +119,15 @@ class PostgresRegistryRecorder(PostgresApplicationRecorder):
             return self._fetch_ids_after_insert_events(curs, stored_events, **kwargs)
 
     def _insert_stored_events(self, curs: Any, stored_events: Sequence[StoredEvent], *,
-                              view_events: Sequence[Any] = (), **kwargs: Any) -> None:
+                              view_events: Sequence[Any] = (), fence: Fence | None = None,
+                              **kwargs: Any) -> None:
         """As the library's application recorder (lock the table, notify, insert), then the
-        read-model rows for `view_events` in the same transaction."""
+        read-model rows for `view_events` in the same transaction. A `fence` runs right after
+        the lock, before anything is inserted: if it raises, nothing is recorded."""
         self._lock_table(curs)
+        if fence is not None:
+            with curs.connection.cursor() as fence_cursor:
+                fence(POSTGRES, fence_cursor)
         self._notify_channel(curs)
         curs.execute(self._insert_binary_statement, ([
             self.construct_pg_stored_event(e.originator_id, e.originator_version, e.topic, e.state)

@@ -22,6 +22,7 @@ from dockyard.domain.blob_link import BlobLink
 from dockyard.domain.digest import Digest, is_digest
 from dockyard.domain.errors import (
     BlobUnknown,
+    BlobUploadUnknown,
     DigestInvalid,
     ManifestBlobUnknown,
     ManifestUnknown,
@@ -137,15 +138,27 @@ class Registry(Application[UUID]):
 
     # -- blobs ---------------------------------------------------------------------------------
 
-    def link_blob(self, repository: str, digest: str, size: int, source: str = "upload") -> None:
-        """Make a stored blob pullable from `repository` (after an upload or a mount)."""
+    def link_blob(self, repository: str, digest: str, size: int, source: str = "upload",
+                  stored: Callable[[], bool] | None = None) -> None:
+        """Make a stored blob pullable from `repository` (after an upload or a mount).
+
+        `stored` says whether the blob's bytes are in storage; it is asked inside the event
+        transaction, under the log's write lock, so a GC sweep (which deletes bytes under the
+        same lock) cannot remove them between the check and the link. False raises
+        `BlobUploadUnknown`: the client starts the upload again.
+        """
         check_repository_name(repository)
+
+        def fence(dialect: Dialect, cursor: Any) -> None:
+            if stored is not None and not stored():
+                raise BlobUploadUnknown("the blob was removed by garbage collection; upload it again",
+                                        {"digest": digest})
 
         def command() -> None:
             link = self.load(BlobLink, BlobLink.create_id(repository, digest)) or BlobLink(
                 repository=repository, digest=digest)
             link.link(size, source)
-            self.save(*self._live_repository(repository), link)
+            self.save(*self._live_repository(repository), link, fence=fence)
 
         self.retrying(command)
 
@@ -179,10 +192,16 @@ class Registry(Application[UUID]):
         if by_digest is not None and str(by_digest) != parsed.digest:
             raise DigestInvalid("manifest digest does not match the reference",
                                 {"reference": reference, "digest": parsed.digest})
-        missing = self.queries.unlinked_blobs(repository, list(parsed.blobs))
-        missing += self.queries.missing_manifests(repository, list(parsed.manifests))
-        if missing:
-            raise ManifestBlobUnknown(detail={"missing": missing})
+        def check_references(dialect: Dialect, cursor: Any | None = None) -> None:
+            missing = self.queries.unlinked_blobs(repository, list(parsed.blobs), cursor)
+            missing += self.queries.missing_manifests(repository, list(parsed.manifests), cursor)
+            if missing:
+                raise ManifestBlobUnknown(detail={"missing": missing})
+
+        # Checked first without the write lock (a cheap refusal), then again inside the event
+        # transaction as its fence: a GC sweep unlinks and deletes under that lock, so what
+        # this push acknowledges is never a manifest whose blobs were just swept (rule 4).
+        check_references(self.dialect)
 
         def command() -> None:
             changed: list[Any] = self._live_repository(repository)
@@ -201,7 +220,7 @@ class Registry(Application[UUID]):
                 if tag_aggregate.point_at(parsed.digest) or tag_aggregate.version == 1:
                     changed.append(tag_aggregate)
             if changed:
-                self.save(*changed)
+                self.save(*changed, fence=check_references)
 
         self.retrying(command)
         return parsed

@@ -216,7 +216,8 @@ class UploadSessions:
         self.store.move(_data_key(upload_id), blob_key(str(wanted)))
         self.store.delete(f"_uploads/{upload_id}")
         self._forget(upload_id)
-        self.registry.link_blob(repository, str(wanted), status.size, "upload")
+        key = blob_key(str(wanted))
+        self.registry.link_blob(repository, str(wanted), status.size, "upload", lambda: self.store.exists(key))
         return status.size
 
     def _rehash(self, upload_id: str, wanted: Digest) -> Digest:
@@ -237,5 +238,9 @@ class UploadSessions:
         size = self.registry.queries.blob_size(source, digest)
         if size is None or not self.store.exists(blob_key(digest)):
             return None
-        self.registry.link_blob(repository, digest, size, f"mount:{source}")
+        key = blob_key(digest)
+        try:
+            self.registry.link_blob(repository, digest, size, f"mount:{source}", lambda: self.store.exists(key))
+        except BlobUploadUnknown:  # swept meanwhile: the client uploads it instead
+            return None
         return size

@@ -95,25 +95,28 @@ class RegistryQueries:
         )
         return row["size"] if row else None
 
-    def unlinked_blobs(self, repository: str, digests: list[str]) -> list[str]:
-        """Those of `digests` that are not linked into `repository`."""
+    def unlinked_blobs(self, repository: str, digests: list[str], cursor: Any | None = None) -> list[str]:
+        """Those of `digests` that are not linked into `repository` (read through `cursor`, an
+        open transaction's, when given)."""
         return self._absent(
             "SELECT 1 FROM blob_links WHERE repository = %(repository)s AND digest = %(digest)s",
-            repository, digests)
+            repository, digests, cursor)
 
-    def missing_manifests(self, repository: str, digests: list[str]) -> list[str]:
+    def missing_manifests(self, repository: str, digests: list[str], cursor: Any | None = None) -> list[str]:
         """Those of `digests` that are not live manifests in `repository`."""
         return self._absent(
             "SELECT 1 FROM manifests WHERE repository = %(repository)s AND digest = %(digest)s AND deleted = 0",
-            repository, digests)
+            repository, digests, cursor)
 
-    def _absent(self, statement: str, repository: str, digests: list[str]) -> list[str]:
+    def _absent(self, statement: str, repository: str, digests: list[str], cursor: Any | None) -> list[str]:
+        if cursor is None:
+            with self._dialect.reading(self._datastore) as reading:
+                return self._absent(statement, repository, digests, reading)
         missing = []
-        with self._dialect.reading(self._datastore) as cursor:
-            for digest in digests:
-                cursor.execute(self._dialect.sql(statement), {"repository": repository, "digest": digest})
-                if not cursor.fetchall():
-                    missing.append(digest)
+        for digest in digests:
+            cursor.execute(self._dialect.sql(statement), {"repository": repository, "digest": digest})
+            if not cursor.fetchall():
+                missing.append(digest)
         return missing
 
     def repositories_linking(self, digest: str) -> list[str]:

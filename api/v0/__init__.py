@@ -18,6 +18,7 @@ from dockyard.api.v0 import (
     audit,
     console,
     events,
+    gc,
     general_settings,
     projections,
     repositories,
@@ -35,7 +36,7 @@ PREFIX = "/api/v0"
 def router() -> APIRouter:
     api = APIRouter(prefix=PREFIX, responses=PROBLEM_RESPONSES)
     for module in (accounts, teams, tokens, tags, team_access, repositories, settings, general_settings, events,
-                   audit, projections):
+                   audit, projections, gc):
         api.include_router(module.router)
     return api
 
