@@ -243,6 +243,11 @@ CASES: list[Case] = [
     Case("GET", "/api/v0/audit/public-key", EVERYONE, lambda w, c: ("/api/v0/audit/public-key", {})),
     Case("GET", "/api/v0/projections", GLOBAL_ADMIN, lambda w, c: ("/api/v0/projections", {})),
     Case("GET", "/api/v0/settings/auth", GLOBAL_ADMIN, lambda w, c: ("/api/v0/settings/auth", {})),
+    Case("GET", "/api/v0/settings/gc", GLOBAL_ADMIN, lambda w, c: ("/api/v0/settings/gc", {})),
+    Case("PUT", "/api/v0/settings/gc", GLOBAL_ADMIN,
+         lambda w, c: ("/api/v0/settings/gc", {"json": {"schedule": "0 0 0 * * *", "graceHours": 1}})),
+    Case("POST", "/api/v0/gc/run", GLOBAL_ADMIN, lambda w, c: ("/api/v0/gc/run", {"json": {"dryRun": True}})),
+    Case("GET", "/api/v0/gc/runs", GLOBAL_ADMIN, lambda w, c: ("/api/v0/gc/runs", {})),
     Case("PUT", "/api/v0/settings/auth", GLOBAL_ADMIN,
          lambda w, c: ("/api/v0/settings/auth", {"json": {"mode": "managed"}})),
     Case("POST", "/api/v0/settings/auth/ldap/test", GLOBAL_ADMIN, lambda w, c: ("/api/v0/settings/auth/ldap/test", {

@@ -30,6 +30,7 @@ D2 = "sha256:" + "2" * 64
 STORED_TOPICS = {
     "dockyard.GcRun": ["BlobCollected", "Created", "Finished", "Started"],
     "dockyard.GcSettings": ["Changed", "Created"],
+    "dockyard.GeneralSettings": ["Created", "DomainNameChanged"],
     "dockyard.AccessToken": ["Created", "Revoked"],
     "dockyard.AuditChain": ["Created"],
     "dockyard.AuthSettings": ["Changed", "Created"],
