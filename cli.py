@@ -6,6 +6,7 @@
     dockyard audit query|export [filters]
     dockyard events tail [-n N]
     dockyard gc run [--dry-run] [--explain] [--grace-hours H]
+    dockyard storage migrate --to URL [--from URL]
     dockyard users list|create NAME [--role R]|set-role NAME --role R|set-password NAME|deactivate NAME|activate NAME
 """
 
@@ -242,6 +243,32 @@ def _quiet_console():  # noqa: ANN202 - rich's Console, imported lazily
     return Console(file=sys.stderr, force_terminal=False)
 
 
+def storage(args: argparse.Namespace) -> int:
+    """`dockyard storage migrate --to URL`: copy every blob to another store, verified, resumable."""
+    from urllib.parse import urlparse
+
+    from dockyard.storage import StorageConfigError, open_store
+    from dockyard.storage.migrate import migrate, progress_bar
+
+    source_url = args.source or _settings(args).storage_url
+    parsed = urlparse(source_url)
+    if parsed.scheme in ("", "file") and not os.path.isdir(parsed.path if parsed.scheme else source_url):
+        print(f"error: no blobs at {source_url}: name the data directory (--data-dir) or --from URL", file=sys.stderr)
+        return 2
+    try:
+        source, destination = open_store(source_url), open_store(args.to)
+    except StorageConfigError as exc:
+        print(f"error: storage: {exc}", file=sys.stderr)
+        return 2
+    print(f"migrating blobs from {source_url} to {args.to}", file=sys.stderr)
+    state = migrate(source, destination, progress_bar())
+    for key, reason in state.failed.items():
+        print(f"failed: {key}: {reason}", file=sys.stderr)
+    print(f"copied {state.copied} blob(s) ({state.copied_bytes / 2**20:.1f} MiB), {state.skipped} already there, "
+          f"{len(state.failed)} failed", file=sys.stderr)
+    return 1 if state.failed else 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="dockyard", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -293,6 +320,16 @@ def main(argv: list[str] | None = None) -> int:
     g.add_argument("--explain", action="store_true", help="say for each blob why it stays or goes")
     g.add_argument("--grace-hours", type=float, help="override the recorded grace period")
     g.set_defaults(func=gc)
+
+    p = sub.add_parser("storage", help="blob storage")
+    ssub = p.add_subparsers(dest="verb", required=True)
+    m = ssub.add_parser("migrate", help="copy every blob to another store (verified; run again to resume)")
+    common(m)
+    m.add_argument("--to", required=True, help="the destination storage URL")
+    m.add_argument("--from", dest="source", help="the source storage URL (default: --storage, "
+                   "DOCKYARD_STORAGE or file://DATA_DIR/blobs)")
+    m.add_argument("--storage", help=argparse.SUPPRESS)
+    m.set_defaults(func=storage)
 
     p = sub.add_parser("users", help="manage users (password from DOCKYARD_USER_PASSWORD or a prompt)")
     usub = p.add_subparsers(dest="verb", required=True)

@@ -4,7 +4,9 @@ One module, parametrized over the backends: a multi-layer image copied in and ba
 byte by tag and by digest, with its blobs in the object store and none on the disk; a chunked
 upload whose PATCHes alternate between two processes; a cross-repository mount; a restart;
 a SIGKILL in the middle of a push, after which no partial blob is visible and the session
-resumes; and `redirect=true`, where blob GETs answer 307 to a presigned URL that skopeo follows.
+resumes; `redirect=true`, where blob GETs answer 307 to a presigned URL that skopeo follows;
+and a registry migrated from the filesystem to S3 (`dockyard storage migrate`) that still
+serves every image.
 Metadata stays on SQLite: PostgreSQL is covered by the other e2e modules, the store is the
 variable here.
 """
@@ -234,3 +236,39 @@ def test_redirect_to_presigned_urls(backend: str, request: pytest.FixtureRequest
         assert_same_image(image, back)
     finally:
         srv.stop()
+
+
+def test_migration_from_the_filesystem_to_s3(request: pytest.FixtureRequest, images, tmp_path) -> None:  # noqa: ANN001
+    import shutil
+    import subprocess
+    import sys
+
+    # Two images pushed to a registry on the filesystem.
+    data_dir = tmp_path / "data"
+    before = DockyardServer(data_dir, None, ADMIN_PASSWORD)
+    before.start()
+    try:
+        skopeo = Skopeo(before, tmp_path / "skopeo-before")
+        for name, image in images.items():
+            skopeo.copy(image.ref, skopeo.docker(f"admin/migrated-{name}", image.tag))
+    finally:
+        before.stop()
+
+    # `dockyard storage migrate` copies every blob to S3; the filesystem copy is then removed.
+    target = new_target("s3", request)
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith("DOCKYARD_")}, **target.env}
+    done = subprocess.run([sys.executable, "-m", "dockyard", "storage", "migrate", "--data-dir", str(data_dir),
+                           "--to", target.url], env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0 and "0 failed" in done.stderr, done.stderr
+    shutil.rmtree(data_dir / "blobs")
+
+    # Restarted on S3 with the same metadata, every image pulls byte for byte.
+    after = serve(target, data_dir)
+    try:
+        skopeo = Skopeo(after, tmp_path / "skopeo-after")
+        for name, image in images.items():
+            back = Layout(tmp_path / f"back-{name}", "x")
+            skopeo.copy(skopeo.docker(f"admin/migrated-{name}", image.tag), back.ref)
+            assert_same_image(image, back)
+    finally:
+        after.stop()
