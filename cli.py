@@ -8,16 +8,28 @@
     dockyard gc run [--dry-run] [--explain] [--grace-hours H]
     dockyard storage migrate --to URL [--from URL]
     dockyard users list|create NAME [--role R]|set-role NAME --role R|set-password NAME|deactivate NAME|activate NAME
+    dockyard uploads purge [--older-than-hours H] [--dry-run]
+
+`serve` creates its data directory (or the tables in its PostgreSQL database) on first start.
+Every other verb works on an existing one: it says on stderr which one it uses, and refuses
+one that is not there (run it where `serve` ran, or pass --data-dir / --database-url).
 """
 
 from __future__ import annotations
 
 import argparse
+import errno
 import os
+import socket
 import sys
+from typing import Any
 
 from dockyard import cli_read
 from dockyard.api.settings import Settings
+
+
+class CliError(Exception):
+    """A problem the user can fix: printed as one line (`error: …`), exit status 2."""
 
 
 def _settings(args: argparse.Namespace) -> Settings:
@@ -29,6 +41,20 @@ def _settings(args: argparse.Namespace) -> Settings:
     return Settings(**overrides)
 
 
+def _open_registry(settings: Settings):  # noqa: ANN202
+    """The `Registry` of an event log that already exists; says on stderr which one it is."""
+    from dockyard.commands import store_location
+    from dockyard.commands.persistence import event_store_env
+    from dockyard.commands.registry import Registry
+
+    problem = store_location.missing_event_log(settings.data_dir, settings.database_url)
+    if problem:
+        raise CliError(f"{problem}; run this where `dockyard serve` ran, or pass --data-dir or --database-url "
+                       "(DOCKYARD_DATA_DIR, DOCKYARD_DATABASE_URL)")
+    print(f"dockyard: using {store_location.describe(settings.data_dir, settings.database_url)}", file=sys.stderr)
+    return Registry(event_store_env(settings.data_dir, settings.database_url))
+
+
 def _export(settings: Settings) -> None:
     """Hand the settings to worker processes through the environment (they rebuild Settings)."""
     for field, value in settings.model_dump().items():
@@ -36,36 +62,87 @@ def _export(settings: Settings) -> None:
             os.environ[f"DOCKYARD_{field.upper()}"] = str(value)
 
 
-def _storage_problem(settings: Settings) -> str | None:
-    """Why the blob store cannot be opened (one line), or None: checked once before serving."""
+def _check_stores(settings: Settings) -> None:
+    """Refuse, in one line and before anything is created, a storage or database URL that cannot work."""
+    from dockyard.commands import store_location
     from dockyard.storage import StorageConfigError, open_store
 
     try:
         open_store(settings.storage_url)
     except StorageConfigError as exc:
-        return f"storage: {exc}"
-    return None
+        raise CliError(f"storage: {exc}") from None
+    if settings.database_url:
+        problem = store_location.database_unreachable(settings.database_url)
+        if problem:
+            raise CliError(problem)
+
+
+def _bind(settings: Settings) -> socket.socket:
+    """A socket bound to `--listen` and listening, for uvicorn to serve on.
+
+    Bound here rather than inside uvicorn so that a busy or invalid address is one line and
+    exit status 2 before anything is created, and "serving on" is printed only once the port
+    is ours (connections that arrive before the app has started wait in the backlog).
+    """
+    try:
+        host, port = settings.host.strip("[]"), settings.port
+    except (ValueError, IndexError):
+        raise CliError(f"--listen {settings.listen!r}: expected HOST:PORT, e.g. 127.0.0.1:5000") from None
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+        sock.listen(2048)
+    except (OSError, OverflowError) as exc:
+        sock.close()
+        reason = getattr(exc, "strerror", None) or str(exc)
+        hint = ("; another process is listening there: stop it or choose another address with --listen"
+                if getattr(exc, "errno", None) == errno.EADDRINUSE else "")
+        raise CliError(f"cannot listen on {settings.listen}: {reason}{hint}") from None
+    sock.set_inheritable(True)
+    return sock
+
+
+def _run_uvicorn(sock: socket.socket, app: str, **options: Any) -> None:
+    """`uvicorn.run(app, **options)`, serving on `sock` (already bound) in one or more workers."""
+    import inspect
+
+    import uvicorn
+    from uvicorn.supervisors import Multiprocess
+
+    config = uvicorn.Config(app, **options)
+    server = uvicorn.Server(config)
+    try:
+        if config.workers > 1:
+            # uvicorn < 0.36 takes the worker's entry point as `target`; later ones find it themselves.
+            target = {"target": server.run} if "target" in inspect.signature(Multiprocess).parameters else {}
+            Multiprocess(config, sockets=[sock], **target).run()
+        else:
+            server.run(sockets=[sock])
+    except KeyboardInterrupt:
+        pass
+    if config.workers == 1 and not server.started:
+        raise SystemExit(3)  # uvicorn's STARTUP_FAILURE: the application did not start (logged above)
 
 
 def serve(args: argparse.Namespace) -> int:
     import copy
 
-    import uvicorn
     from uvicorn.config import LOGGING_CONFIG
 
     from dockyard.commands.access_tokens import AccessTokens
-    from dockyard.commands.accounts import Accounts
+    from dockyard.commands.accounts import ADMIN, Accounts
     from dockyard.commands.identity import Identity
     from dockyard.commands.persistence import event_store_env
     from dockyard.commands.registry import Registry
 
     settings = _settings(args)
-    if (problem := _storage_problem(settings)) is not None:
-        print(f"error: {problem}", file=sys.stderr)
-        return 2
+    sock = _bind(settings)  # first: the filesystem store, once opened, has created its folder
+    _check_stores(settings)
     # First start: create the admin once, here, before any worker runs.
     registry = Registry(event_store_env(settings.data_dir, settings.database_url))
     try:
+        admin_existed = registry.identity.user(ADMIN) is not None
         generated = Accounts(registry, Identity(registry), AccessTokens(registry)).ensure_admin(
             settings.admin_password)
     finally:
@@ -73,6 +150,9 @@ def serve(args: argparse.Namespace) -> int:
     if generated:
         print(f"Created user 'admin' with password: {generated}\n(shown once; set DOCKYARD_ADMIN_PASSWORD "
               "to choose it on a fresh data directory)", flush=True)
+    elif settings.admin_password and admin_existed:
+        print("WARNING:  DOCKYARD_ADMIN_PASSWORD ignored: user 'admin' already exists here, with the password "
+              "it was given then (change it with `dockyard users set-password admin`)", file=sys.stderr, flush=True)
     _export(settings)
     print(f"Dockyard serving on http://{settings.listen} (data: {os.path.abspath(settings.data_dir)}, "
           f"metadata: {'PostgreSQL' if settings.database_url else 'SQLite'})", flush=True)
@@ -80,21 +160,18 @@ def serve(args: argparse.Namespace) -> int:
     log_config = copy.deepcopy(LOGGING_CONFIG)
     log_config["loggers"]["dockyard"] = {"handlers": ["default"], "level": settings.log_level.upper(),
                                          "propagate": False}
-    uvicorn.run("dockyard.api.app:factory", factory=True, host=settings.host, port=settings.port,
-                workers=settings.workers, http="httptools", loop="uvloop", log_level=settings.log_level,
-                log_config=log_config, access_log=False, timeout_graceful_shutdown=10)
+    _run_uvicorn(sock, "dockyard.api.app:factory", factory=True, host=settings.host, port=settings.port,
+                 workers=settings.workers, http="httptools", loop="uvloop", log_level=settings.log_level,
+                 log_config=log_config, access_log=False, timeout_graceful_shutdown=10)
     return 0
 
 
 def rebuild(args: argparse.Namespace) -> int:
     if getattr(args, "names", None) or getattr(args, "all", False):
         return cli_read.projections_rebuild(args)
-    from dockyard.commands.persistence import event_store_env
-    from dockyard.commands.registry import Registry
     from dockyard.projections.rebuild import rebuild_registry_view
 
-    settings = _settings(args)
-    registry = Registry(event_store_env(settings.data_dir, settings.database_url))
+    registry = _open_registry(_settings(args))
     try:
         count = rebuild_registry_view(registry)
     finally:
@@ -110,14 +187,11 @@ def tail(args: argparse.Namespace) -> int:
     import orjson
 
     import dockyard.domain
-    from dockyard.commands.persistence import event_store_env
-    from dockyard.commands.registry import Registry
 
     # Every aggregate module, so that every stored topic resolves (e.g. dockyard.LoginGuard.*).
     for module in pkgutil.iter_modules(dockyard.domain.__path__):
         importlib.import_module(f"dockyard.domain.{module.name}")
-    settings = _settings(args)
-    registry = Registry(event_store_env(settings.data_dir, settings.database_url))
+    registry = _open_registry(_settings(args))
     try:
         last = registry.recorder.max_notification_id() or 0
         start = max(0, last - args.n)
@@ -133,17 +207,26 @@ def tail(args: argparse.Namespace) -> int:
 
 
 def _registry(args: argparse.Namespace):  # noqa: ANN202
-    from dockyard.commands.persistence import event_store_env
-    from dockyard.commands.registry import Registry
+    return _open_registry(_settings(args))
 
-    settings = _settings(args)
-    return Registry(event_store_env(settings.data_dir, settings.database_url))
+
+def _read_password(name: str) -> str:
+    """The password for `name`: DOCKYARD_USER_PASSWORD, else asked on the terminal (never read from a pipe)."""
+    import getpass
+
+    password = os.environ.get("DOCKYARD_USER_PASSWORD")
+    if password:
+        return password
+    if not sys.stdin.isatty():
+        raise CliError(f"no terminal to ask for the password of {name!r}: set DOCKYARD_USER_PASSWORD")
+    try:
+        return getpass.getpass(f"password for {name}: ")
+    except (EOFError, KeyboardInterrupt):
+        raise CliError("no password given") from None
 
 
 def users(args: argparse.Namespace) -> int:
     """`dockyard users list|create|set-role|set-password|deactivate|activate`."""
-    import getpass
-
     from dockyard.commands.access_tokens import AccessTokens
     from dockyard.commands.accounts import Accounts
     from dockyard.commands.identity import Identity
@@ -159,7 +242,7 @@ def users(args: argparse.Namespace) -> int:
             return 0
         password = None
         if args.verb in ("create", "set-password"):
-            password = os.environ.get("DOCKYARD_USER_PASSWORD") or getpass.getpass(f"password for {args.name}: ")
+            password = _read_password(args.name)
         if args.verb == "create":
             identity.create_user(args.name, accounts.hash_password(password or ""), args.role)
         elif args.verb == "set-role":
@@ -182,12 +265,16 @@ def uploads(args: argparse.Namespace) -> int:
     from datetime import timedelta
 
     from dockyard.commands.uploads import UploadSessions
-    from dockyard.storage import open_store
+    from dockyard.storage import StorageConfigError, open_store
 
     settings = _settings(args)
-    registry = _registry(args)
+    registry = _registry(args)  # first: opening a filesystem store creates its folder
     try:
-        sessions = UploadSessions(open_store(settings.storage_url), registry)
+        try:
+            store = open_store(settings.storage_url)
+        except StorageConfigError as exc:
+            raise CliError(f"storage: {exc}") from None
+        sessions = UploadSessions(store, registry)
         hours = settings.upload_purge_age_hours if args.older_than_hours is None else args.older_than_hours
         purged = sessions.purge(timedelta(hours=hours), dry_run=args.dry_run)
         for upload_id in purged:
@@ -352,6 +439,9 @@ def main(argv: list[str] | None = None) -> int:
     token = current_actor.set(Actor(getpass.getuser(), "local"))  # rule 6: a CLI verb's events name the OS user
     try:
         return args.func(args)
+    except CliError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     finally:
         current_actor.reset(token)
 

@@ -28,8 +28,20 @@ ensure_venv() {  # ensure_venv [EXTRAS] — the project venv with dockyard insta
   fi
   local stamp="$VENV/.installed${extras:+-$extras}"
   if [ ! -f "$stamp" ] || [ "$ROOT/pyproject.toml" -nt "$stamp" ]; then
-    "$VENV/bin/python" -m pip install -q --upgrade pip 2>&1 | grep -v "^WARNING: Location" >&2 || true
-    "$VENV/bin/python" -m pip install -q -e "$ROOT${extras:+[$extras]}" 2>&1 | grep -v "^WARNING: Location" >&2 || true
+    [ -f "$VENV/.installed" ] || echo "installing Dockyard and its dependencies into $VENV (first start only)" >&2
+    quiet_pip "$VENV" install --upgrade pip
+    quiet_pip "$VENV" install -e "$ROOT${extras:+[$extras]}"
     "$VENV/bin/python" -c "import dockyard.api.app" && touch "$stamp"
   fi
+}
+
+quiet_pip() {  # quiet_pip VENV PIP-ARGS... — pip -q, without the two notices that are not for the user:
+  # - "Location '…' is ignored": this machine's pip.conf names local indexes some packages are not in;
+  # - setuptools' "Editable installation." (an InformationOnly warning that recent pip, 26.3 here, prints):
+  #   setuptools says it when it installs a package whose folder is not named after it through an
+  #   import hook. Ours is the repository root mapped to `dockyard` (package-dir in pyproject.toml);
+  #   the hook is what keeps `import dockyard` pointing at this tree, so the notice tells us nothing.
+  local venv=$1; shift
+  PYTHONWARNINGS="ignore:Editable installation" "$venv/bin/python" -m pip -q "$@" 2>&1 \
+    | grep -v "^WARNING: Location" >&2 || true
 }

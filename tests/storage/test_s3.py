@@ -205,10 +205,12 @@ def test_serve_refuses_a_bad_storage_url_in_one_line(moto_s3: MotoS3, tmp_path) 
     import subprocess
     import sys
 
+    from tests.server import free_port
+
     # `dockyard serve` on a bucket that does not exist: exit status 2, one line, no traceback.
     env = {**{k: v for k, v in os.environ.items() if not k.startswith("DOCKYARD_")}, **moto_s3.env}
     done = subprocess.run(
-        [sys.executable, "-m", "dockyard", "serve", "--data-dir", str(tmp_path), "--listen", "127.0.0.1:1",
+        [sys.executable, "-m", "dockyard", "serve", "--data-dir", str(tmp_path), "--listen", f"127.0.0.1:{free_port()}",
          "--storage", moto_s3.url("missing-bucket")], env=env, capture_output=True, text=True, timeout=60)
     assert done.returncode == 2
     assert done.stderr.strip().splitlines() == [

@@ -1,0 +1,220 @@
+"""The `dockyard` command as a newcomer meets it: which data it works on, and one-line errors.
+
+Each test runs `python -m dockyard` as a subprocess (no server needed, except the two `serve`
+tests, which stop it as soon as it says it is serving). A refusal is one line on stderr
+starting `error:`, exit status 2, no traceback, and nothing created on disk.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import PG_ADMIN_URL
+from tests.server import free_port
+
+ADMIN_VERBS = [
+    ["users", "list"],
+    ["events", "tail"],
+    ["projections", "rebuild"],
+    ["projections", "status"],
+    ["audit", "query"],
+    ["uploads", "purge", "--dry-run"],
+]
+
+
+def clean_env(**extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DOCKYARD_")}
+    return {**env, **extra}
+
+
+def dockyard(*args: str, cwd: Path | None = None, env: dict[str, str] | None = None,
+             stdin: int | None = subprocess.DEVNULL) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "dockyard", *args], capture_output=True, text=True,
+                          cwd=cwd, env=env or clean_env(), stdin=stdin, timeout=60)
+
+
+def assert_one_line_error(result: subprocess.CompletedProcess[str], *expected: str) -> str:
+    """Exit 2, a single `error: …` line on stderr containing each of `expected` (after
+    the `dockyard: using …` line, when the verb got as far as opening its data)."""
+    assert result.returncode == 2, (result.returncode, result.stdout, result.stderr)
+    assert "Traceback" not in result.stderr, result.stderr
+    lines = [line for line in result.stderr.strip().splitlines() if not line.startswith("dockyard: using ")]
+    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
+    for text in expected:
+        assert text in lines[0], (text, lines[0])
+    return lines[0]
+
+
+@pytest.fixture
+def data_dir(tmp_path: Path) -> Path:
+    """A data directory as `dockyard serve` leaves it after its first start (admin created)."""
+    from dockyard.commands.access_tokens import AccessTokens
+    from dockyard.commands.accounts import Accounts
+    from dockyard.commands.identity import Identity
+    from dockyard.commands.persistence import event_store_env
+    from dockyard.commands.registry import Registry
+
+    path = tmp_path / "data"
+    registry = Registry(event_store_env(str(path), None))
+    try:
+        Accounts(registry, Identity(registry), AccessTokens(registry)).ensure_admin("first-password")
+    finally:
+        registry.close()
+    return path
+
+
+# -- admin verbs: which data they use --------------------------------------------------------------
+
+
+@pytest.mark.parametrize("verb", ADMIN_VERBS, ids=lambda v: " ".join(v[:2]))
+def test_admin_verbs_refuse_a_missing_data_dir_and_create_nothing(verb: list[str], tmp_path: Path) -> None:
+    # Run from another folder with no --data-dir: the default ./data is not there.
+    result = dockyard(*verb, cwd=tmp_path)
+    assert_one_line_error(result, f"no data directory {tmp_path / 'data'}",
+                          f"looked for {tmp_path / 'data' / 'dockyard.db'}", "--data-dir")
+    assert list(tmp_path.iterdir()) == []
+
+
+
+def test_a_data_dir_without_an_event_log_is_refused_and_stays_empty(tmp_path: Path) -> None:
+    result = dockyard("users", "list", "--data-dir", str(tmp_path))
+    assert_one_line_error(result, f"no Dockyard event log in {tmp_path}", str(tmp_path / "dockyard.db"))
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("verb", ADMIN_VERBS, ids=lambda v: " ".join(v[:2]))
+def test_admin_verbs_say_which_data_they_use(verb: list[str], data_dir: Path) -> None:
+    result = dockyard(*verb, cwd=data_dir.parent)  # the default ./data, as after ./scripts/serve.sh
+    assert result.returncode == 0, result.stderr
+    assert result.stderr.splitlines()[0] == f"dockyard: using SQLite {data_dir / 'dockyard.db'}"
+    if verb[0] == "users":
+        assert result.stdout.split("\t")[:2] == ["admin", "admin"]
+
+
+def test_admin_verb_refuses_a_database_that_does_not_exist() -> None:
+    name = "dockyard_absent_" + uuid.uuid4().hex[:8]
+    url = PG_ADMIN_URL.rsplit("/", 1)[0] + "/" + name
+    result = dockyard("users", "list", "--database-url", url)
+    # Named, whatever the reason (no such database here; no server at all on a developer's machine).
+    assert_one_line_error(result, f"cannot open PostgreSQL database {name} on ")
+
+
+def test_admin_verb_refuses_a_database_without_an_event_log(postgres) -> None:
+    url = postgres.create()
+    name = url.rsplit("/", 1)[1]
+    result = dockyard("events", "tail", "--database-url", url)
+    assert_one_line_error(result, f"PostgreSQL database {name} on ", "holds no Dockyard event log",
+                          "registry_events")
+    import psycopg
+
+    with psycopg.connect(url) as conn:  # nothing was created in it
+        tables = conn.execute("SELECT count(*) FROM pg_tables WHERE schemaname = 'public'").fetchone()
+    assert tables == (0,)
+
+
+def test_password_prompt_without_a_terminal_is_one_line(data_dir: Path) -> None:
+    result = dockyard("users", "create", "bob", "--data-dir", str(data_dir), stdin=subprocess.DEVNULL)
+    assert_one_line_error(result, "no terminal", "'bob'", "DOCKYARD_USER_PASSWORD")
+    listed = dockyard("users", "list", "--data-dir", str(data_dir))
+    assert "bob" not in listed.stdout
+
+    created = dockyard("users", "create", "bob", "--data-dir", str(data_dir),
+                       env=clean_env(DOCKYARD_USER_PASSWORD="bobs-password"))
+    assert created.returncode == 0, created.stderr
+    assert "bob\tnone" in dockyard("users", "list", "--data-dir", str(data_dir)).stdout
+
+
+# -- serve ---------------------------------------------------------------------------------------
+
+
+def test_serve_refuses_an_unknown_storage_scheme_before_creating_anything(tmp_path: Path) -> None:
+    result = dockyard("serve", "--data-dir", str(tmp_path / "data"), "--listen", f"127.0.0.1:{free_port()}",
+                      "--storage", "s4://bucket/blobs")
+    assert_one_line_error(result, "storage: ", "'s4'", "s4://bucket/blobs")
+    assert not (tmp_path / "data").exists()
+
+
+def test_serve_on_a_busy_port_is_one_line_and_creates_nothing(tmp_path: Path) -> None:
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen(1)
+        busy = f"127.0.0.1:{holder.getsockname()[1]}"
+        result = dockyard("serve", "--data-dir", str(tmp_path / "data"), "--listen", busy)
+    assert_one_line_error(result, f"cannot listen on {busy}", "in use", "--listen")
+    assert "serving on" not in result.stdout
+    assert not (tmp_path / "data").exists()
+
+
+def test_serve_refuses_a_listen_address_that_is_no_host_and_port(tmp_path: Path) -> None:
+    result = dockyard("serve", "--data-dir", str(tmp_path / "data"), "--listen", "localhost")
+    assert_one_line_error(result, "--listen 'localhost'", "HOST:PORT")
+
+
+class Serving:
+    """`dockyard serve` started in the background; stdout read line by line."""
+
+    def __init__(self, data_dir: Path, env: dict[str, str]) -> None:
+        self.port = free_port()
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "dockyard", "serve", "--data-dir", str(data_dir), "--listen",
+             f"127.0.0.1:{self.port}"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+            start_new_session=True)
+
+    def wait_for_line(self, text: str) -> list[str]:
+        """Lines of stdout up to and including the first containing `text` (bounded by the process)."""
+        assert self.process.stdout is not None
+        seen = []
+        for line in self.process.stdout:
+            seen.append(line)
+            if text in line:
+                return seen
+        raise AssertionError(f"serve exited without {text!r}: {seen}\n{self.stop()}")
+
+    def stop(self) -> str:
+        """SIGTERM, wait; stderr."""
+        if self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGTERM)
+        try:
+            _, err = self.process.communicate(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            _, err = self.process.communicate(timeout=10)
+        return err
+
+
+@pytest.fixture
+def serving() -> Iterator[list[Serving]]:
+    started: list[Serving] = []
+    yield started
+    for s in started:
+        s.stop()
+
+
+def test_serving_on_is_printed_once_the_port_is_bound_and_a_later_admin_password_is_reported(
+        data_dir: Path, serving: list[Serving]) -> None:
+    # data_dir already has its admin: the password given now is not applied, and serve says so.
+    srv = Serving(data_dir, clean_env(DOCKYARD_ADMIN_PASSWORD="a-new-password"))
+    serving.append(srv)
+    srv.wait_for_line("Dockyard serving on")
+    # The moment it says so, the port takes connections (they wait for the app in the backlog).
+    socket.create_connection(("127.0.0.1", srv.port), timeout=5).close()
+    err = srv.stop()
+    assert "DOCKYARD_ADMIN_PASSWORD ignored: user 'admin' already exists" in err
+    assert "Traceback" not in err
+
+
+def test_first_start_applies_the_admin_password_without_a_warning(tmp_path: Path, serving: list[Serving]) -> None:
+    srv = Serving(tmp_path / "data", clean_env(DOCKYARD_ADMIN_PASSWORD="the-first-password"))
+    serving.append(srv)
+    lines = srv.wait_for_line("Dockyard serving on")
+    assert not any("Created user 'admin' with password" in line for line in lines)  # chosen, not generated
+    assert "DOCKYARD_ADMIN_PASSWORD ignored" not in srv.stop()
