@@ -54,7 +54,7 @@ class Recorded:
 
     position: int
     topic: str
-    originator_id: UUID
+    originator_id: UUID | str  # as the database returns it (SQLite: hex text)
     version: int
     state: dict[str, Any]
 
@@ -261,6 +261,13 @@ class ProjectionRunner:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._leadership = Leadership(registry, self.name)
+        recorder = registry.recorder
+        table, column = ((f"{self.datastore.schema}.{recorder.events_table_name}", "notification_id")
+                         if self.dialect.name == "postgres" else (recorder.events_table_name, "rowid"))
+        self._select = (f"SELECT {column} AS position, originator_id, originator_version AS version, topic, state "
+                        f"FROM {table} "
+                        f"WHERE {column} > %(after)s AND {column} <= %(head)s{{where}} ORDER BY {column} "
+                        f"LIMIT %(limit)s")
         with self.datastore.transaction(commit=True) as cursor:
             for statement in projection.create_statements(self.dialect):
                 cursor.execute(statement)
@@ -271,9 +278,21 @@ class ProjectionRunner:
 
     # -- folding ---------------------------------------------------------------------------
 
-    def _read(self, after: int, head: int) -> list[Any]:
-        return list(self.registry.recorder.select_notifications(
-            after, self.batch, stop=head, topics=self.projection.topics, inclusive_of_start=False))
+    def _read(self, after: int, head: int) -> list[Recorded]:
+        """The next batch after `after`, up to `head`, decoded (a plain SELECT rather than the
+        library's `select_notifications`, which converts every originator id to a UUID)."""
+        topics = self.projection.topics
+        params: dict[str, Any] = {"after": after, "head": head, "limit": self.batch}
+        where = ""
+        if topics:
+            where = " AND topic IN (" + ", ".join(f"%(t{i})s" for i in range(len(topics))) + ")"
+            params.update({f"t{i}": t for i, t in enumerate(topics)})
+        with self.dialect.reading(self.datastore) as cursor:
+            cursor.execute(self.dialect.sql(self._select.format(where=where)), params)
+            rows = cursor.fetchall()
+        loads = orjson.loads
+        return [Recorded(r["position"], r["topic"], r["originator_id"], r["version"], loads(r["state"]))
+                for r in rows]
 
     def run_batch(self, head: int | None = None) -> int:
         """Fold the next batch (up to `head`, default the current head); returns events applied.
@@ -286,12 +305,10 @@ class ProjectionRunner:
             head = self.registry.recorder.max_notification_id() or 0
         if after >= head:
             return 0
-        notifications = self._read(after, head)
+        events = self._read(after, head)
         # A short page means everything up to `head` has been seen: the position moves there
         # even if the last matching event is older (rare topics still report no lag).
-        new_position = notifications[-1].id if len(notifications) == self.batch else head
-        events = [Recorded(n.id, n.topic, n.originator_id, n.originator_version, orjson.loads(n.state))
-                  for n in notifications]
+        new_position = events[-1].position if len(events) == self.batch else head
         try:
             with self.datastore.transaction(commit=True) as cursor:
                 if not self.positions.advance(cursor, name, after, new_position):

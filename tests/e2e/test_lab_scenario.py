@@ -19,6 +19,8 @@ from __future__ import annotations
 import base64
 import json
 import re
+import subprocess
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -317,3 +319,26 @@ def test_wrong_password_is_refused(lab: Lab) -> None:
         r = http.get("/v2/")
     assert r.status_code == 401
     assert r.json()["errors"][0]["code"] == "UNAUTHORIZED"
+
+
+def test_the_audit_trail_answers_the_lab_questions(lab: Lab) -> None:
+    """Who pushed engineering/barca:lona, when and from where; who created team frontend and added
+    ahab — through /api/v0/events and through `dockyard audit query` on the same data."""
+    server = lab.server
+    with server.client() as api:
+        head = max(p["head"] for p in ok(api.get("/api/v0/projections"), 200).json())
+        wait = {"waitFor": head}
+        moved = ok(api.get("/api/v0/events", params={**wait, "repository": BARCA, "action": "tag.moved"}), 200)
+        [pushed] = [e for e in moved.json()["events"] if e["tag"] == "lona"]
+        assert pushed["actor"] == "orca" and pushed["clientAddress"] == "127.0.0.1" and pushed["recordedAt"]
+        teams = ok(api.get("/api/v0/events", params={**wait, "namespace": ORG, "action": "team.created"}), 200)
+        [frontend] = [e for e in teams.json()["events"] if e["details"]["name"] == "frontend"]
+        added = ok(api.get("/api/v0/events", params={**wait, "namespace": ORG, "action": "team.member_added"}), 200)
+        [ahab] = [e for e in added.json()["events"] if e["details"]["user"] == "ahab"
+                  and e["details"]["team"] == "frontend"]
+        assert frontend["actor"] == ahab["actor"] == "admin"
+    where = ["--database-url", server.database_url] if server.database_url else ["--data-dir", str(server.data_dir)]
+    out = subprocess.run([sys.executable, "-m", "dockyard", "audit", "query", "--repository", BARCA, "--action",
+                          "tag.moved", *where], capture_output=True, text=True, timeout=120, check=True).stdout
+    [line] = [line.split("\t") for line in out.splitlines() if f"{BARCA}:lona@" in line]
+    assert line[2:5] == ["orca", "127.0.0.1", "tag.moved"] and line[1] == pushed["recordedAt"]
