@@ -15,9 +15,17 @@ from starlette.staticfiles import StaticFiles
 from dockyard.api.portal import audit, login, logs, organizations, repositories, settings, tokens, users
 from dockyard.api.portal.web import ASSETS, HERE
 
+AREAS = (login, repositories, organizations, users, settings, tokens, logs, audit)
+
 
 def install(app: FastAPI) -> None:
     """Add the portal's pages and assets (after the APIs, whose paths they never shadow)."""
     app.mount(ASSETS, StaticFiles(directory=str(HERE / "static")), name="portal-assets")
-    for module in (login, repositories, organizations, users, settings, tokens, logs, audit):
+    for module in AREAS:
         app.include_router(module.router)
+
+
+def routes() -> set[tuple[str, str]]:
+    """(method, path) of every portal page, for the access tests."""
+    return {(method, route.path) for module in AREAS for route in module.router.routes
+            for method in getattr(route, "methods", ()) if method != "HEAD"}

@@ -35,7 +35,10 @@ def _filters(request: Request) -> tuple[dict[str, str], AuditFilter]:
             except ValueError:
                 raise InvalidRequest(f"{name.capitalize()} must be a date or time such as 2026-03-01 "
                                      "or 2026-03-01T12:00") from None
-    return values, AuditFilter(*(values[k] or None for k in FIELDS))
+    chosen = {k: values[k] or None for k in FIELDS}
+    return values, AuditFilter(actor=chosen["actor"], namespace=chosen["namespace"],
+                               repository=chosen["repository"], action=chosen["action"], since=chosen["since"],
+                               until=chosen["until"])
 
 
 def _scope(request: Request, viewer: Viewer) -> AuditScope:

@@ -15,7 +15,16 @@ from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
 from dockyard.api.portal.repositories import readable_page
-from dockyard.api.portal.web import CurrentViewer, Form, PortalRoute, Viewer, redirect, render, services
+from dockyard.api.portal.web import (
+    CurrentViewer,
+    Form,
+    PortalRoute,
+    Viewer,
+    redirect,
+    render,
+    services,
+    status_of,
+)
 from dockyard.api.v0.deps import (
     may_create_repository,
     readable_repository,
@@ -118,7 +127,7 @@ async def create_team(request: Request, org: str, current: CurrentViewer, form: 
         await run_in_threadpool(create)
     except DomainError as exc:
         context = await run_in_threadpool(_new_team_context, svc, org)
-        return render(request, "team_new.html", 400, section="organizations", org=org,
+        return render(request, "team_new.html", status_of(exc), section="organizations", org=org,
                       values={"name": name, "description": description}, chosen=members, error=exc.message,
                       **context)
     return redirect(f"/organizations/{org}/teams/{name}")
@@ -174,7 +183,8 @@ async def remove_member(request: Request, org: str, team: str, user: str, curren
         if isinstance(exc, NotFound):
             raise
         view = await run_in_threadpool(team_view, svc, current, org, team)
-        return render(request, "team.html", 409, section="organizations", error=exc.message, values={}, **view)
+        return render(request, "team.html", status_of(exc), section="organizations", error=exc.message, values={},
+                      **view)
     return redirect(f"/organizations/{org}/teams/{team}")
 
 
@@ -202,7 +212,8 @@ async def add_repository(request: Request, org: str, team: str, current: Current
         await run_in_threadpool(grant)
     except DomainError as exc:
         view = await run_in_threadpool(team_view, svc, current, org, team)
-        return render(request, "team.html", 400, section="organizations", error=exc.message, values=values, **view)
+        return render(request, "team.html", status_of(exc), section="organizations", error=exc.message,
+                      values=values, **view)
     return redirect(f"/organizations/{org}/teams/{team}")
 
 

@@ -17,7 +17,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
 from dockyard.api.portal.audit import scope_of
-from dockyard.api.portal.web import CurrentViewer, Form, PortalRoute, Viewer, redirect, render, services
+from dockyard.api.portal.web import CurrentViewer, Form, PortalRoute, Viewer, redirect, render, services, status_of
 from dockyard.api.v0.deps import may_create_repository, readable_repository, repository_level
 from dockyard.api.v2.common import Services
 from dockyard.domain import access
@@ -93,7 +93,7 @@ async def create_repository(request: Request, current: CurrentViewer, form: Form
         full = await run_in_threadpool(create)
     except DomainError as exc:
         namespaces = await run_in_threadpool(creatable_namespaces, svc, current)
-        return render(request, "repository_new.html", 400, section="repositories", namespaces=namespaces,
+        return render(request, "repository_new.html", status_of(exc), section="repositories", namespaces=namespaces,
                       values=values, errors={"name": exc.message})
     return redirect(f"/repositories/{full}")
 
@@ -204,9 +204,7 @@ async def change_settings(request: Request, namespace: str, repo: str, current: 
 
     try:
         await run_in_threadpool(change)
-    except (InvalidRequest, NotFound) as exc:
-        if isinstance(exc, NotFound):
-            raise
+    except InvalidRequest as exc:
         view = await run_in_threadpool(repository_view, svc, current, full)
         return render(request, "repository.html", 400, section="repositories", settings_error=exc.message,
                       **{**view, "host": view["host"] or request.url.netloc})

@@ -16,7 +16,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
 from dockyard.api.portal.users import users_context
-from dockyard.api.portal.web import AdminViewer, Form, PortalRoute, redirect, render, services
+from dockyard.api.portal.web import AdminViewer, Form, PortalRoute, redirect, render, services, status_of
 from dockyard.api.v0.schemas import AuthSettingsChange, LdapSettings
 from dockyard.api.v0.settings import _view as auth_view
 from dockyard.api.v0.settings import save_auth_settings, try_ldap_settings
@@ -58,7 +58,7 @@ async def save_general(request: Request, current: AdminViewer, form: Form) -> Re
     try:
         await run_in_threadpool(services(request).general.change_domain_name, value)
     except DomainError as exc:
-        return await render_general(request, 400, exc.message, value)
+        return await render_general(request, status_of(exc), exc.message, value)
     return redirect("/settings/general")
 
 

@@ -10,7 +10,7 @@ from fastapi import APIRouter, Request
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
-from dockyard.api.portal.web import CurrentViewer, Form, PortalRoute, Viewer, redirect, render, services
+from dockyard.api.portal.web import CurrentViewer, Form, PortalRoute, Viewer, redirect, render, services, status_of
 from dockyard.domain.errors import DomainError, InvalidRequest, Unauthorized
 
 router = APIRouter(route_class=PortalRoute, include_in_schema=False)
@@ -48,7 +48,7 @@ async def create_token(request: Request, current: CurrentViewer, form: Form) -> 
         issued = await run_in_threadpool(services(request).tokens.create, owner, values["name"],
                                          values["level"] or "read-only", expires, repositories)
     except DomainError as exc:
-        return await _render(request, current, 400, error=exc.message, values=values)
+        return await _render(request, current, status_of(exc), error=exc.message, values=values)
     return await _render(request, current, 201, created=issued.secret)
 
 

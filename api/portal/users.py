@@ -14,7 +14,7 @@ from fastapi import APIRouter, Request
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
-from dockyard.api.portal.web import AdminViewer, Form, PortalRoute, redirect, render, services
+from dockyard.api.portal.web import AdminViewer, Form, PortalRoute, redirect, render, services, status_of
 from dockyard.api.v0.accounts import _keeps_an_admin
 from dockyard.api.v2.common import Services
 from dockyard.domain.errors import DomainError, NotFound
@@ -54,7 +54,7 @@ def create_user(svc: Services, username: str, password: str, role: str) -> None:
 @router.post("/users/new")
 async def add_user(request: Request, current: AdminViewer, form: Form) -> Response:
     values = {"username": form.get("username", "").strip(), "role": form.get("role", "none")}
-    back = form.get("back") if form.get("back") in ("/users", "/settings/auth") else "/users"
+    back = "/settings/auth" if form.get("back") == "/settings/auth" else "/users"
     try:
         await run_in_threadpool(create_user, services(request), values["username"], form.get("password", ""),
                                 values["role"])
@@ -64,8 +64,9 @@ async def add_user(request: Request, current: AdminViewer, form: Form) -> Respon
         if back == "/settings/auth":
             from dockyard.api.portal.settings import render_auth  # settings imports this module
 
-            return await render_auth(request, 400, **failed)
-        return await run_in_threadpool(lambda: render_users(request, "users.html", 400, **failed))
+            return await render_auth(request, status_of(exc), **failed)
+        status = status_of(exc)
+        return await run_in_threadpool(lambda: render_users(request, "users.html", status, **failed))
     return redirect(back)
 
 
@@ -84,7 +85,8 @@ async def set_role(request: Request, name: str, current: AdminViewer, form: Form
     except DomainError as exc:
         if isinstance(exc, NotFound):
             raise
-        return await run_in_threadpool(lambda: render_users(request, "users.html", 409, error=exc.message))
+        status, message = status_of(exc), exc.message
+        return await run_in_threadpool(lambda: render_users(request, "users.html", status, error=message))
     return redirect("/users")
 
 
@@ -105,7 +107,8 @@ async def _set_active(request: Request, name: str, active: bool) -> Response:
     except DomainError as exc:
         if isinstance(exc, NotFound):
             raise
-        return await run_in_threadpool(lambda: render_users(request, "users.html", 409, error=exc.message))
+        status, message = status_of(exc), exc.message
+        return await run_in_threadpool(lambda: render_users(request, "users.html", status, error=message))
     if not active:
         await run_in_threadpool(svc.portal_sessions.end_all, name)
     return redirect("/users")

@@ -73,13 +73,19 @@ class PortalRoute(APIRoute):
             except Denied as exc:
                 response = error_page(request, 403, "Not allowed", exc.message)
             except DomainError as exc:
-                from dockyard.api.errors import code_for
-
-                response = error_page(request, code_for(exc)[1], "That did not work", exc.message)
+                response = error_page(request, status_of(exc), "That did not work", exc.message)
             response.headers.update(SECURITY_HEADERS)
             return response
 
         return page
+
+
+def status_of(error: DomainError) -> int:
+    """The HTTP status the API answers for `error` (403 refused, 404 not found, 409 conflict…):
+    a form shown again with an error keeps the status the API would give."""
+    from dockyard.api.errors import code_for  # the one table of errors
+
+    return code_for(error)[1]
 
 
 def services(request: Request) -> Services:
