@@ -244,13 +244,13 @@ def users(args: argparse.Namespace) -> int:
         if args.verb in ("create", "set-password"):
             password = _read_password(args.name)
         if args.verb == "create":
-            identity.create_user(args.name, accounts.hash_password(password or ""), args.role)
+            accounts.create_user(args.name, password or "", args.role)
         elif args.verb == "set-role":
-            identity.update_user(args.name, role=args.role)
+            accounts.update_user(args.name, role=args.role)
         elif args.verb == "set-password":
-            identity.update_user(args.name, password_hash=accounts.hash_password(password or ""))
+            accounts.update_user(args.name, password=password or "")
         else:
-            identity.update_user(args.name, active=args.verb == "activate")
+            accounts.update_user(args.name, active=args.verb == "activate")
         print(f"{args.verb}: {args.name}")
         return 0
     except DomainError as exc:

@@ -18,6 +18,7 @@ from starlette.routing import Route
 
 from dockyard.api import errors, portal, v0, v2
 from dockyard.api.auth import Auth
+from dockyard.api.auth import routes as auth_routes
 from dockyard.api.portal.sessions import SessionStore
 from dockyard.api.recent_logs import RecentLogs
 from dockyard.api.secret_store import SecretStore
@@ -55,14 +56,6 @@ def build_services(settings: Settings, clock: Callable[[], float] = time.time) -
                     General(registry))
 
 
-async def _token(request: Request) -> Response:
-    return await request.app.state.services.auth.token_endpoint(request)
-
-
-async def _oauth_token(request: Request) -> Response:
-    return await request.app.state.services.auth.oauth_token_endpoint(request)
-
-
 async def _health(request: Request) -> Response:
     return Response(b'{"status":"ok"}', media_type="application/json")
 
@@ -94,8 +87,7 @@ def create_app(settings: Settings, *, clock: Callable[[], float] = time.time) ->
     v0.install(app)  # the management API, and its console at /docs from local assets (no CDN)
     # The /v2/ hot paths are plain Starlette routes: FastAPI's validation adds ~35 µs each.
     app.router.routes.extend(v2.routes())
-    app.router.routes.append(Route("/auth/token", _token, methods=["GET"]))
-    app.router.routes.append(Route("/auth/token", _oauth_token, methods=["POST"]))
+    app.router.routes.extend(auth_routes.routes())  # /auth/token
     app.router.routes.append(Route("/healthz", _health, methods=["GET"]))
     app.state.recent_logs = RecentLogs()
     portal.install(app)  # the web portal at `/`, after every API route

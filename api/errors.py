@@ -85,12 +85,18 @@ def problem_response(status: int, title: str, detail: str, problem_type: str = "
 def _domain_problem(exc: e.DomainError, status: int) -> Response:
     cls = type(exc)
     title = (cls.__doc__ or cls.__name__).strip().splitlines()[0]
-    headers = dict(getattr(exc, "headers", None) or {})
-    if isinstance(exc, e.TooManyRequests) and isinstance(exc.detail, dict) and "retryAfterSeconds" in exc.detail:
-        headers["Retry-After"] = str(exc.detail["retryAfterSeconds"])
+    headers = _headers(exc)
     slug = re.sub(r"(?<!^)(?=[A-Z])", "-", cls.__name__).lower()
     return problem_response(status, title[:1].upper() + title[1:], exc.message, PROBLEM_TYPE + slug,
                             headers or None, context=exc.detail)
+
+
+def _headers(exc: e.DomainError) -> dict[str, str]:
+    """The error's own headers (a challenge), and Retry-After for a throttled client."""
+    headers = dict(getattr(exc, "headers", None) or {})
+    if isinstance(exc, e.TooManyRequests) and isinstance(exc.detail, dict) and "retryAfterSeconds" in exc.detail:
+        headers["Retry-After"] = str(exc.detail["retryAfterSeconds"])
+    return headers
 
 
 async def _domain_error(request: Request, exc: Exception) -> Response:
@@ -98,7 +104,7 @@ async def _domain_error(request: Request, exc: Exception) -> Response:
     code, status = code_for(exc)
     if _is_api(request):
         return _domain_problem(exc, status)
-    headers = getattr(exc, "headers", None)
+    headers = _headers(exc) or None
     if request.method == "HEAD":
         return Response(status_code=status, headers=headers)
     return error_response(code, exc.message, status, exc.detail, headers)

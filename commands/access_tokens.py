@@ -22,6 +22,7 @@ from dockyard.domain.access_token import (
     check_may_create_tokens,
     check_may_manage_tokens,
     check_token_level,
+    is_usable,
 )
 from dockyard.domain.errors import InvalidRequest, NotFound
 from dockyard.domain.names import check_repository_name
@@ -103,17 +104,21 @@ class AccessTokens:
         row = self.registry.identity.access_token(presented[len(PREFIX):].partition("_")[0])
         return row["owner"] if row else None
 
-    def check(self, user: str, presented: str) -> dict | None:
-        """The token row if `presented` is a valid, unexpired, unrevoked token of `user`, else None."""
+    def usable(self, token_id: str, user: str) -> dict[str, Any] | None:
+        """The token row if token `token_id` is usable for `user` now (`domain.access_token.is_usable`):
+        the one check for a token presented as a password and for one named in a registry JWT."""
+        row = self.registry.identity.access_token(token_id)
+        if row is None or not is_usable(row["owner"], bool(row["revoked"]), row["expires_at"], user, self.now()):
+            return None
+        return row
+
+    def check(self, user: str, presented: str) -> dict[str, Any] | None:
+        """The token row if `presented` is a usable token of `user` with the right secret, else None."""
         if not presented.startswith(PREFIX):
             return None
         token_id, _, secret = presented[len(PREFIX):].partition("_")
-        row = self.registry.identity.access_token(token_id)
-        if row is None or row["owner"] != user or row["revoked"]:
-            return None
-        if not hmac.compare_digest(row["secret_hash"], _hash(secret)):
-            return None
-        if row["expires_at"] and datetime.fromisoformat(row["expires_at"]) <= self.now():
+        row = self.usable(token_id, user)
+        if row is None or not hmac.compare_digest(row["secret_hash"], _hash(secret)):
             return None
         return row
 

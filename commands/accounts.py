@@ -26,6 +26,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
@@ -71,6 +72,23 @@ class Accounts:
         if not password:
             raise InvalidRequest("the password must not be empty")
         return self._hasher.hash(password)
+
+    # -- managed users: passwords are hashed here, never by a caller --------------------------
+
+    def create_user(self, name: str, password: str, role: str) -> None:
+        """A managed user with `password` (argon2id)."""
+        self.identity.create_user(name, self.hash_password(password), role)
+
+    def update_user(self, name: str, *, role: str | None = None, password: str | None = None,
+                    active: bool | None = None) -> None:
+        """Change a user's role, password or active flag. A password change, a deactivation or a
+        role change also ends the user's refresh tokens (the credentials epoch moves on), and
+        this process forgets the sign-ins it remembered."""
+        password_hash = self.hash_password(password) if password is not None else None
+        try:
+            self.identity.update_user(name, role=role, password_hash=password_hash, active=active)
+        finally:
+            self.forget_cached()
 
     def ensure_admin(self, password: str | None) -> str | None:
         """Create the `admin` user on first start. Returns the generated password, if one was made."""
@@ -145,11 +163,25 @@ class Accounts:
 
     def _verify_token(self, name: str, password: str) -> Principal | None:
         row = self.tokens.check(name, password)
-        user = self.registry.identity.user(name) if row else None
-        if row is None or user is None or not user["active"]:
+        return self._principal(name, row) if row else None
+
+    def principal_of(self, name: str, token_id: str | None = None) -> Principal | None:
+        """The principal `name` is now — signed in with access token `token_id`, if given — or
+        None if the user is gone or inactive, or the token no longer usable (revoked, expired).
+        What a registry or refresh JWT names is re-read through this."""
+        if token_id is None:
+            return self._principal(name, None)
+        row = self.tokens.usable(token_id, name)
+        return self._principal(name, row) if row else None
+
+    def _principal(self, name: str, token: dict[str, Any] | None) -> Principal | None:
+        user = self.registry.identity.user(name)
+        if user is None or not user["active"]:
             return None
-        return Principal(name, user["role"], token_id=row["id"], token_level=row["level"],
-                         token_repositories=tuple(row["repositories"]))
+        if token is None:
+            return Principal(name, user["role"])
+        return Principal(name, user["role"], token_id=token["id"], token_level=token["level"],
+                         token_repositories=tuple(token["repositories"]))
 
     def _verify_ldap(self, name: str, password: str, settings: dict) -> Principal | None:
         directory = LdapDirectory(LdapConfig.from_settings(settings, self._ldap_bind_password()))
@@ -205,7 +237,11 @@ class Accounts:
             failures = len(window)
             window.clear()
         until = (datetime.now(UTC) + timedelta(seconds=LOCKOUT)).isoformat()
-        guard = self.registry.load(LoginGuard, LoginGuard.create_id(name, address)) or LoginGuard(
-            user=name, address=address)
-        guard.throttle(name, address, failures, until)
-        self.registry.save(guard)
+
+        def record() -> None:  # another process may record a lock-out of the pair at the same time
+            guard = self.registry.load(LoginGuard, LoginGuard.create_id(name, address)) or LoginGuard(
+                user=name, address=address)
+            guard.throttle(name, address, failures, until)
+            self.registry.save(guard)
+
+        self.registry.retrying(record)

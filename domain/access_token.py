@@ -3,6 +3,7 @@ accounts, Quay's app tokens). The secret is shown once; only its sha256 is kept.
 
 from __future__ import annotations
 
+from datetime import datetime
 from uuid import UUID
 
 from eventsourcing.domain import event
@@ -18,6 +19,14 @@ def check_token_level(level: str) -> str:
     if level not in TOKEN_LEVELS:
         raise InvalidRequest(f"scope must be one of {', '.join(TOKEN_LEVELS)}", {"scope": level})
     return level
+
+
+def is_usable(owner: str, revoked: bool, expires_at: str | None, user: str, now: datetime) -> bool:
+    """The one validity rule of an access token presented for `user` at `now`: it is that user's,
+    not revoked, and not expired (`expires_at`, ISO 8601, is the first instant it is not valid)."""
+    if owner != user or revoked:
+        return False
+    return expires_at is None or datetime.fromisoformat(expires_at) > now
 
 
 def check_may_create_tokens(principal: Principal, owner: str) -> None:

@@ -48,7 +48,7 @@ async def users_page(request: Request, current: AdminViewer) -> Response:
 
 
 def create_user(svc: Services, username: str, password: str, role: str) -> None:
-    svc.identity.create_user(username, svc.accounts.hash_password(password), role)
+    svc.accounts.create_user(username, password, role)
 
 
 @router.post("/users/new")
@@ -74,8 +74,7 @@ def change_user(svc: Services, name: str, role: str | None, active: bool | None)
     if svc.registry.identity.user(name) is None:
         raise NotFound("no such user", {"name": name})
     _keeps_an_admin(svc, name, role, active)
-    svc.identity.update_user(name, role=role, active=active)
-    svc.accounts.forget_cached()
+    svc.accounts.update_user(name, role=role, active=active)
 
 
 @router.post("/users/{name}/role")

@@ -62,7 +62,7 @@ async def create_account(body: NewAccount, principal: SignedIn, svc: ServicesDep
             raise Denied("only a global admin may create users")
 
         def create() -> dict[str, Any]:
-            svc.identity.create_user(body.name, svc.accounts.hash_password(body.password), body.role)
+            svc.accounts.create_user(body.name, body.password, body.role)
             return _account(svc, body.name)
     else:
         def create() -> dict[str, Any]:
@@ -100,9 +100,7 @@ async def update_account(name: str, body: AccountChange, principal: SignedIn, sv
         if svc.registry.identity.user(name) is None:
             raise NotFound("no such user", {"name": name})
         _keeps_an_admin(svc, name, body.role, body.active)
-        password_hash = svc.accounts.hash_password(body.password) if body.password is not None else None
-        svc.identity.update_user(name, role=body.role, password_hash=password_hash, active=body.active)
-        svc.accounts.forget_cached()
+        svc.accounts.update_user(name, role=body.role, password=body.password, active=body.active)
         return _account(svc, name)
 
     return account_view(await run_in_threadpool(update))
@@ -117,7 +115,6 @@ async def deactivate_account(name: str, principal: GlobalAdmin, svc: ServicesDep
         if svc.registry.identity.user(name) is None:
             raise NotFound("no such user", {"name": name})
         _keeps_an_admin(svc, name, None, False)
-        svc.identity.update_user(name, active=False)
-        svc.accounts.forget_cached()
+        svc.accounts.update_user(name, active=False)
 
     await run_in_threadpool(deactivate)

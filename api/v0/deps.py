@@ -18,7 +18,6 @@ Rules beyond `domain.access`, where DTR's lab is silent:
 
 from __future__ import annotations
 
-import base64
 from typing import Annotated
 
 from fastapi import Depends, Request, Security
@@ -27,8 +26,9 @@ from fastapi.openapi.models import HTTPBearer as HTTPBearerModel
 from fastapi.security.base import SecurityBase
 from starlette.concurrency import run_in_threadpool
 
-from dockyard.api.auth import client_address
+from dockyard.api.auth.credentials import Bearer, client_address, parse_authorization
 from dockyard.api.v2.common import Services
+from dockyard.commands.access_tokens import is_access_token
 from dockyard.domain import access
 from dockyard.domain.access import ANONYMOUS, Principal
 from dockyard.domain.errors import Denied, NotFound, Unauthorized
@@ -66,23 +66,12 @@ def _unauthorized(message: str = "authentication required") -> Unauthorized:
 
 def _credentials(header: str) -> tuple[str, str] | None:
     """(user, password) from a Basic or `Bearer dyt_…` header; None without credentials."""
-    scheme, _, value = header.partition(" ")
-    scheme, value = scheme.lower(), value.strip()
-    if scheme == "basic":
-        try:
-            name, sep, password = base64.b64decode(value, validate=True).decode("utf-8").partition(":")
-        except (ValueError, UnicodeDecodeError):
-            raise _unauthorized("malformed Basic credentials") from None
-        if not sep:
-            raise _unauthorized("malformed Basic credentials")
-        return name, password
-    if scheme == "bearer":
-        if not value.startswith("dyt_"):
+    credentials = parse_authorization(header)  # Unauthorized when malformed
+    if isinstance(credentials, Bearer):
+        if not is_access_token(credentials.token):
             raise _unauthorized("the management API takes access tokens (dyt_…), not registry tokens")
-        return "", value
-    if header:
-        raise _unauthorized("unsupported authorization scheme")
-    return None
+        return "", credentials.token
+    return (credentials.user, credentials.password) if credentials else None
 
 
 async def current_principal(request: Request, svc: ServicesDep, _basic: Annotated[None, Security(_BASIC)],

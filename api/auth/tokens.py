@@ -1,0 +1,214 @@
+"""The token service: registry JWTs and refresh tokens — issued, verified, re-checked, rotated.
+
+Docker token auth (https://distribution.github.io/distribution/spec/auth/token/): a registry
+JWT (ES256, `aud` = our service) grants requested ∩ allowed actions per scope, for
+`token_ttl_seconds`. Verified tokens are cached (an ES256 verify costs ~120 µs of GIL time); every
+RECHECK_SECONDS the cache reads again whether the principal still exists (user active, access
+token usable) and what its grants allow under the current policy, so a revocation or a right
+removed reaches tokens already issued within seconds.
+
+Refresh tokens (OAuth2 `access_type=offline`) name a `RefreshTokenFamily` and a generation; each
+use rotates the family (`commands.refresh_tokens`). `clock` (seconds since the epoch) decides
+issue and expiry times: tests pass one they move.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import jwt
+from jwt.types import Options
+from cryptography.hazmat.primitives.asymmetric import ec
+
+from dockyard.api.auth.scopes import Scope
+from dockyard.api.secret_store import key_id
+from dockyard.api.settings import Settings
+from dockyard.commands.accounts import Accounts
+from dockyard.commands.refresh_tokens import RefreshGrant, RefreshTokens
+from dockyard.domain import access
+from dockyard.domain.access import ANONYMOUS, Principal
+from dockyard.domain.actor import ANONYMOUS as ANONYMOUS_NAME
+from dockyard.domain.actor import Actor, current_actor
+
+REFRESH_TTL_SECONDS = 7 * 24 * 3600
+# How long a verified registry JWT is trusted from the cache before its principal and its grants
+# are read again: the delay (per process) with which a revocation, deactivation or removed right
+# reaches JWTs already issued, instead of their expiry.
+RECHECK_SECONDS = 5.0
+_MODE_CACHE_SECONDS = 1.0
+
+Grants = dict[tuple[str, str], frozenset[str]]
+
+
+@dataclass(frozen=True, slots=True)
+class Caller:
+    """Who sent a request, and (for a bearer token) exactly what the token grants."""
+
+    principal: Principal
+    token_access: Grants | None = None
+
+
+class TokenService:
+    def __init__(self, settings: Settings, accounts: Accounts, key: ec.EllipticCurvePrivateKey,
+                 clock: Callable[[], float] = time.time) -> None:
+        self.settings = settings
+        self.accounts = accounts
+        self.clock = clock
+        self.refresh_tokens = RefreshTokens(accounts.registry)
+        self._key = key
+        self._public = key.public_key()
+        self._kid = key_id(key)
+        self._issuer = settings.token_service
+        self._verified: dict[str, tuple[float, float, Caller]] = {}  # token: (exp, recheck at, caller)
+        self._lock = threading.Lock()
+        self._mode: tuple[float, str] = (0.0, "managed")
+
+    # -- the policy, per resource type ---------------------------------------------------------
+
+    def mode(self) -> str:
+        """The auth mode (`none`, `managed`, `ldap`), read from the log's read model at most once a second."""
+        now = time.monotonic()
+        if self._mode[0] < now:
+            self._mode = (now + _MODE_CACHE_SECONDS, self.accounts.registry.identity.auth_settings()["mode"])
+        return self._mode[1]
+
+    def allowed(self, principal: Principal, scope: Scope) -> frozenset[str]:
+        """The actions of `scope` the principal may have. Blocking (reads the read model)."""
+        if self.mode() == "none":
+            return scope.actions
+        if scope.type == "repository":
+            facts = self.accounts.registry.identity.repository_facts(principal.name, scope.name)
+            return frozenset(access.allowed_actions(principal, scope.name, scope.actions, facts))
+        if scope.type == "registry" and scope.name == "catalog" and access.may_list_catalog(principal):
+            return scope.actions & {"*"}
+        return frozenset()
+
+    # -- registry tokens -----------------------------------------------------------------------
+
+    def issue(self, principal: Principal, scopes: list[Scope]) -> dict[str, object]:
+        """A registry token granting requested ∩ allowed actions. Blocking."""
+        now = int(self.clock())
+        grants = [{"type": s.type, "name": s.name, "actions": sorted(self.allowed(principal, s))} for s in scopes]
+        claims: dict[str, object] = {
+            "iss": self._issuer, "sub": principal.name or "", "aud": self.settings.token_service,
+            "exp": now + self.settings.token_ttl_seconds, "nbf": now - 5, "iat": now,
+            "jti": uuid.uuid4().hex, "access": grants,
+        }
+        if principal.token_id:
+            claims["tid"] = principal.token_id
+        token = self._sign(claims)
+        return {
+            "token": token, "access_token": token, "expires_in": self.settings.token_ttl_seconds,
+            "issued_at": datetime.fromtimestamp(now, UTC).isoformat().replace("+00:00", "Z"),
+        }
+
+    def cached(self, token: str) -> tuple[bool, Caller | None]:
+        """(hit, caller) from the cache of verified tokens, without blocking: a hit answers
+        until the token's recheck time (None once it expired); a miss needs `verify`."""
+        now = self.clock()
+        with self._lock:
+            hit = self._verified.get(token)
+        if hit is None:
+            return False, None
+        expires, recheck_at, caller = hit
+        if expires <= now:
+            return True, None
+        return (True, caller) if now < recheck_at else (False, None)
+
+    def verify(self, token: str) -> Caller | None:
+        """The caller a registry JWT speaks for now, or None if it is invalid, expired or its
+        principal is gone. Blocking (reads the read model); the result is cached."""
+        claims = self._decode(token, self.settings.token_service, ("exp", "iat", "sub"))
+        if claims is None:
+            return None
+        grants: Grants = {}
+        for entry in claims.get("access") or []:
+            k = (str(entry.get("type")), str(entry.get("name")))
+            grants[k] = grants.get(k, frozenset()) | frozenset(entry.get("actions") or [])
+        principal = self._principal_of(claims.get("sub") or None, claims.get("tid"))
+        # A token issued less than RECHECK_SECONDS ago carries the policy of its issue; it is
+        # checked again RECHECK_SECONDS after it was issued. Older ones: grants ∩ policy now.
+        now = self.clock()
+        issued_at = float(claims["iat"]) if isinstance(claims["iat"], int | float) else 0.0
+        fresh = now - RECHECK_SECONDS < issued_at <= now
+        if principal is not None and not fresh:
+            grants = {(kind, name): self.allowed(principal, Scope(kind, name, actions))
+                      for (kind, name), actions in grants.items()}
+        with self._lock:
+            if principal is None:
+                self._verified.pop(token, None)
+                return None
+            if len(self._verified) > 50_000:
+                self._verified.clear()
+            caller = Caller(principal, grants)
+            self._verified[token] = (float(claims["exp"]), (issued_at if fresh else now) + RECHECK_SECONDS, caller)
+        return caller
+
+    # -- refresh tokens ------------------------------------------------------------------------
+
+    def issue_refresh(self, principal: Principal, grant: RefreshGrant | None = None) -> str:
+        """A refresh token of `grant`'s family and generation (a new family without one). Blocking."""
+        if grant is None:
+            grant = self.refresh_tokens.start(principal.name or "", principal.token_id)
+        now = int(self.clock())
+        claims: dict[str, object] = {
+            "iss": self._issuer, "sub": principal.name or "", "aud": self._issuer + "/refresh",
+            "exp": now + REFRESH_TTL_SECONDS, "iat": now, "jti": uuid.uuid4().hex,
+            "fam": grant.family_id, "gen": grant.generation,
+        }
+        if principal.token_id:
+            claims["tid"] = principal.token_id
+        return self._sign(claims)
+
+    def refresh(self, token: str, address: str) -> tuple[Principal, str] | None:
+        """Use a refresh token presented from `address`: its principal and the rotated refresh
+        token, or None if it is invalid, expired, spent (which ends its family) or older than
+        the user's credentials. Blocking; binds the actor in this thread's context."""
+        claims = self._decode(token, self._issuer + "/refresh", ("exp", "sub", "fam", "gen"))
+        if claims is None or not isinstance(claims["gen"], int):
+            return None
+        principal = self._principal_of(claims.get("sub") or None, claims.get("tid"))
+        if principal is None or principal.is_anonymous:
+            return None
+        current_actor.set(Actor(principal.name or ANONYMOUS_NAME, address, principal.token_id))
+        grant = self.refresh_tokens.rotate(principal.name or "", RefreshGrant(str(claims["fam"]), claims["gen"]))
+        return None if grant is None else (principal, self.issue_refresh(principal, grant))
+
+    # -- plumbing ------------------------------------------------------------------------------
+
+    def _sign(self, claims: dict[str, object]) -> str:
+        return jwt.encode(claims, self._key, algorithm="ES256", headers={"kid": self._kid})
+
+    def _decode(self, token: str, audience: str, required: tuple[str, ...]) -> dict[str, Any] | None:
+        """The claims of a token we signed for `audience`, current by `self.clock`; else None."""
+        try:
+            # pyjwt would check `exp` and `nbf` against the system clock; `_current` checks them
+            # against `self.clock`, so that a test can move time instead of waiting.
+            options: Options = {"require": list(required), "verify_exp": False, "verify_nbf": False,
+                                "verify_iat": False}
+            claims = jwt.decode(token, self._public, algorithms=["ES256"], audience=audience, issuer=self._issuer,
+                                options=options)
+        except jwt.PyJWTError:
+            return None
+        return claims if self._current(claims) else None
+
+    def _current(self, claims: dict[str, object]) -> bool:
+        """Whether a token's `exp` is still ahead and its `nbf` (if any) reached, by `self.clock`."""
+        now = self.clock()
+        exp, nbf = claims.get("exp"), claims.get("nbf", now)
+        if not isinstance(exp, int | float) or not isinstance(nbf, int | float):
+            return False
+        return now < exp and nbf <= now
+
+    def _principal_of(self, sub: str | None, token_id: str | None) -> Principal | None:
+        """The current principal behind a token's subject: anonymous for none, None if the user
+        is gone or inactive or the access token it came from is no longer usable."""
+        if not sub:
+            return ANONYMOUS
+        return self.accounts.principal_of(sub, token_id)

@@ -1,0 +1,51 @@
+"""Passwords are hashed by the accounts commands (argon2id), never by a caller: what the API, the
+CLI and the portal hand over is the password itself (issue 7, item 9)."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from dockyard.commands.access_tokens import AccessTokens
+from dockyard.commands.accounts import Accounts
+from dockyard.commands.identity import Identity
+from dockyard.commands.persistence import event_store_env
+from dockyard.commands.registry import Registry
+from dockyard.domain.errors import InvalidRequest
+
+
+@pytest.fixture
+def accounts(tmp_path: Path) -> Iterator[Accounts]:
+    env = event_store_env(str(tmp_path), None)
+    env["SQLITE_DBNAME"] = f"file:dockyard-{uuid.uuid4().hex}?mode=memory&cache=shared"
+    registry = Registry(env)
+    yield Accounts(registry, Identity(registry), AccessTokens(registry))
+    registry.close()
+
+
+def test_a_password_is_stored_only_as_its_argon2id_hash(accounts: Accounts) -> None:
+    accounts.create_user("kara", "kara-password", "read-only")
+    row = accounts.registry.identity.user("kara")
+    assert row is not None and row["password_hash"].startswith("$argon2id$")
+    assert "kara-password" not in row["password_hash"]
+    assert accounts.authenticate("kara", "kara-password") is not None
+    with pytest.raises(InvalidRequest):
+        accounts.create_user("lee", "", "none")
+    assert accounts.registry.identity.user("lee") is None
+
+
+def test_a_password_change_hashes_forgets_remembered_sign_ins_and_moves_the_credentials_epoch(
+        accounts: Accounts) -> None:
+    accounts.create_user("kara", "old-password", "none")
+    assert accounts.authenticate("kara", "old-password") is not None  # remembered for a while
+    epoch = accounts.registry.identity.credentials_epoch("kara")
+    accounts.update_user("kara", password="new-password")
+    assert accounts.authenticate("kara", "old-password") is None
+    assert accounts.authenticate("kara", "new-password") is not None
+    assert accounts.registry.identity.credentials_epoch("kara") == epoch + 1
+    accounts.update_user("kara", active=False)
+    accounts.update_user("kara", active=True)  # reactivation does not move it back
+    assert accounts.registry.identity.credentials_epoch("kara") == epoch + 2
