@@ -265,6 +265,7 @@ def uploads(args: argparse.Namespace) -> int:
     from datetime import timedelta
 
     from dockyard.commands.uploads import UploadSessions
+    from dockyard.gc.upload_purge import purge_uploads
     from dockyard.storage import StorageConfigError, open_store
 
     settings = _settings(args)
@@ -276,7 +277,7 @@ def uploads(args: argparse.Namespace) -> int:
             raise CliError(f"storage: {exc}") from None
         sessions = UploadSessions(store, registry)
         hours = settings.upload_purge_age_hours if args.older_than_hours is None else args.older_than_hours
-        purged = sessions.purge(timedelta(hours=hours), dry_run=args.dry_run)
+        purged = purge_uploads(sessions, timedelta(hours=hours), dry_run=args.dry_run)
         for upload_id in purged:
             print(upload_id)
         print(f"{'would purge' if args.dry_run else 'purged'} {len(purged)} upload session(s) "
@@ -294,12 +295,16 @@ def gc(args: argparse.Namespace) -> int:
 
     from dockyard.domain.errors import DomainError
     from dockyard.gc.collector import GarbageCollector
-    from dockyard.storage import open_store
+    from dockyard.storage import StorageConfigError, open_store
 
     settings = _settings(args)
-    registry = _registry(args)
+    registry = _registry(args)  # first: opening a filesystem store creates its folder
     try:
-        collector = GarbageCollector(registry, open_store(settings.storage_url))
+        try:
+            store = open_store(settings.storage_url)
+        except StorageConfigError as exc:
+            raise CliError(f"storage: {exc}") from None
+        collector = GarbageCollector(registry, store)
         with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                       console=None if sys.stderr.isatty() else _quiet_console(), transient=False) as bar:
             tasks: dict[str, object] = {}

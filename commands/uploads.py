@@ -126,27 +126,22 @@ class UploadSessions:
         self._forget(upload_id)
         self.store.delete(f"_uploads/{upload_id}")
 
-    def purge(self, older_than: timedelta, *, now: datetime | None = None, dry_run: bool = False) -> list[str]:
-        """Delete the sessions started more than `older_than` before `now`: uploads a client
-        abandoned (Distribution's upload purging). Returns their ids, sorted.
+    def session_ids(self) -> list[str]:
+        """The ids of every session in storage, sorted (for `dockyard.gc.upload_purge`)."""
+        return sorted({key.split("/")[1] for key in self.store.list("_uploads")})
 
-        Idempotent, so every process may run it. A session whose info cannot be read is left
-        alone: it is being started right now (its data is written before its info), or a
-        crash left an empty data object behind.
-        """
-        cutoff = (now or datetime.fromtimestamp(self.clock(), UTC)) - older_than
-        stale = []
-        for upload_id in sorted({key.split("/")[1] for key in self.store.list("_uploads")}):
-            try:
-                started = datetime.fromisoformat(orjson.loads(self.store.read_bytes(_info_key(upload_id)))["started_at"])
-            except (BlobNotFound, ValueError, KeyError, TypeError):
-                continue
-            if started < cutoff:
-                stale.append(upload_id)
-                if not dry_run:
-                    self._forget(upload_id)
-                    self.store.delete(f"_uploads/{upload_id}")
-        return stale
+    def started_at(self, upload_id: str) -> datetime | None:
+        """When the session started; None when its info cannot be read: it is being started
+        right now (its data is written before its info), or a crash left an empty data object."""
+        try:
+            return datetime.fromisoformat(orjson.loads(self.store.read_bytes(_info_key(upload_id)))["started_at"])
+        except (BlobNotFound, ValueError, KeyError, TypeError):
+            return None
+
+    def discard(self, upload_id: str) -> None:
+        """Delete the session and whatever it holds, in any repository. Idempotent."""
+        self._forget(upload_id)
+        self.store.delete(f"_uploads/{upload_id}")
 
     # -- appending -----------------------------------------------------------------------------
 

@@ -1,10 +1,7 @@
-"""Garbage collection and housekeeping.
+"""Garbage collection and housekeeping, online.
 
-`schedule`: the jobs each serving process runs on a timer — today the purge of abandoned
-upload sessions (`commands.uploads.UploadSessions.purge`).
-
-Not built yet: the GC proper, which marks the blobs no live manifest references by replaying
-the log up to a position, then sweeps them from storage (with a grace period for racing
-uploads). Until it lands, deletes are recorded as events (`Manifest.Deleted`, `Tag.Deleted`,
-`BlobLink.Unlinked`) and the bytes stay in storage.
+`mark`: the live set as a pure function of a log position P. `sweep`: the plan (which stored
+blobs go, and why) and the fenced per-blob deletion. `collector`: one run, recorded as a
+`GcRun`. `schedule`: the timer jobs of a serving process (GC on the recorded cron schedule,
+the upload purge). `upload_purge`: abandoned upload sessions.
 """

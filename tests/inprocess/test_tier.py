@@ -9,6 +9,7 @@ import httpx
 import pytest
 
 from dockyard.api.auth import REFRESH_TTL_SECONDS
+from dockyard.gc.upload_purge import purge_uploads
 from tests.inprocess.conftest import API, Clock, Dockyard, InProcessServer
 
 pytestmark = pytest.mark.anyio
@@ -92,9 +93,9 @@ async def test_upload_sessions_age_by_the_clock(dockyard: Dockyard, client: http
     upload_id = location.rstrip("/").rsplit("/", 1)[1]
     age = timedelta(hours=dockyard.services.settings.upload_purge_age_hours)
     clock.advance(age.total_seconds() - 1)
-    assert dockyard.services.uploads.purge(age) == []
+    assert purge_uploads(dockyard.services.uploads, age) == []
     clock.advance(2)
-    assert dockyard.services.uploads.purge(age) == [upload_id]
+    assert purge_uploads(dockyard.services.uploads, age) == [upload_id]
     assert (await client.get(location)).status_code == 404
 
 

@@ -37,6 +37,7 @@ from dockyard.domain.errors import (
 )
 from dockyard.domain.manifest_format import OCI_INDEX, OCI_MANIFEST
 from dockyard.domain.tag import Tag
+from dockyard.gc.upload_purge import purge_uploads
 from dockyard.storage import blob_key
 from dockyard.storage.memory import MemoryStore
 
@@ -629,15 +630,15 @@ def test_purge_deletes_only_sessions_older_than_the_age(uploads: UploadSessions,
     store.writer(f"_uploads/{uuid.uuid4()}/data", append=True).close()
     sessions_before = set(store.list("_uploads"))
 
-    assert uploads.purge(timedelta(hours=168, minutes=30), now=week_later, dry_run=True) == [old]
+    assert purge_uploads(uploads, timedelta(hours=168, minutes=30), now=week_later, dry_run=True) == [old]
     assert set(store.list("_uploads")) == sessions_before  # a dry run deletes nothing
 
-    assert uploads.purge(timedelta(hours=168, minutes=30), now=week_later) == [old]
+    assert purge_uploads(uploads, timedelta(hours=168, minutes=30), now=week_later) == [old]
     with pytest.raises(BlobUploadUnknown):
         uploads.status(REPO, old)
     assert uploads.status(REPO, fresh).size == 0
-    assert uploads.purge(timedelta(hours=168, minutes=30), now=week_later) == []  # idempotent
-    assert uploads.purge(timedelta(0), now=week_later) == [fresh]
+    assert purge_uploads(uploads, timedelta(hours=168, minutes=30), now=week_later) == []  # idempotent
+    assert purge_uploads(uploads, timedelta(0), now=week_later) == [fresh]
 
 
 def test_mount_links_a_blob_from_another_repository(uploads: UploadSessions, registry: Registry) -> None:
