@@ -15,7 +15,7 @@ from apscheduler.triggers.cron import CronTrigger
 
 from dockyard.commands.registry import Registry
 from dockyard.domain.errors import InvalidRequest
-from dockyard.domain.gc_run import GcRun
+import dockyard.domain.gc_run  # noqa: F401 - the event classes the topics resolve to
 from dockyard.domain.gc_settings import GcSettings
 
 _FIELDS6 = ("second", "minute", "hour", "day", "month", "day_of_week")
@@ -85,13 +85,13 @@ def gc_runs(registry: Registry, limit: int = 50) -> list[dict[str, Any]]:
     start = 0
     while batch := registry.recorder.select_notifications(start, 1000, topics=topics, inclusive_of_start=False):
         for n in batch:
-            e = registry.mapper.to_domain_event(n)
+            e: Any = registry.mapper.to_domain_event(n)
             run_id = str(e.originator_id)
-            if isinstance(e, GcRun.Started):
+            if n.topic == "dockyard.GcRun.Started":
                 runs[run_id] = {"id": run_id, "state": "running", "position": e.position, "dryRun": e.dry_run,
                                 "graceSeconds": e.grace_seconds, "deleteUntagged": e.delete_untagged,
                                 "startedAt": e.timestamp.isoformat(), "startedBy": e.actor}
-            elif isinstance(e, GcRun.Finished) and run_id in runs:
+            elif n.topic == "dockyard.GcRun.Finished" and run_id in runs:
                 runs[run_id].update(state="failed" if e.errors else "done", finishedAt=e.timestamp.isoformat(),
                                     candidates=e.candidates, deleted=e.deleted, kept=e.kept,
                                     bytesFreed=e.bytes_freed, errors=e.errors,

@@ -21,11 +21,11 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from dockyard.domain.blob_link import BlobLink
-from dockyard.domain.gc_run import GcRun
-from dockyard.domain.manifest import Manifest
-from dockyard.domain.repository import Repository
-from dockyard.domain.tag import Tag
+import dockyard.domain.blob_link
+import dockyard.domain.gc_run
+import dockyard.domain.manifest
+import dockyard.domain.repository
+import dockyard.domain.tag  # noqa: F401 - the event classes the topics resolve to
 
 # The stored topics mark reads; everything else in the log (accounts, settings…) is skipped.
 TOPICS = (
@@ -109,15 +109,17 @@ class Marker:
         """Fold one domain event at `position` (positions must increase)."""
         self.position = position
         self._index = None
-        if isinstance(e, Repository.Created | Repository.Restored):
+        topic = getattr(type(e), "TOPIC", "")  # the stored topic: stable, and known to mypy
+        m: _Manifest | None
+        if topic in ("dockyard.Repository.Created", "dockyard.Repository.Restored"):
             self.repositories[e.name] = False
             self._touch_repository(e.name, position)
-        elif isinstance(e, Repository.Deleted):
+        elif topic == "dockyard.Repository.Deleted":
             self.repositories[e.name] = True
             cause = self._cause(position, e, f"repository {e.name} deleted")
             for m in self._by_repository.get(e.name, ()):
                 m.changed = cause
-        elif isinstance(e, Tag.Moved):
+        elif topic == "dockyard.Tag.Moved":
             self.tags[(e.repository, e.name)] = (e.digest, position)
             cause = self._cause(position, e, f"tag {e.repository}:{e.name} moved to {e.digest}")
             for digest in (e.digest, e.previous):
@@ -125,38 +127,39 @@ class Marker:
                 if m is not None:
                     m.changed = cause
             self._touch_manifest(e.repository, e.digest, position)
-        elif isinstance(e, Tag.Deleted):
+        elif topic == "dockyard.Tag.Deleted":
             self.tags.pop((e.repository, e.name), None)
             m = self.manifests.get((e.repository, e.digest))
             if m is not None:
                 m.changed = self._cause(position, e, f"tag {e.repository}:{e.name} deleted")
-        elif isinstance(e, Manifest.Pushed):
-            m = self.manifests.get((e.repository, e.digest))
-            if m is None:
-                m = self.manifests[(e.repository, e.digest)] = _Manifest(e.repository, e.digest)
-                self._by_repository.setdefault(e.repository, []).append(m)
-            m.present, m.blobs, m.children, m.subject = True, tuple(e.blobs), tuple(e.manifests), e.subject
-            m.changed = self._cause(position, e, f"manifest {e.repository}@{e.digest} pushed")
+        elif topic == "dockyard.Manifest.Pushed":
+            pushed = self.manifests.get((e.repository, e.digest))
+            if pushed is None:
+                pushed = self.manifests[(e.repository, e.digest)] = _Manifest(e.repository, e.digest)
+                self._by_repository.setdefault(e.repository, []).append(pushed)
+            pushed.present, pushed.blobs, pushed.children = True, tuple(e.blobs), tuple(e.manifests)
+            pushed.subject = e.subject
+            pushed.changed = self._cause(position, e, f"manifest {e.repository}@{e.digest} pushed")
             self._touch_manifest(e.repository, e.digest, position)
-        elif isinstance(e, Manifest.Deleted):
+        elif topic == "dockyard.Manifest.Deleted":
             m = self.manifests.get((e.repository, e.digest))
             if m is not None:
                 m.present = False
                 m.changed = self._cause(position, e, f"manifest {e.repository}@{e.digest} deleted")
-        elif isinstance(e, BlobLink.Linked):
+        elif topic == "dockyard.BlobLink.Linked":
             self.links[(e.repository, e.digest)] = _Link(
                 True, e.size, self._cause(position, e, f"blob linked into {e.repository} ({e.source})"))
             self.collected.pop(e.digest, None)
             self._touch(e.digest, position)
-        elif isinstance(e, BlobLink.Unlinked):
+        elif topic == "dockyard.BlobLink.Unlinked":
             link = self.links.get((e.repository, e.digest))
             if link is not None:
                 link.linked = False
                 link.changed = self._cause(position, e, f"blob unlinked from {e.repository}")
-        elif isinstance(e, GcRun.BlobCollected):
+        elif topic == "dockyard.GcRun.BlobCollected":
             self.collected[e.digest] = self._cause(position, e, "collected by GC")
             self.orphans_seen.pop(e.digest, None)
-        elif isinstance(e, GcRun.Finished):
+        elif topic == "dockyard.GcRun.Finished":
             cause = self._cause(position, e, "in storage, named by no event; first seen by GC")
             for digest in e.orphans_seen:
                 self.orphans_seen.setdefault(digest, cause)
@@ -196,15 +199,15 @@ class Marker:
         # so a manifest held by a tag is explained by the tag.
         stack: list[tuple[tuple[str, str], Holder]] = []
         if not delete_untagged:
-            for key, m in sorted(self.manifests.items(), reverse=True):
-                if m.present and m.changed is not None:
-                    stack.append((key, Holder(m.repository, m.digest, "untagged", m.changed.position)))
+            for key, root in sorted(self.manifests.items(), reverse=True):
+                if root.present and root.changed is not None:
+                    stack.append((key, Holder(root.repository, root.digest, "untagged", root.changed.position)))
         for (repository, tag), (digest, since) in sorted(self.tags.items(), reverse=True):
             stack.append(((repository, digest), Holder(repository, digest, f"tag:{tag}", since)))
         by_subject: dict[tuple[str, str], list[_Manifest]] = {}
-        for m in self.manifests.values():
-            if m.subject and m.present:
-                by_subject.setdefault((m.repository, m.subject), []).append(m)
+        for referrer in self.manifests.values():
+            if referrer.subject and referrer.present:
+                by_subject.setdefault((referrer.repository, referrer.subject), []).append(referrer)
         while stack:
             key, holder = stack.pop()
             m = self.manifests.get(key)
@@ -237,7 +240,7 @@ class Marker:
         or a change to a manifest (or an index or subject of one) that lists it. None when no
         event names the blob (an orphan: its first sighting by GC stands in)."""
         index = self._indexed()
-        causes = [link.changed for link in index.links.get(digest, ())]
+        causes: list[Cause | None] = [link.changed for link in index.links.get(digest, ())]
         for m in index.listing.get(digest, ()):
             causes.append(m.changed)
             causes.extend(p.changed for p in index.parents.get((m.repository, m.digest), ()))

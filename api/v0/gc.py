@@ -69,7 +69,7 @@ async def put_gc_settings(body: GcSettingsChange, principal: GlobalAdmin, svc: S
 @router.post("/gc/run", summary="Run garbage collection now (409 while one runs)")
 async def run_gc(principal: GlobalAdmin, svc: ServicesDep, body: GcRunRequest | None = None) -> dict[str, Any]:
     require_token_admin(principal)
-    request = body or GcRunRequest()
+    request = body or GcRunRequest.model_validate({})
 
     def run() -> dict[str, Any]:
         collector = GarbageCollector(svc.registry, svc.store, svc.uploads.clock)
