@@ -9,6 +9,10 @@ The world (created through /api/v0 as the initial admin): organisation `engineer
 `engineering/madrid`, which holds one image tagged `v1`. Callers: anonymous; ahab (role
 none); moby (read-only); orca (read-write); gordon (admin); tina (team member); olive
 (organisation owner); tom (read-write) signing in with a read-only access token.
+
+In-process (tests/inprocess/conftest.py): a fresh app per test, driven through ASGITransport;
+the lab scenario and the OCI slice in tests/integration/test_real_server.py check the same
+policy through a real server on PostgreSQL.
 """
 
 from __future__ import annotations
@@ -27,8 +31,7 @@ import pytest
 from dockyard.api.app import create_app
 from dockyard.api import portal
 from dockyard.api.settings import Settings
-
-pytestmark = pytest.mark.e2e
+from tests.inprocess.conftest import InProcessServer
 
 CALLERS = ("anonymous", "none", "read-only", "read-write", "admin", "team-member", "owner", "token")
 EVERYONE = frozenset(CALLERS)
@@ -51,14 +54,21 @@ def _digest(data: bytes) -> str:
 
 @dataclass
 class World:
-    url: str
+    server: InProcessServer
     admin: httpx.Client
     auth: dict[str, tuple[str, str] | None] = field(default_factory=dict)
     blob: str = ""
     manifest: str = ""
 
+    def connect(self, auth: tuple[str, str] | None) -> httpx.Client:
+        return self.server.client(auth=auth)
+
     def client(self, caller: str) -> httpx.Client:
-        return httpx.Client(base_url=self.url, auth=self.auth[caller], timeout=60)
+        return self.connect(self.auth[caller])
+
+    def post_as(self, auth: tuple[str, str], path: str, **kwargs: Any) -> httpx.Response:
+        with self.connect(auth) as client:
+            return client.post(path, **kwargs)
 
     # -- things a case makes as admin before the caller tries it --------------------------------
 
@@ -127,8 +137,8 @@ def _new_repo(w: World, caller: str) -> str:
 
 
 def _ahab_token(w: World, caller: str) -> str:
-    r = httpx.post(w.url + "/api/v0/accounts/ahab/tokens", auth=("ahab", "ahab-pw"),
-                   json={"name": "t" + _unique(caller), "scope": "read-only"})
+    r = w.post_as(("ahab", "ahab-pw"), "/api/v0/accounts/ahab/tokens",
+                  json={"name": "t" + _unique(caller), "scope": "read-only"})
     w.ok(r)
     return r.json()["id"]
 
@@ -141,8 +151,8 @@ def _self(w: World, caller: str) -> str:
 def _own_token(w: World, caller: str) -> str:
     """A token of the caller's own user, made with the user's password."""
     name = _self(w, caller)
-    r = httpx.post(w.url + f"/api/v0/accounts/{name}/tokens", auth=(name, f"{name}-pw"),
-                   json={"name": "o" + _unique(caller), "scope": "read-only"})
+    r = w.post_as((name, f"{name}-pw"), f"/api/v0/accounts/{name}/tokens",
+                  json={"name": "o" + _unique(caller), "scope": "read-only"})
     w.ok(r)
     return r.json()["id"]
 
@@ -296,10 +306,10 @@ def test_every_route_has_a_case() -> None:
     assert not covered - table, f"cases for routes that do not exist: {sorted(covered - table)}"
 
 
-@pytest.fixture(scope="module")
-def world(shared_server) -> World:
+@pytest.fixture
+def world(shared_server: InProcessServer) -> World:
     admin = shared_server.client()
-    w = World(shared_server.url, admin)
+    w = World(shared_server, admin)
     w.auth["anonymous"] = None
     for caller, (name, role) in USERS.items():
         w.ok(admin.post("/api/v0/accounts", json={"type": "user", "name": name, "password": f"{name}-pw",
@@ -311,8 +321,7 @@ def world(shared_server) -> World:
     w.ok(admin.put("/api/v0/accounts/engineering/teams/frontend/members/tina"))
     w.ok(admin.post("/api/v0/repositories/engineering", json={"name": "madrid", "visibility": "private"}))
     w.ok(admin.put(f"/api/v0/repositories/{REPO}/teamAccess/frontend", json={"accessLevel": "read-write"}))
-    r = httpx.post(w.url + "/api/v0/accounts/tom/tokens", auth=("tom", "tom-pw"),
-                   json={"name": "ci", "scope": "read-only"})
+    r = w.post_as(("tom", "tom-pw"), "/api/v0/accounts/tom/tokens", json={"name": "ci", "scope": "read-only"})
     w.ok(r)
     w.auth["token"] = ("tom", r.json()["token"])
     w.blob = w.push_blob(os.urandom(4096))
@@ -327,7 +336,7 @@ def test_each_caller_gets_exactly_what_the_access_model_allows(world: World) -> 
         for caller in CALLERS:
             url, kwargs = case.build(world, caller)
             auth = kwargs.pop("auth", world.auth[caller])
-            with httpx.Client(base_url=world.url, auth=auth, timeout=60) as client:
+            with world.connect(auth) as client:
                 r = client.request(case.method, url, **kwargs)
             denied = r.status_code in (401, 403) or (case.denied_as_missing and r.status_code == 404)
             expected = caller in case.allowed
