@@ -3,8 +3,9 @@
 A user makes a named token with an expiry and a scope (`/api/v0/accounts/{user}/tokens`); it is
 the password for skopeo and for HTTP Basic, shown once, and every use is attributed to it in the
 event log. A read-only token cannot push, a token limited to one repository cannot touch
-another, revoked and expired tokens fail, and so do a tampered token and registry JWTs that were
-altered or signed by another key. Unknown users get the same answer as wrong passwords; five
+another, a revoked token fails (for skopeo too), and so do a tampered token and registry JWTs
+that were altered or signed by another key. Expiry by the clock, and registry JWTs issued before
+a revocation or expiry, are shown in tests/inprocess/test_access_token_lifecycle.py. Unknown users get the same answer as wrong passwords; five
 failed logins from one address lock the sixth out with 429 TOOMANYREQUESTS, recorded as a
 `dockyard.LoginGuard.Throttled` event that every process of the registry honours.
 """
@@ -217,25 +218,10 @@ def test_revoked_token_fails(crew: Crew) -> None:
                     access_type="offline", scope=f"repository:{user}/app:pull")
     assert refresh.status_code == 200, refresh.text
     refresh_token = refresh.json()["refresh_token"]
-    # A registry JWT issued for the token before the revocation, in use (so cached) already.
-    issued = token_flow(server, user, token.secret, "GET", "/v2/_catalog")
-    ok(issued.response, 200)
-    bearer = {"Authorization": f"Bearer {issued.token}"}
-    with httpx.Client(base_url=server.url, timeout=60) as http:
-        ok(http.get("/v2/_catalog", headers=bearer), 200)
-
     with server.client((user, password)) as api:
         ok(api.delete(f"/api/v0/accounts/{user}/tokens/{token.id}"))
         rows = ok(api.get(f"/api/v0/accounts/{user}/tokens"), 200).json()["tokens"]
     assert [row["revoked"] for row in rows if row["id"] == token.id] == [True], rows
-
-    # That JWT stops working once the server reads its access token again (every few seconds),
-    # long before its 5-minute expiry.
-    with httpx.Client(base_url=server.url, timeout=60) as http:
-        deadline = time.monotonic() + 60
-        while (r := http.get("/v2/_catalog", headers=bearer)).status_code == 200 and time.monotonic() < deadline:
-            time.sleep(0.5)
-    assert r.status_code == 401 and r.json()["errors"][0]["code"] == "UNAUTHORIZED", r.text
 
     r = basic_status(server, user, token.secret)
     assert r.status_code == 401 and r.json()["errors"][0]["code"] == "UNAUTHORIZED"
@@ -248,31 +234,6 @@ def test_revoked_token_fails(crew: Crew) -> None:
     r = oauth(server, grant_type="refresh_token", refresh_token=refresh_token, scope=f"repository:{user}/app:pull")
     assert r.status_code == 401, r.text
     assert basic_status(server, user, password).status_code == 200  # the password is unaffected
-
-
-def test_expired_token_fails(crew: Crew) -> None:
-    server, user, password = crew.server, "queequeg", "queequeg-pw"
-    create_user(server, user, password)
-    with server.client((user, password)) as api:  # an expiry in the past is refused
-        r = api.post(f"/api/v0/accounts/{user}/tokens", json={"name": "stale", "scope": "read-only",
-                                                               "repositories": [], "expiresAt": iso_in(-60)})
-    assert r.status_code in (400, 422), r.text
-
-    token = create_token(server, "short-lived", "read-only", expires_in=10, user=user, password=password)
-    expires = datetime.fromisoformat(token.body["expiresAt"])
-    assert basic_status(server, user, token.secret).status_code == 200
-    refresh = oauth(server, grant_type="password", username=user, password=token.secret,
-                    access_type="offline", scope=f"repository:{user}/app:pull")
-    assert refresh.status_code == 200, refresh.text
-    time.sleep(max(0.0, (expires - datetime.now(UTC)).total_seconds()) + 1.0)
-
-    r = basic_status(server, user, token.secret)
-    assert r.status_code == 401 and r.json()["errors"][0]["code"] == "UNAUTHORIZED"
-    assert crew.skopeo("token-expired", token.secret, user).login(check=False).returncode != 0
-    # A refresh token obtained with it dies with it.
-    r = oauth(server, grant_type="refresh_token", refresh_token=refresh.json()["refresh_token"],
-              scope=f"repository:{user}/app:pull")
-    assert r.status_code == 401, r.text
 
 
 def test_tampered_token_is_rejected(crew: Crew) -> None:
