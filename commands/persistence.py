@@ -89,8 +89,8 @@ class PostgresRegistryRecorder(PostgresApplicationRecorder):
         super().__init__(datastore, **kwargs)
         from psycopg.sql import SQL, Identifier
 
-        self.sql_create_statements.extend(SQL(s) for s in inline.create_statements(POSTGRES))
-        self.sql_create_statements.extend(SQL(s) for s in chain.create_statements(POSTGRES))
+        self.sql_create_statements.extend(SQL(s).format() for s in inline.create_statements(POSTGRES))
+        self.sql_create_statements.extend(SQL(s).format() for s in chain.create_statements(POSTGRES))
         self._inserted_ids = threading.local()  # this thread's ids, read inside the transaction
         # The library's INSERT, with the events array sent in binary (`%b`): its text form is
         # escaped in pure Python, ~0.7 s for one 5 MB event against ~0.09 s in binary.

@@ -59,7 +59,8 @@ class AuditQueries:
         return AuditScope(user=user, organizations=self.owned_organizations(user))
 
     def _where(self, f: AuditFilter, scope: AuditScope) -> tuple[str, dict[str, Any]]:
-        clauses, params = ["position > %(after)s"], {"after": f.after}
+        clauses = ["position > %(after)s"]
+        params: dict[str, Any] = {"after": f.after}
         for column in ("actor", "namespace", "repository", "action"):
             value = getattr(f, column)
             if value is not None:

@@ -126,5 +126,14 @@ class AuditTrail:
                 for column in ("actor", "namespace", "repository", "action", "recorded_at")]
 
     def apply(self, dialect: Dialect, cursor: Any, events: Sequence[Recorded]) -> None:
-        if events:
+        if not events:
+            return
+        if dialect.name == "postgres":
+            # COPY: one stream for the batch (executemany costs a pipelined statement per row,
+            # ~3x slower here).
+            with cursor.copy(f"COPY {self.table} ({', '.join(COLUMNS)}) FROM STDIN") as copy:
+                for event in events:
+                    values = row(event)
+                    copy.write_row([values[c] for c in COLUMNS])
+        else:
             cursor.executemany(dialect.sql(self._insert), [row(e) for e in events])

@@ -193,7 +193,7 @@ class Leadership:
                 k: v for k, v in pool.kwargs.items() if k not in ("autocommit",)})
             key = int.from_bytes(hashlib.sha256(b"dockyard.projection:" + self.name.encode()).digest()[:8],
                                  "big", signed=True)
-            row = conn.execute("SELECT pg_try_advisory_lock(%s) AS ok", (key,)).fetchone()
+            row: Any = conn.execute("SELECT pg_try_advisory_lock(%s) AS ok", (key,)).fetchone()
             ok = row["ok"] if isinstance(row, dict) else row[0]
             if not ok:
                 conn.close()
