@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from fastapi import APIRouter, Query, status
+from fastapi import APIRouter, Query, Request, Response, status
 from starlette.concurrency import run_in_threadpool
 
 from dockyard.api.v0.deps import (
@@ -19,6 +19,7 @@ from dockyard.api.v0.deps import (
     require_password_sign_in,
     require_token_admin,
 )
+from dockyard.api.v0.paging import Cursor, Limit, decode_cursor, encode_cursor, link_next
 from dockyard.api.v0.schemas import Account, AccountChange, AccountList, NewAccount, NewUser
 from dockyard.api.v2.common import Services
 from dockyard.domain.errors import Conflict, Denied, NotFound
@@ -72,11 +73,15 @@ async def create_account(body: NewAccount, principal: SignedIn, svc: ServicesDep
     return account_view(await run_in_threadpool(create))
 
 
-@router.get("", response_model_exclude_none=True, summary="List users and organisations")
-async def list_accounts(principal: SignedIn, svc: ServicesDep,
-                        type: Literal["user", "organization"] | None = Query(None)) -> AccountList:
-    rows = await run_in_threadpool(svc.registry.identity.accounts, type)
-    return AccountList(accounts=[account_view(r) for r in rows])
+@router.get("", response_model_exclude_none=True, summary="List users and organisations (paged, by name)")
+async def list_accounts(request: Request, response: Response, principal: SignedIn, svc: ServicesDep,
+                        type: Literal["user", "organization"] | None = Query(None), limit: Limit = 100,
+                        cursor: Cursor = None) -> AccountList:
+    # Keyset paging in SQL (there may be many directory users): one row more says a next page exists.
+    rows = await run_in_threadpool(svc.registry.identity.accounts_page, type, decode_cursor(cursor), limit + 1)
+    shown, more = rows[:limit], len(rows) > limit
+    link_next(request, response, encode_cursor(shown[-1]["name"]) if more else None)
+    return AccountList(accounts=[account_view(r) for r in shown])
 
 
 @router.get("/{name}", response_model_exclude_none=True, summary="One user or organisation")

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Query, status
+from fastapi import APIRouter, Query, Request, Response, status
 from starlette.concurrency import run_in_threadpool
 
 from dockyard.api.v0.deps import (
@@ -25,13 +25,13 @@ from dockyard.api.v0.deps import (
     readable_repository,
     repository_level,
 )
+from dockyard.api.v0.paging import Cursor, Limit, decode_cursor, encode_cursor, link_next
 from dockyard.api.v0.schemas import NewRepository, Repository, RepositoryChange, RepositoryList
 from dockyard.api.v2.common import Services
 from dockyard.domain.access import Principal
 from dockyard.domain.errors import Denied, NotFound
 
 router = APIRouter(prefix="/repositories", tags=["repositories"])
-MAX_PAGE = 1000
 
 
 def repository_view(row: dict[str, Any], level: str) -> Repository:
@@ -49,33 +49,36 @@ def _readable(svc: Services, principal: Principal, full: str, needed: str = "rea
 
 
 def _search(svc: Services, principal: Principal, search: str | None, namespace: str | None,
-            n: int, last: str | None) -> RepositoryList:
-    """Up to `n` repositories the caller may read, in name order after `last`."""
+            limit: int, cursor: str | None) -> tuple[RepositoryList, str | None]:
+    """Up to `limit` repositories the caller may read, in name order after the cursor's name;
+    the next page's cursor when more follow."""
     found: list[Repository] = []
-    cursor = last
-    while len(found) < n:
-        batch = svc.registry.queries.search_repositories(search, namespace, 500, cursor)
+    last = decode_cursor(cursor)
+    while len(found) <= limit:  # one more than a page says whether a next page exists
+        batch = svc.registry.queries.search_repositories(search, namespace, 500, last)
         for row in batch:
             level = repository_level(svc, principal, row["name"])
             if level != "none":
                 found.append(repository_view(row, level))
-                if len(found) == n:
+                if len(found) > limit:
                     break
         if len(batch) < 500:
             break
-        cursor = batch[-1]["name"]
-    return RepositoryList(repositories=found)
+        last = batch[-1]["name"]
+    shown = found[:limit]
+    return RepositoryList(repositories=shown), (encode_cursor(shown[-1].full_name) if len(found) > limit else None)
 
 
-@router.get("", summary="Search the repositories the caller may read")
+@router.get("", summary="Search the repositories the caller may read (paged, by name)")
 async def search_repositories(
-    principal: Caller, svc: ServicesDep,
+    request: Request, response: Response, principal: Caller, svc: ServicesDep,
     search: str | None = Query(None, description="A part of the repository name."),
-    n: int = Query(100, ge=1, le=MAX_PAGE, description="At most this many."),
-    last: str | None = Query(None, description="Continue after this repository name."),
+    limit: Limit = 100, cursor: Cursor = None,
 ) -> RepositoryList:
     term = search.lower() if search else None
-    return await run_in_threadpool(_search, svc, principal, term, None, n, last)
+    listing, next_cursor = await run_in_threadpool(_search, svc, principal, term, None, limit, cursor)
+    link_next(request, response, next_cursor)
+    return listing
 
 
 @router.post("/{namespace}", status_code=status.HTTP_201_CREATED,
@@ -95,12 +98,14 @@ async def create_repository(namespace: str, body: NewRepository, principal: Sign
     return await run_in_threadpool(create)
 
 
-@router.get("/{namespace}", summary="The repositories of a namespace the caller may read")
+@router.get("/{namespace}", summary="The repositories of a namespace the caller may read (paged, by name)")
 async def list_namespace(
-    namespace: str, principal: Caller, svc: ServicesDep,
-    n: int = Query(100, ge=1, le=MAX_PAGE), last: str | None = Query(None),
+    namespace: str, request: Request, response: Response, principal: Caller, svc: ServicesDep,
+    limit: Limit = 100, cursor: Cursor = None,
 ) -> RepositoryList:
-    return await run_in_threadpool(_search, svc, principal, None, namespace, n, last)
+    listing, next_cursor = await run_in_threadpool(_search, svc, principal, None, namespace, limit, cursor)
+    link_next(request, response, next_cursor)
+    return listing
 
 
 @router.get("/{namespace}/{repo:path}", summary="One repository (404 when the caller cannot read it)")

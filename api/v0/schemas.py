@@ -84,6 +84,10 @@ class TeamList(Model):
     teams: list[TeamSummary]
 
 
+class MemberList(Model):
+    members: list[str]
+
+
 # -- repositories ------------------------------------------------------------------------------
 
 class NewRepository(Model):

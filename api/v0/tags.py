@@ -3,10 +3,11 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, status
+from fastapi import APIRouter, Request, Response, status
 from starlette.concurrency import run_in_threadpool
 
 from dockyard.api.v0.deps import Caller, ServicesDep, SignedIn, readable_repository
+from dockyard.api.v0.paging import Cursor, Limit, link_next, page
 from dockyard.api.v0.schemas import Tag, TagList
 from dockyard.domain.errors import NotFound
 from dockyard.domain.names import is_valid_tag
@@ -14,13 +15,15 @@ from dockyard.domain.names import is_valid_tag
 router = APIRouter(prefix="/repositories/{namespace}/{repo:path}/tags", tags=["tags"])
 
 
-@router.get("", summary="The repository's tags (read access)")
-async def list_tags(namespace: str, repo: str, principal: Caller, svc: ServicesDep) -> TagList:
+@router.get("", summary="The repository's tags (read access; paged, by name)")
+async def list_tags(namespace: str, repo: str, request: Request, response: Response, principal: Caller,
+                    svc: ServicesDep, limit: Limit = 100, cursor: Cursor = None) -> TagList:
     full = f"{namespace}/{repo}"
 
     def tags() -> TagList:
         readable_repository(svc, principal, full)
-        rows = svc.registry.queries.tag_rows(full)
+        rows, next_cursor = page(svc.registry.queries.tag_rows(full), lambda r: r["tag"], limit, cursor)
+        link_next(request, response, next_cursor)
         return TagList(repository=full, tags=[Tag(name=r["tag"], digest=r["digest"], updated_at=r["updated_at"],
                                                   updated_by=r["updated_by"]) for r in rows])
 

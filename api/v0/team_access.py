@@ -7,22 +7,25 @@ The team must be one of the organisation that owns the repository (404 otherwise
 
 from __future__ import annotations
 
-from fastapi import APIRouter, status
+from fastapi import APIRouter, Request, Response, status
 from starlette.concurrency import run_in_threadpool
 
 from dockyard.api.v0.deps import Caller, ServicesDep, SignedIn, readable_repository
+from dockyard.api.v0.paging import Cursor, Limit, link_next, page
 from dockyard.api.v0.schemas import TeamAccess, TeamAccessChange, TeamAccessList
 
 router = APIRouter(prefix="/repositories/{namespace}/{repo:path}/teamAccess", tags=["team access"])
 
 
-@router.get("", summary="The teams with access to the repository (read access)")
-async def list_team_access(namespace: str, repo: str, principal: Caller, svc: ServicesDep) -> TeamAccessList:
+@router.get("", summary="The teams with access to the repository (read access; paged, by team)")
+async def list_team_access(namespace: str, repo: str, request: Request, response: Response, principal: Caller,
+                           svc: ServicesDep, limit: Limit = 100, cursor: Cursor = None) -> TeamAccessList:
     full = f"{namespace}/{repo}"
 
     def grants() -> TeamAccessList:
         readable_repository(svc, principal, full)
-        rows = svc.registry.identity.team_access(full)
+        rows, next_cursor = page(svc.registry.identity.team_access(full), lambda r: r["team"], limit, cursor)
+        link_next(request, response, next_cursor)
         return TeamAccessList(repository=full,
                               team_access=[TeamAccess(team=r["team"], access_level=r["level"]) for r in rows])
 

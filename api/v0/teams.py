@@ -7,11 +7,12 @@ read by any signed-in user.
 
 from __future__ import annotations
 
-from fastapi import APIRouter, status
+from fastapi import APIRouter, Request, Response, status
 from starlette.concurrency import run_in_threadpool
 
 from dockyard.api.v0.deps import ServicesDep, SignedIn, require_org_manager, require_organization
-from dockyard.api.v0.schemas import NewTeam, Team, TeamList, TeamSummary
+from dockyard.api.v0.paging import Cursor, Limit, link_next, page
+from dockyard.api.v0.schemas import MemberList, NewTeam, Team, TeamList, TeamSummary
 from dockyard.api.v2.common import Services
 from dockyard.domain.errors import NotFound
 
@@ -37,14 +38,28 @@ async def create_team(org: str, body: NewTeam, principal: SignedIn, svc: Service
     return await run_in_threadpool(create)
 
 
-@router.get("", summary="List an organisation's teams")
-async def list_teams(org: str, principal: SignedIn, svc: ServicesDep) -> TeamList:
+@router.get("", summary="List an organisation's teams (paged, by name)")
+async def list_teams(org: str, request: Request, response: Response, principal: SignedIn, svc: ServicesDep,
+                     limit: Limit = 100, cursor: Cursor = None) -> TeamList:
     def teams() -> TeamList:
         require_organization(svc, org)
+        rows, next_cursor = page(svc.registry.identity.teams(org), lambda r: r["name"], limit, cursor)
+        link_next(request, response, next_cursor)
         return TeamList(teams=[TeamSummary(organization=org, name=r["name"], description=r["description"])
-                               for r in svc.registry.identity.teams(org)])
+                               for r in rows])
 
     return await run_in_threadpool(teams)
+
+
+@router.get("/{team}/members", summary="A team's members (paged, by name)")
+async def list_members(org: str, team: str, request: Request, response: Response, principal: SignedIn,
+                       svc: ServicesDep, limit: Limit = 100, cursor: Cursor = None) -> MemberList:
+    def members() -> MemberList:
+        names, next_cursor = page(_team(svc, org, team).members, lambda name: name, limit, cursor)
+        link_next(request, response, next_cursor)
+        return MemberList(members=names)
+
+    return await run_in_threadpool(members)
 
 
 @router.get("/{team}", summary="A team with its members")

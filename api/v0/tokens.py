@@ -10,10 +10,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, status
+from fastapi import APIRouter, Request, Response, status
 from starlette.concurrency import run_in_threadpool
 
 from dockyard.api.v0.deps import ServicesDep, SignedIn
+from dockyard.api.v0.paging import Cursor, Limit, link_next, page
 from dockyard.api.v0.schemas import CreatedToken, NewToken, Token, TokenList
 
 router = APIRouter(prefix="/accounts/{user}/tokens", tags=["access tokens"])
@@ -35,10 +36,15 @@ async def create_token(user: str, body: NewToken, principal: SignedIn, svc: Serv
     return await run_in_threadpool(create)
 
 
-@router.get("", summary="A user's access tokens, without their secrets (the user, global admins)")
-async def list_tokens(user: str, principal: SignedIn, svc: ServicesDep) -> TokenList:
+@router.get("", summary="A user's access tokens, without their secrets (the user, global admins; paged, "
+            "oldest first)")
+async def list_tokens(user: str, request: Request, response: Response, principal: SignedIn, svc: ServicesDep,
+                      limit: Limit = 100, cursor: Cursor = None) -> TokenList:
     def tokens() -> TokenList:
-        return TokenList(tokens=[token_view(r) for r in svc.tokens.list_tokens(user, by=principal)])
+        rows, next_cursor = page(svc.tokens.list_tokens(user, by=principal),
+                                 lambda r: f"{r['created_at']}\x00{r['id']}", limit, cursor)
+        link_next(request, response, next_cursor)
+        return TokenList(tokens=[token_view(r) for r in rows])
 
     return await run_in_threadpool(tokens)
 

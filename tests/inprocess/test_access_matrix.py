@@ -209,6 +209,8 @@ CASES: list[Case] = [
     Case("GET", "/api/v0/accounts/{org}/teams", SIGNED_IN, lambda w, c: ("/api/v0/accounts/engineering/teams", {})),
     Case("GET", "/api/v0/accounts/{org}/teams/{team}", SIGNED_IN,
          lambda w, c: ("/api/v0/accounts/engineering/teams/frontend", {})),
+    Case("GET", "/api/v0/accounts/{org}/teams/{team}/members", SIGNED_IN,
+         lambda w, c: ("/api/v0/accounts/engineering/teams/frontend/members", {})),
     Case("DELETE", "/api/v0/accounts/{org}/teams/{team}", ORG_MANAGER,
          lambda w, c: (f"/api/v0/accounts/engineering/teams/{_new_team(w, c)}", {})),
     Case("PUT", "/api/v0/accounts/{org}/teams/{team}/members/{user}", ORG_MANAGER,

@@ -14,6 +14,7 @@ ROUTES = {
     ("patch", "/accounts/{name}", True), ("delete", "/accounts/{name}", False),
     ("post", "/accounts/{org}/teams", True), ("get", "/accounts/{org}/teams", False),
     ("get", "/accounts/{org}/teams/{team}", False), ("delete", "/accounts/{org}/teams/{team}", False),
+    ("get", "/accounts/{org}/teams/{team}/members", False),
     ("put", "/accounts/{org}/teams/{team}/members/{user}", False),
     ("delete", "/accounts/{org}/teams/{team}/members/{user}", False),
     ("post", "/accounts/{user}/tokens", True), ("get", "/accounts/{user}/tokens", False),
