@@ -82,6 +82,26 @@ class _ChainReader(io.RawIOBase):
     def readable(self) -> bool:
         return True
 
+    def read(self, size: int | None = -1) -> bytes:
+        """`size` bytes, fewer only at the end: each response returns all it is asked for
+        (urllib3 2), so no buffering layer (and its copy) sits on the pull path."""
+        if size is None or size < 0:
+            return self.readall()
+        chunks, want = [], size
+        while want > 0:
+            if self._response is None:
+                if not self._todo:
+                    break
+                name, offset, length = self._todo.pop(0)
+                self._response = self._store._get(name, offset, length)
+            data = self._response.read(want)
+            if not data:
+                self._release()
+                continue
+            chunks.append(data)
+            want -= len(data)
+        return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
     def readinto(self, buffer: Any) -> int:
         while True:
             if self._response is None:
@@ -288,12 +308,11 @@ class S3Store(BlobStore):
         except MinioException as exc:
             raise self._error(key, exc) from None
         if response is not None and not response.headers.get(APPEND_META):
-            return io.BufferedReader(_ChainReader(self, [], 0, first=response), MiB)
+            return _ChainReader(self, [], 0, first=response)  # type: ignore[return-value]
         if response is not None:
             response.close()
             response.release_conn()
-        # Buffered: `read(n)` then gives n bytes however the pieces fall, until the end.
-        return io.BufferedReader(_ChainReader(self, self._pieces(name), offset), MiB)
+        return _ChainReader(self, self._pieces(name), offset)  # type: ignore[return-value]
 
     def _write_bytes(self, key: str, data: bytes) -> None:
         if len(data) <= PART_SIZE:
