@@ -182,3 +182,17 @@ def test_the_lab_by_clicking(portal_server: DockyardServer, context, tmp_path: P
     expect(page.get_by_role("heading", name="barca")).to_be_visible()
     tags = Skopeo(server, tmp_path / "gordon-list", "gordon", PASSWORDS["gordon"]).list_tags("engineering/barca")
     assert "lona" not in (tags or [])
+
+    # ... and Garbage Collection on the lab's schedule, with its next run shown; a bad one refused.
+    page.get_by_role("link", name="Settings").click()
+    page.get_by_role("link", name="Garbage Collection").click()
+    page.get_by_label("Schedule").fill("0 0 0 * * * *")
+    page.get_by_role("button", name="Save").click()
+    expect(page.get_by_role("alert")).to_be_visible()
+    page.get_by_label("Schedule").fill("0 0 0 * * *")
+    page.get_by_role("button", name="Save").click()
+    expect(page.locator("#next-run")).to_contain_text("00:00:00 UTC")
+    page.get_by_role("button", name="Run now").click()
+    expect(page.get_by_role("status")).to_contain_text("freed")
+    expect(page.get_by_role("cell", name="done").first).to_be_visible()
+    both_widths(page, "settings-gc")
