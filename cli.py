@@ -161,8 +161,8 @@ def serve(args: argparse.Namespace) -> int:
     log_config["loggers"]["dockyard"] = {"handlers": ["default"], "level": settings.log_level.upper(),
                                          "propagate": False}
     _run_uvicorn(sock, "dockyard.api.app:factory", factory=True, host=settings.host, port=settings.port,
-                 workers=settings.workers, http="httptools", loop="uvloop", log_level=settings.log_level,
-                 log_config=log_config, access_log=False, timeout_graceful_shutdown=10)
+                 workers=settings.workers, http="dockyard.api.plain_http:PlainHttpProtocol", loop="uvloop",
+                 log_level=settings.log_level, log_config=log_config, access_log=False, timeout_graceful_shutdown=10)
     return 0
 
 

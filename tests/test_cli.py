@@ -16,6 +16,7 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 
 from tests.conftest import PG_ADMIN_URL
@@ -218,3 +219,26 @@ def test_first_start_applies_the_admin_password_without_a_warning(tmp_path: Path
     lines = srv.wait_for_line("Dockyard serving on")
     assert not any("Created user 'admin' with password" in line for line in lines)  # chosen, not generated
     assert "DOCKYARD_ADMIN_PASSWORD ignored" not in srv.stop()
+
+
+def raw_exchange(port: int, data: bytes) -> bytes:
+    """Send `data` on a fresh connection; what the server answers before it closes."""
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as conn:
+        conn.sendall(data)
+        answer = b""
+        while chunk := conn.recv(4096):
+            answer += chunk
+    return answer
+
+
+def test_a_client_trying_tls_first_gets_400_without_a_warning(tmp_path: Path, serving: list[Serving]) -> None:
+    # skopeo, podman and docker try HTTPS first on an insecure registry: a ClientHello on this port.
+    srv = Serving(tmp_path / "data", clean_env(DOCKYARD_ADMIN_PASSWORD="pw-for-tls-test"))
+    serving.append(srv)
+    srv.wait_for_line("Dockyard serving on")
+    assert httpx.get(f"http://127.0.0.1:{srv.port}/healthz", timeout=60).status_code == 200
+    client_hello = bytes.fromhex("16030100a5010000a10303") + bytes(32) + b"\x00"
+    assert raw_exchange(srv.port, client_hello).startswith(b"HTTP/1.1 400 ")
+    assert raw_exchange(srv.port, b"NOT HTTP AT ALL\r\n\r\n").startswith(b"HTTP/1.1 400 ")
+    err = srv.stop()
+    assert err.count("Invalid HTTP request received.") == 1, err  # the garbage, not the handshake
