@@ -67,14 +67,14 @@ def _check_stores(settings: Settings) -> None:
     from dockyard.commands import store_location
     from dockyard.storage import StorageConfigError, open_store
 
+    if settings.database_url:  # first: a filesystem store, once opened, has created its folder
+        problem = store_location.database_unreachable(settings.database_url)
+        if problem:
+            raise CliError(problem)
     try:
         open_store(settings.storage_url)
     except StorageConfigError as exc:
         raise CliError(f"storage: {exc}") from None
-    if settings.database_url:
-        problem = store_location.database_unreachable(settings.database_url)
-        if problem:
-            raise CliError(problem)
 
 
 def _bind(settings: Settings) -> socket.socket:

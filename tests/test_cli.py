@@ -144,6 +144,15 @@ def test_serve_refuses_an_unknown_storage_scheme_before_creating_anything(tmp_pa
     assert not (tmp_path / "data").exists()
 
 
+def test_serve_refuses_a_database_it_cannot_open_before_creating_anything(tmp_path: Path) -> None:
+    name = "dockyard_absent_" + uuid.uuid4().hex[:8]
+    url = PG_ADMIN_URL.rsplit("/", 1)[0] + "/" + name
+    result = dockyard("serve", "--data-dir", str(tmp_path / "data"), "--listen", f"127.0.0.1:{free_port()}",
+                      "--database-url", url)
+    assert_one_line_error(result, f"cannot open PostgreSQL database {name} on ")
+    assert not (tmp_path / "data").exists()
+
+
 def test_serve_on_a_busy_port_is_one_line_and_creates_nothing(tmp_path: Path) -> None:
     with socket.socket() as holder:
         holder.bind(("127.0.0.1", 0))
