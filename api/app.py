@@ -28,6 +28,7 @@ from dockyard.commands.access_tokens import AccessTokens
 from dockyard.commands.accounts import Accounts
 from dockyard.commands.audit_chain import start_chain
 from dockyard.commands.general_settings import General
+from dockyard.commands.storage_settings import StorageSetting
 from dockyard.commands.identity import Identity
 from dockyard.commands.persistence import event_store_env
 from dockyard.commands.registry import Registry
@@ -35,6 +36,7 @@ from dockyard.commands.uploads import UploadSessions
 from dockyard.gc import schedule as housekeeping
 from dockyard.projections.read_side import ReadSide
 from dockyard.storage import open_store
+from dockyard.storage.switchable import SwitchableStore
 
 log = logging.getLogger("dockyard")
 
@@ -42,8 +44,11 @@ log = logging.getLogger("dockyard")
 def build_services(settings: Settings, clock: Callable[[], float] = time.time) -> Services:
     """`clock` (seconds since the epoch) is what token expiry and upload ages are measured by."""
     registry = Registry(event_store_env(settings.data_dir, settings.database_url))
-    store = open_store(settings.storage_url)
     secrets = SecretStore(registry)
+    # Settings > Storage, when chosen at run time, wins over --storage; every process follows changes.
+    storage_setting = StorageSetting(registry, secrets, open_store)
+    store = SwitchableStore(storage_setting.open_current() if storage_setting.version() else
+                            open_store(settings.storage_url), storage_setting.version, storage_setting.open_current)
     start_chain(registry)  # events stored before the tamper-evident chain existed: chain them, once
     identity = Identity(registry)
     tokens = AccessTokens(registry, clock)
@@ -53,7 +58,7 @@ def build_services(settings: Settings, clock: Callable[[], float] = time.time) -
     return Services(settings, registry, store, UploadSessions(store, registry, clock), accounts, auth,
                     identity, tokens, secrets,
                     ReadSide(registry, secrets.audit_signing_key(), settings.audit_checkpoint_every), sessions,
-                    General(registry))
+                    General(registry), storage_setting)
 
 
 async def _health(request: Request) -> Response:

@@ -8,6 +8,7 @@ for OpenStack Swift (`storage/swift.py`), `memory://` for the fake. Each backend
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from urllib.parse import urlparse
 
 from dockyard.storage.base import BlobNotFound, BlobStore, InvalidKey, StorageConfigError, StorageError, Writer
@@ -16,8 +17,9 @@ SCHEMES = ("file:///PATH", "s3://BUCKET[/PREFIX]?endpoint=URL&region=R[&redirect
            "azure://CONTAINER[/PREFIX][?redirect=true]", "swift://CONTAINER[/PREFIX]", "memory://")
 
 
-def open_store(url: str) -> BlobStore:
-    """Construct the blob store that `url` names.
+def open_store(url: str, env: Mapping[str, str] | None = None) -> BlobStore:
+    """Construct the blob store that `url` names, with credentials from `env` (default: the
+    process environment; the variables each backend reads are in its module).
 
     An object store is checked on the way (its bucket or container exists, the credentials
     are accepted): anything wrong is a `StorageConfigError` whose message is one line.
@@ -34,15 +36,15 @@ def open_store(url: str) -> BlobStore:
     if parsed.scheme == "s3":
         from dockyard.storage.s3 import open_s3
 
-        return open_s3(url)
+        return open_s3(url, env)
     if parsed.scheme == "azure":
         from dockyard.storage.azure import open_azure
 
-        return open_azure(url)
+        return open_azure(url, env)
     if parsed.scheme == "swift":
         from dockyard.storage.swift import open_swift
 
-        return open_swift(url)
+        return open_swift(url, env)
     raise StorageConfigError(f"unsupported storage URL scheme {parsed.scheme!r} in {url!r}; "
                              f"supported: {', '.join(SCHEMES)}")
 

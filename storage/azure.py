@@ -19,7 +19,7 @@ import io
 import os
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any, BinaryIO
 from urllib.parse import parse_qs, urlparse
@@ -194,8 +194,10 @@ class AzureStore(BlobStore):
 SUPPORTED = "azure://CONTAINER[/PREFIX][?redirect=true] with AZURE_STORAGE_CONNECTION_STRING"
 
 
-def open_azure(url: str) -> AzureStore:
-    """The store `url` names, after checking that the container is there and the key works."""
+def open_azure(url: str, env: Mapping[str, str] | None = None) -> AzureStore:
+    """The store `url` names, after checking that the container is there and the key works
+    (the connection string from `env`, default the process environment)."""
+    env = os.environ if env is None else env
     parsed = urlparse(url)
     query = {k: v[-1] for k, v in parse_qs(parsed.query).items()}
     if unknown := set(query) - {"redirect"}:
@@ -203,7 +205,7 @@ def open_azure(url: str) -> AzureStore:
     container = parsed.netloc
     if not container:
         raise StorageConfigError(f"no container in {url!r}; expected {SUPPORTED}")
-    connection = os.environ.get("AZURE_STORAGE_CONNECTION_STRING")
+    connection = env.get("AZURE_STORAGE_CONNECTION_STRING")
     if not connection:
         raise StorageConfigError(f"{url!r}: set AZURE_STORAGE_CONNECTION_STRING for Azure")
     try:

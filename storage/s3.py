@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import io
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, BinaryIO
@@ -413,8 +413,10 @@ class S3Store(BlobStore):
 SUPPORTED = "s3://BUCKET[/PREFIX]?endpoint=http(s)://HOST:PORT&region=REGION[&redirect=true]"
 
 
-def open_s3(url: str) -> S3Store:
-    """The store `url` names, after checking that the bucket is there and the credentials work."""
+def open_s3(url: str, env: Mapping[str, str] | None = None) -> S3Store:
+    """The store `url` names, after checking that the bucket is there and the credentials work
+    (from `env`, default the process environment)."""
+    env = os.environ if env is None else env
     parsed = urlparse(url)
     query = {k: v[-1] for k, v in parse_qs(parsed.query).items()}
     unknown = set(query) - {"endpoint", "region", "redirect"}
@@ -427,14 +429,14 @@ def open_s3(url: str) -> S3Store:
     ep = urlparse(endpoint if "://" in endpoint else "https://" + endpoint)
     if ep.scheme not in ("http", "https") or not ep.netloc:
         raise StorageConfigError(f"bad endpoint {endpoint!r} in {url!r}; expected {SUPPORTED}")
-    access, secret = os.environ.get("AWS_ACCESS_KEY_ID"), os.environ.get("AWS_SECRET_ACCESS_KEY")
+    access, secret = env.get("AWS_ACCESS_KEY_ID"), env.get("AWS_SECRET_ACCESS_KEY")
     if not access or not secret:
         raise StorageConfigError(f"{url!r}: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY for S3")
     http = urllib3.PoolManager(
         timeout=Timeout(connect=10, read=120), maxsize=32,
         retries=Retry(total=3, backoff_factor=0.2, status_forcelist=[500, 502, 503, 504]))
     client = Minio(ep.netloc, access_key=access, secret_key=secret,
-                   session_token=os.environ.get("AWS_SESSION_TOKEN"), secure=ep.scheme == "https",
+                   session_token=env.get("AWS_SESSION_TOKEN"), secure=ep.scheme == "https",
                    region=query.get("region"), http_client=http)
     try:
         found = client.bucket_exists(bucket)

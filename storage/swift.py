@@ -21,7 +21,7 @@ import io
 import os
 import threading
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any, BinaryIO
 from urllib.parse import parse_qs, urlparse
@@ -254,8 +254,7 @@ SUPPORTED = ("swift://CONTAINER[/PREFIX] with ST_AUTH, ST_USER, ST_KEY (v1) or O
              "OS_PASSWORD, OS_PROJECT_NAME (Keystone v3)")
 
 
-def _connector(retries: int) -> Any:
-    env = os.environ
+def _connector(env: Mapping[str, str], retries: int) -> Any:
     if env.get("ST_AUTH"):
         if not env.get("ST_USER") or not env.get("ST_KEY"):
             raise StorageConfigError(f"ST_AUTH is set but ST_USER or ST_KEY is not; expected {SUPPORTED}")
@@ -277,16 +276,18 @@ def _connector(retries: int) -> Any:
     return connect
 
 
-def open_swift(url: str) -> SwiftStore:
-    """The store `url` names, after checking that the container is there and the credentials work."""
+def open_swift(url: str, env: Mapping[str, str] | None = None) -> SwiftStore:
+    """The store `url` names, after checking that the container is there and the credentials work
+    (from `env`, default the process environment)."""
+    env = os.environ if env is None else env
     parsed = urlparse(url)
     if parsed.query and (unknown := set(parse_qs(parsed.query))):
         raise StorageConfigError(f"unknown parameter(s) {', '.join(sorted(unknown))} in {url!r}; expected {SUPPORTED}")
     container = parsed.netloc
     if not container:
         raise StorageConfigError(f"no container in {url!r}; expected {SUPPORTED}")
-    connect = _connector(retries=3)
-    probe = _connector(retries=0)()
+    connect = _connector(env, retries=3)
+    probe = _connector(env, retries=0)()
     where = probe.authurl
     try:
         probe.head_container(container)

@@ -23,6 +23,7 @@ from dockyard.api.v0 import (
     projections,
     repositories,
     settings,
+    storage_settings,
     tags,
     team_access,
     teams,
@@ -35,8 +36,8 @@ PREFIX = "/api/v0"
 
 def router() -> APIRouter:
     api = APIRouter(prefix=PREFIX, responses=PROBLEM_RESPONSES)
-    for module in (accounts, teams, tokens, tags, team_access, repositories, settings, general_settings, events,
-                   audit, projections, gc):
+    for module in (accounts, teams, tokens, tags, team_access, repositories, settings, general_settings,
+                   storage_settings, events, audit, projections, gc):
         api.include_router(module.router)
     return api
 

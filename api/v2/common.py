@@ -17,6 +17,7 @@ from dockyard.commands.accounts import Accounts
 from dockyard.commands.general_settings import General
 from dockyard.commands.identity import Identity
 from dockyard.commands.registry import Registry
+from dockyard.commands.storage_settings import StorageSetting
 from dockyard.commands.uploads import UploadSessions
 from dockyard.domain.errors import PaginationInvalid
 from dockyard.domain.names import check_repository_name
@@ -43,6 +44,7 @@ class Services:
     read_side: ReadSide  # the followed projections (audit trail) and their positions
     portal_sessions: SessionStore
     general: General  # Settings > General (the domain name)
+    storage_setting: StorageSetting  # Settings > Storage (`store` follows it in every process)
 
 
 def services(request: Request) -> Services:

@@ -258,6 +258,9 @@ CASES: list[Case] = [
     Case("GET", "/api/v0/settings/general", SIGNED_IN, lambda w, c: ("/api/v0/settings/general", {})),
     Case("PUT", "/api/v0/settings/general", GLOBAL_ADMIN,
          lambda w, c: ("/api/v0/settings/general", {"json": {"domainName": ""}})),
+    Case("GET", "/api/v0/settings/storage", GLOBAL_ADMIN, lambda w, c: ("/api/v0/settings/storage", {})),
+    Case("PUT", "/api/v0/settings/storage", GLOBAL_ADMIN,  # refused (400) for admins: the probe fails
+         lambda w, c: ("/api/v0/settings/storage", {"json": {"url": "ftp://not-a-store"}})),
     Case("GET", "/api/v0/settings/auth", GLOBAL_ADMIN, lambda w, c: ("/api/v0/settings/auth", {})),
     Case("GET", "/api/v0/settings/gc", GLOBAL_ADMIN, lambda w, c: ("/api/v0/settings/gc", {})),
     Case("PUT", "/api/v0/settings/gc", GLOBAL_ADMIN,

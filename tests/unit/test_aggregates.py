@@ -31,6 +31,7 @@ STORED_TOPICS = {
     "dockyard.GcRun": ["BlobCollected", "Created", "Finished", "Started"],
     "dockyard.GcSettings": ["Changed", "Created"],
     "dockyard.GeneralSettings": ["Created", "DomainNameChanged"],
+    "dockyard.StorageSettings": ["Changed", "Created"],
     "dockyard.AccessToken": ["Created", "Revoked"],
     "dockyard.AuditChain": ["Created"],
     "dockyard.AuthSettings": ["Changed", "Created"],
