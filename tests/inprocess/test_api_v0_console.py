@@ -29,6 +29,7 @@ ROUTES = {
     ("delete", "/repositories/{namespace}/{repo}/teamAccess/{team}", False),
     ("get", "/settings/auth", False), ("put", "/settings/auth", True), ("post", "/settings/auth/ldap/test", True),
     ("get", "/settings/general", False), ("put", "/settings/general", True),
+    ("get", "/settings/storage", False), ("put", "/settings/storage", True),
     ("get", "/settings/gc", False), ("put", "/settings/gc", True), ("post", "/gc/run", True), ("get", "/gc/runs", False),
     ("get", "/events", False), ("get", "/audit/public-key", False), ("get", "/projections", False),
 }
