@@ -29,6 +29,7 @@ ADMIN_VERBS = [
     ["projections", "status"],
     ["audit", "query"],
     ["uploads", "purge", "--dry-run"],
+    ["gc", "run", "--dry-run"],
 ]
 
 
