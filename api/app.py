@@ -49,6 +49,7 @@ def build_services(settings: Settings, clock: Callable[[], float] = time.time) -
     storage_setting = StorageSetting(registry, secrets, open_store)
     store = SwitchableStore(storage_setting.open_current() if storage_setting.version() else
                             open_store(settings.storage_url), storage_setting.version, storage_setting.open_current)
+    storage_setting.listeners.append(store.refresh)
     start_chain(registry)  # events stored before the tamper-evident chain existed: chain them, once
     identity = Identity(registry)
     tokens = AccessTokens(registry, clock)

@@ -44,6 +44,8 @@ def probe(store: BlobStore) -> None:
 class StorageSetting:
     def __init__(self, registry: Registry, secrets: Secrets, opener: Opener) -> None:
         self.registry, self.secrets, self.opener = registry, secrets, opener
+        # Called after a change is recorded: this process's store switches at once.
+        self.listeners: list[Callable[[], object]] = []
 
     def _load(self) -> StorageSettings | None:
         return self.registry.load(StorageSettings, StorageSettings.create_id())
@@ -90,4 +92,6 @@ class StorageSetting:
             self.registry.save(settings)
 
         self.registry.retrying(command)
+        for listener in self.listeners:
+            listener()
         return self.current()

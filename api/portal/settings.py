@@ -20,6 +20,7 @@ from dockyard.api.portal.web import AdminViewer, Form, PortalRoute, redirect, re
 from dockyard.api.v0.schemas import AuthSettingsChange, LdapSettings
 from dockyard.api.v0.settings import _view as auth_view
 from dockyard.api.v0.settings import save_auth_settings, try_ldap_settings
+from dockyard.api.v0.storage_settings import storage_view
 from dockyard.api.v2.common import Services
 from dockyard.domain.errors import DomainError
 
@@ -108,10 +109,31 @@ async def save_auth(request: Request, current: AdminViewer, form: Form) -> Respo
     return await render_auth(request, 400 if error else 200, auth_error=error, test_result=test_result)
 
 
+async def render_storage(request: Request, status_code: int = 200, error: str | None = None,
+                         url: str | None = None) -> Response:
+    svc = services(request)
+    view = storage_view(svc, await run_in_threadpool(svc.storage_setting.current))
+    return _page(request, "settings_storage.html", "Storage", status_code, storage=view,
+                 storage_url=_display_url(view.url), url=view.url if url is None else url, error=error)
+
+
 @router.get("/settings/storage")
 async def storage(request: Request, current: AdminViewer) -> Response:
-    svc = services(request)
-    return _page(request, "settings_storage.html", "Storage", storage_url=_display_url(svc.settings.storage_url))
+    return await render_storage(request)
+
+
+@router.post("/settings/storage")
+async def save_storage(request: Request, current: AdminViewer, form: Form) -> Response:
+    """The same command as PUT /api/v0/settings/storage: probed, then recorded, or refused."""
+    url = form.get("url", "")
+    credentials = dict(line.split("=", 1) for line in form.get("credentials", "").splitlines()
+                       if "=" in line and line.split("=", 1)[0].strip())
+    try:
+        await run_in_threadpool(services(request).storage_setting.change, url,
+                                {k.strip(): v.strip() for k, v in credentials.items()})
+    except DomainError as exc:
+        return await render_storage(request, status_of(exc), exc.message, url)
+    return redirect("/settings/storage")
 
 
 def _display_url(url: str) -> str:

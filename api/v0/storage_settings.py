@@ -12,7 +12,7 @@ from starlette.concurrency import run_in_threadpool
 
 from dockyard.api.v0.deps import GlobalAdmin, ServicesDep, require_token_admin
 from dockyard.api.v0.schemas import Model
-from dockyard.storage.switchable import SwitchableStore
+from dockyard.api.v2.common import Services
 
 router = APIRouter(prefix="/settings/storage", tags=["settings"])
 
@@ -31,7 +31,8 @@ class StorageSettingsIn(Model):
         "AZURE_STORAGE_CONNECTION_STRING; ST_AUTH, ST_USER and ST_KEY or OS_*. Empty: the server's environment."))
 
 
-def _out(svc: ServicesDep, current: dict[str, Any]) -> StorageSettingsOut:
+def storage_view(svc: Services, current: dict[str, Any]) -> StorageSettingsOut:
+    """What the API and the portal show: the URL in force, where it comes from, credential names."""
     if current["url"]:
         return StorageSettingsOut(url=current["url"], source="setting", credentials=current["credentials"])
     startup = svc.settings.storage_url.partition("?")[0]  # parameters may hold what is not ours to show
@@ -40,14 +41,12 @@ def _out(svc: ServicesDep, current: dict[str, Any]) -> StorageSettingsOut:
 
 @router.get("", summary="The blob storage in force (global admins)")
 async def get_storage_settings(principal: GlobalAdmin, svc: ServicesDep) -> StorageSettingsOut:
-    return _out(svc, await run_in_threadpool(svc.storage_setting.current))
+    return storage_view(svc, await run_in_threadpool(svc.storage_setting.current))
 
 
 @router.put("", summary="Change the blob storage (global admins; probed first, refused with the reason)")
 async def change_storage_settings(body: StorageSettingsIn, principal: GlobalAdmin,
                                   svc: ServicesDep) -> StorageSettingsOut:
     require_token_admin(principal)
-    current = await run_in_threadpool(svc.storage_setting.change, body.url, body.credentials)
-    if isinstance(svc.store, SwitchableStore):
-        await run_in_threadpool(svc.store.refresh)  # this process at once; the others within seconds
-    return _out(svc, current)
+    # In force in this process at once (the setting's listeners), in the others within seconds.
+    return storage_view(svc, await run_in_threadpool(svc.storage_setting.change, body.url, body.credentials))

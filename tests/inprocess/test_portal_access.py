@@ -105,6 +105,8 @@ CASES = [
     Case("GET", "/settings/auth", ADMIN, _same("/settings/auth")),
     Case("POST", "/settings/auth", ADMIN, lambda w, v: ("/settings/auth", {"method": "managed"})),
     Case("GET", "/settings/storage", ADMIN, _same("/settings/storage")),
+    Case("POST", "/settings/storage", ADMIN,  # refused (400) for admins: not a storage URL
+         lambda w, v: ("/settings/storage", {"url": "ftp://not-a-store"})),
     Case("GET", "/settings/gc", ADMIN, _same("/settings/gc")),
     Case("POST", "/settings/gc", ADMIN, lambda w, v: ("/settings/gc", {"schedule": "0 0 0 * * *", "grace_hours": "1"})),
     Case("POST", "/settings/gc/run", ADMIN, _same("/settings/gc/run")),
