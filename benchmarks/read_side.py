@@ -6,17 +6,22 @@ Fills a fresh log with `--events` events (tags created and moved, as pushes make
 aggregates per transaction, through the real recorders: chain and inline read models included),
 then, `--rounds` times each: the audit trail's batched catch-up from position 0 into fresh
 tables, and `projections rebuild audit` (fresh tables, then the swap). Prints events/s
-(median, min..max). Without a URL it uses a temporary SQLite file; a URL without a database
+(median, min..max). Then the latency of small writes (one tag moved per transaction, as a
+push's save) while a rebuild runs, beside the same writes on a quiet log: every write must
+succeed; p50 and p99 are printed. Without a URL it uses a temporary SQLite file; a URL without a database
 name gets a fresh database, dropped at the end.
 """
 
 from __future__ import annotations
 
 import argparse
+import multiprocessing
 import statistics
 import tempfile
+import threading
 import time
 import uuid
+from typing import Any
 
 from dockyard.commands.persistence import event_store_env
 from dockyard.commands.registry import Registry
@@ -52,6 +57,35 @@ def catch_up(registry: Registry, round_: int, batch: int) -> float:
     return applied / seconds
 
 
+def writes(registry: Registry, stop: threading.Event, latencies: list[float], limit: int) -> None:
+    """Move a tag per transaction until `stop` (or `limit` writes), recording each save's time."""
+    tag = Tag(repository="bench/latency", name=f"t{uuid.uuid4().hex[:8]}")
+    registry.save(tag)
+    while not stop.is_set() and len(latencies) < limit:
+        tag.point_at("sha256:" + uuid.uuid4().hex * 2)
+        started = time.perf_counter()
+        registry.save(tag)
+        latencies.append(time.perf_counter() - started)
+
+
+def _writer_process(data_dir: str, url: str | None, stop: Any, out: Any) -> None:
+    """`writes` in its own process with its own connections, as a serving worker would be (in
+    the benchmark's process the rebuild's Python work would also take the GIL from it)."""
+    registry = Registry(event_store_env(data_dir, url))
+    latencies: list[float] = []
+    try:
+        writes(registry, stop, latencies, 1_000_000)
+    finally:
+        out.put(latencies)
+        registry.close()
+
+
+def percentiles(latencies: list[float]) -> str:
+    ordered = sorted(latencies)
+    p50, p99 = ordered[len(ordered) // 2], ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))]
+    return f"{len(ordered)} writes, p50 {p50 * 1000:.2f} ms, p99 {p99 * 1000:.2f} ms"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--database-url")
@@ -67,7 +101,8 @@ def main() -> None:
         with psycopg.connect(url.rstrip("/") + "/postgres", autocommit=True) as conn:
             conn.execute(f'CREATE DATABASE "{dropped}"')
         url = url.rstrip("/") + "/" + dropped
-    registry = Registry(event_store_env(tempfile.mkdtemp(prefix="dockyard-bench-"), url))
+    data_dir = tempfile.mkdtemp(prefix="dockyard-bench-")
+    registry = Registry(event_store_env(data_dir, url))
     try:
         write_rate = fill(registry, args.events)
         head = registry.recorder.max_notification_id()
@@ -77,10 +112,25 @@ def main() -> None:
         figures: dict[str, list[float]] = {"catch-up (audit, fresh tables)": [], "rebuild + swap (audit)": []}
         for round_ in range(args.rounds):
             figures["catch-up (audit, fresh tables)"].append(catch_up(registry, round_, args.batch))
-            figures["rebuild + swap (audit)"].append(rebuild(registry, live, batch=args.batch).rate)
+            figures["rebuild + swap (audit)"].append(rebuild(registry, live).rate)
         for label, rates in figures.items():
             print(f"{label}: {statistics.median(rates):,.0f} events/s "
                   f"({min(rates):,.0f}..{max(rates):,.0f}, {len(rates)} rounds)")
+        # Writes from another process during a rebuild, then as many on a quiet log.
+        context = multiprocessing.get_context("fork")
+        stop, out = context.Event(), context.Queue()
+        writer = context.Process(target=_writer_process, args=(data_dir, url, stop, out))
+        writer.start()
+        try:
+            rebuild(registry, live)
+        finally:
+            stop.set()
+            during: list[float] = out.get()
+            writer.join()
+        quiet: list[float] = []
+        writes(registry, threading.Event(), quiet, len(during))
+        print(f"writes during a rebuild: {percentiles(during)}")
+        print(f"writes on a quiet log:   {percentiles(quiet)}")
     finally:
         registry.close()
         if dropped:
