@@ -210,6 +210,21 @@ def _registry(args: argparse.Namespace):  # noqa: ANN202
     return _open_registry(_settings(args))
 
 
+def _blob_store(settings: Settings, registry):  # noqa: ANN001, ANN202 - a Registry; a BlobStore
+    """The store the registry uses: Settings > Storage when one was chosen at run time, else --storage."""
+    from dockyard.api.secret_store import SecretStore
+    from dockyard.commands.storage_settings import StorageSetting
+    from dockyard.storage import StorageConfigError, StorageError, open_store
+
+    setting = StorageSetting(registry, SecretStore(registry), open_store)
+    if not setting.version():
+        return open_store(settings.storage_url)
+    try:
+        return setting.open_current()
+    except StorageError as exc:
+        raise StorageConfigError(str(exc)) from None
+
+
 def _read_password(name: str) -> str:
     """The password for `name`: DOCKYARD_USER_PASSWORD, else asked on the terminal (never read from a pipe)."""
     import getpass
@@ -266,13 +281,13 @@ def uploads(args: argparse.Namespace) -> int:
 
     from dockyard.commands.uploads import UploadSessions
     from dockyard.gc.upload_purge import purge_uploads
-    from dockyard.storage import StorageConfigError, open_store
+    from dockyard.storage import StorageConfigError
 
     settings = _settings(args)
     registry = _registry(args)  # first: opening a filesystem store creates its folder
     try:
         try:
-            store = open_store(settings.storage_url)
+            store = _blob_store(settings, registry)
         except StorageConfigError as exc:
             raise CliError(f"storage: {exc}") from None
         sessions = UploadSessions(store, registry)
@@ -295,13 +310,13 @@ def gc(args: argparse.Namespace) -> int:
 
     from dockyard.domain.errors import DomainError
     from dockyard.gc.collector import GarbageCollector
-    from dockyard.storage import StorageConfigError, open_store
+    from dockyard.storage import StorageConfigError
 
     settings = _settings(args)
     registry = _registry(args)  # first: opening a filesystem store creates its folder
     try:
         try:
-            store = open_store(settings.storage_url)
+            store = _blob_store(settings, registry)
         except StorageConfigError as exc:
             raise CliError(f"storage: {exc}") from None
         collector = GarbageCollector(registry, store)

@@ -5,8 +5,8 @@ byte by tag and by digest, with its blobs in the object store and none on the di
 upload whose PATCHes alternate between two processes; a cross-repository mount; a restart;
 a SIGKILL in the middle of a push, after which no partial blob is visible and the session
 resumes; `redirect=true`, where blob GETs answer 307 to a presigned URL that skopeo follows;
-and a registry migrated from the filesystem to S3 (`dockyard storage migrate`) that still
-serves every image.
+a registry migrated from the filesystem to S3 (`dockyard storage migrate`) that still serves
+every image; and Settings > Storage changed through one process, followed by another.
 Metadata stays on SQLite: PostgreSQL is covered by the other e2e modules, the store is the
 variable here.
 """
@@ -272,3 +272,36 @@ def test_migration_from_the_filesystem_to_s3(request: pytest.FixtureRequest, ima
             assert_same_image(image, back)
     finally:
         after.stop()
+
+
+def test_a_storage_setting_reaches_every_process(request: pytest.FixtureRequest, tmp_path) -> None:  # noqa: ANN001
+    import time
+
+    # Two processes on one data directory, both on the filesystem they were started with.
+    first = DockyardServer(tmp_path / "data", None, ADMIN_PASSWORD)
+    first.start()
+    second = DockyardServer(tmp_path / "data", None, ADMIN_PASSWORD)
+    second.start()
+    try:
+        # An admin moves the registry to S3 through the first process.
+        target = new_target("s3", request)
+        with first.client() as http:
+            answer = http.put("/api/v0/settings/storage", json={"url": target.url, "credentials": target.env})
+            assert answer.status_code == 200, answer.text
+        store = target.store()
+
+        # The second process follows without a restart: within its 5 s check, what it receives
+        # goes to S3 (polled, bounded).
+        deadline, landed = time.monotonic() + 30, False
+        with second.client() as http:
+            while not landed and time.monotonic() < deadline:
+                data = os.urandom(64)
+                assert http.post("/v2/admin/switch/blobs/uploads/", params={"digest": sha256(data)},
+                                 content=data).status_code == 201
+                landed = store.exists(blob_key(sha256(data)))
+                if not landed:
+                    time.sleep(0.5)
+        assert landed, "the second process never switched to the new store"
+    finally:
+        second.stop()
+        first.stop()
