@@ -42,9 +42,16 @@ from dockyard.domain.login import LoginGuard
 
 ADMIN = "admin"
 _CACHE_SECONDS = 30.0
+# How often a remembered sign-in re-reads its user (role, active, password): the delay with which
+# a change made by another process reaches it — the schedule registry JWTs are re-checked on.
+RECHECK_SECONDS = 5.0
 MAX_FAILURES = 5
 FAILURE_WINDOW = 60.0
 LOCKOUT = 60.0
+
+
+# A remembered password sign-in: (forget at, principal, the hash it was checked against, re-read at).
+_Remembered = tuple[float, Principal, str, float]
 
 
 def _throttled(remaining_seconds: float) -> TooManyRequests:
@@ -54,14 +61,17 @@ def _throttled(remaining_seconds: float) -> TooManyRequests:
 
 class Accounts:
     def __init__(self, registry: Registry, identity: Identity, tokens: AccessTokens,
-                 ldap_bind_password: Callable[[], str] = lambda: "") -> None:
+                 ldap_bind_password: Callable[[], str] = lambda: "",
+                 monotonic: Callable[[], float] = time.monotonic) -> None:
+        """`monotonic`: the clock remembered sign-ins and throttling windows are measured by."""
         self.registry = registry
+        self.monotonic = monotonic
         self.identity = identity
         self.tokens = tokens
         self._ldap_bind_password = ldap_bind_password
         self._hasher = PasswordHasher()
         self._cache_key = os.urandom(32)
-        self._verified: dict[bytes, tuple[float, Principal]] = {}
+        self._verified: dict[bytes, _Remembered] = {}
         self._failures: dict[tuple[str, str], deque[float]] = {}
         self._locked: dict[tuple[str, str], float] = {}
         self._lock = threading.Lock()
@@ -127,14 +137,14 @@ class Accounts:
 
     def _authenticate(self, name: str, password: str, address: str) -> Principal | None:
         key = hmac.new(self._cache_key, f"{name}\x00{password}".encode(), hashlib.sha256).digest()
-        now = time.monotonic()
+        now = self.monotonic()
         self._check_throttle(name, address, now)
         with self._lock:
             hit = self._verified.get(key)
-        if hit is not None and hit[0] > now:
-            return hit[1]
+        if hit is not None and hit[0] > now and (remembered := self._remembered(key, hit, now)) is not None:
+            return remembered
         self._check_recorded_throttle(name, address)
-        principal = self._verify(name, password)
+        principal, password_hash = self._verify(name, password)
         if principal is None:
             self._failed(name, address, now)
             return None
@@ -142,24 +152,44 @@ class Accounts:
             with self._lock:
                 if len(self._verified) > 10_000:
                     self._verified.clear()
-                self._verified[key] = (now + _CACHE_SECONDS, principal)
+                self._verified[key] = (now + _CACHE_SECONDS, principal, password_hash, now + RECHECK_SECONDS)
         return principal
 
-    def _verify(self, name: str, password: str) -> Principal | None:
+    def _remembered(self, key: bytes, hit: _Remembered, now: float) -> Principal | None:
+        """A remembered sign-in as it stands now: every RECHECK_SECONDS the user is read again,
+        so a role change, deactivation or password change made by another process or replica
+        reaches it within seconds (this process forgets at once: `forget_cached`). None: verify
+        the credentials again."""
+        expires, principal, password_hash, reread_at = hit
+        if now < reread_at:
+            return principal
+        row = self.registry.identity.user(principal.name or "")
+        if row is None or not row["active"] or row["password_hash"] != password_hash:
+            with self._lock:
+                self._verified.pop(key, None)
+            return None
+        current = Principal(row["name"], row["role"])
+        with self._lock:
+            self._verified[key] = (expires, current, password_hash, now + RECHECK_SECONDS)
+        return current
+
+    def _verify(self, name: str, password: str) -> tuple[Principal | None, str]:
+        """The principal for the credentials (None if wrong), and the password hash they were
+        checked against (empty for access tokens and directory users)."""
         if is_access_token(password):
-            return self._verify_token(name, password)
+            return self._verify_token(name, password), ""
         mode = self.registry.identity.auth_settings()
         if mode["mode"] == "ldap" and name != ADMIN:
-            return self._verify_ldap(name, password, mode["ldap"])
+            return self._verify_ldap(name, password, mode["ldap"]), ""
         row = self.registry.identity.user(name)
         try:
             if row is None or not row["active"] or not row["password_hash"]:
                 self._hasher.verify(self._decoy, password or "-")
-                return None
+                return None, ""
             self._hasher.verify(row["password_hash"], password)
         except (VerifyMismatchError, VerificationError, InvalidHashError):
-            return None
-        return Principal(row["name"], row["role"])
+            return None, ""
+        return Principal(row["name"], row["role"]), row["password_hash"]
 
     def _verify_token(self, name: str, password: str) -> Principal | None:
         row = self.tokens.check(name, password)
@@ -222,7 +252,7 @@ class Accounts:
         remaining = (datetime.fromisoformat(guard.until) - datetime.now(UTC)).total_seconds()
         if remaining > 0:
             with self._lock:
-                self._locked[(name, address)] = time.monotonic() + remaining
+                self._locked[(name, address)] = self.monotonic() + remaining
             raise _throttled(remaining)
 
     def _failed(self, name: str, address: str, now: float) -> None:

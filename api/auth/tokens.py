@@ -23,13 +23,13 @@ from datetime import UTC, datetime
 from typing import Any
 
 import jwt
-from jwt.types import Options
 from cryptography.hazmat.primitives.asymmetric import ec
+from jwt.types import Options
 
 from dockyard.api.auth.scopes import Scope
 from dockyard.api.secret_store import key_id
 from dockyard.api.settings import Settings
-from dockyard.commands.accounts import Accounts
+from dockyard.commands.accounts import RECHECK_SECONDS, Accounts
 from dockyard.commands.refresh_tokens import RefreshGrant, RefreshTokens
 from dockyard.domain import access
 from dockyard.domain.access import ANONYMOUS, Principal
@@ -37,10 +37,11 @@ from dockyard.domain.actor import ANONYMOUS as ANONYMOUS_NAME
 from dockyard.domain.actor import Actor, current_actor
 
 REFRESH_TTL_SECONDS = 7 * 24 * 3600
-# How long a verified registry JWT is trusted from the cache before its principal and its grants
-# are read again: the delay (per process) with which a revocation, deactivation or removed right
-# reaches JWTs already issued, instead of their expiry.
-RECHECK_SECONDS = 5.0
+# RECHECK_SECONDS (from commands.accounts, where remembered Basic sign-ins follow it too): how long
+# a verified registry JWT is trusted from the cache before its principal and grants are read again —
+# the delay (per process) with which a revocation, deactivation or removed right reaches JWTs
+# already issued, instead of their expiry.
+__all__ = ["RECHECK_SECONDS", "REFRESH_TTL_SECONDS", "Caller", "TokenService"]
 _MODE_CACHE_SECONDS = 1.0
 
 Grants = dict[tuple[str, str], frozenset[str]]

@@ -49,3 +49,42 @@ def test_a_password_change_hashes_forgets_remembered_sign_ins_and_moves_the_cred
     accounts.update_user("kara", active=False)
     accounts.update_user("kara", active=True)  # reactivation does not move it back
     assert accounts.registry.identity.credentials_epoch("kara") == epoch + 2
+
+
+class _Monotonic:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_a_remembered_sign_in_follows_changes_made_by_another_process(tmp_path: Path) -> None:
+    # Two processes on one database; process two remembers kara's password sign-in.
+    env = event_store_env(str(tmp_path), None)
+    env["SQLITE_DBNAME"] = f"file:dockyard-{uuid.uuid4().hex}?mode=memory&cache=shared"
+    one_registry, two_registry = Registry(env), Registry(env)
+    clock = _Monotonic()
+    one = Accounts(one_registry, Identity(one_registry), AccessTokens(one_registry))
+    two = Accounts(two_registry, Identity(two_registry), AccessTokens(two_registry), monotonic=clock)
+    try:
+        one.create_user("kara", "old-password", "read-write")
+        principal = two.authenticate("kara", "old-password")
+        assert principal is not None and principal.role == "read-write"
+
+        # Process one lowers her role and changes her password: process two follows within
+        # seconds, not when its remembered sign-in would have expired.
+        one.update_user("kara", role="read-only")
+        clock.now += 5
+        principal = two.authenticate("kara", "old-password")
+        assert principal is not None and principal.role == "read-only"
+        one.update_user("kara", password="new-password")
+        clock.now += 5
+        assert two.authenticate("kara", "old-password") is None
+        assert two.authenticate("kara", "new-password") is not None
+        one.update_user("kara", active=False)
+        clock.now += 5
+        assert two.authenticate("kara", "new-password") is None
+    finally:
+        one_registry.close()
+        two_registry.close()
