@@ -158,7 +158,7 @@ class Registry(Application[UUID]):
             link = self.load(BlobLink, BlobLink.create_id(repository, digest)) or BlobLink(
                 repository=repository, digest=digest)
             link.link(size, source)
-            self.save(*self._live_repository(repository), link, fence=fence)
+            self.save(*self._live_repository(repository), link, fence=fence if stored is not None else None)
 
         self.retrying(command)
 

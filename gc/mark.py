@@ -97,6 +97,7 @@ class Marker:
     # digest -> the last position at which something touched it (see `touched_after`).
     _touched: dict[str, int] = field(default_factory=dict)
     _by_repository: dict[str, list[_Manifest]] = field(default_factory=dict)
+    _links_by_digest: dict[str, list[str]] = field(default_factory=dict)  # digest -> repositories
     _index: _Index | None = None
 
     # -- folding -------------------------------------------------------------------------------
@@ -147,6 +148,8 @@ class Marker:
                 m.present = False
                 m.changed = self._cause(position, e, f"manifest {e.repository}@{e.digest} deleted")
         elif topic == "dockyard.BlobLink.Linked":
+            if (e.repository, e.digest) not in self.links:
+                self._links_by_digest.setdefault(e.digest, []).append(e.repository)
             self.links[(e.repository, e.digest)] = _Link(
                 True, e.size, self._cause(position, e, f"blob linked into {e.repository} ({e.source})"))
             self.collected.pop(e.digest, None)
@@ -250,12 +253,13 @@ class Marker:
         return max(known, key=lambda c: c.position)
 
     def size_of(self, digest: str) -> int | None:
-        sizes = [link.size for link in self._indexed().links.get(digest, ())]
+        sizes = [self.links[(r, digest)].size for r in self._links_by_digest.get(digest, ())]
         return max(sizes) if sizes else None
 
     def links_of(self, digest: str) -> list[str]:
-        """The repositories `digest` is linked into now."""
-        return sorted(r for r, d in self._indexed().link_keys.get(digest, ()) if self.links[(r, d)].linked)
+        """The repositories `digest` is linked into now (kept current by `fold`, without the
+        index, so the sweep asks it cheaply after each blob)."""
+        return sorted(r for r in self._links_by_digest.get(digest, ()) if self.links[(r, digest)].linked)
 
 
 class _Index:
@@ -263,10 +267,8 @@ class _Index:
 
     def __init__(self, marker: Marker) -> None:
         self.links: dict[str, list[_Link]] = {}
-        self.link_keys: dict[str, list[tuple[str, str]]] = {}
         for key, link in marker.links.items():
             self.links.setdefault(key[1], []).append(link)
-            self.link_keys.setdefault(key[1], []).append(key)
         self.listing: dict[str, list[_Manifest]] = {}
         self.parents: dict[tuple[str, str], list[_Manifest]] = {}
         for m in marker.manifests.values():
