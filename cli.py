@@ -135,6 +135,7 @@ def serve(args: argparse.Namespace) -> int:
     from dockyard.commands.identity import Identity
     from dockyard.commands.persistence import event_store_env
     from dockyard.commands.registry import Registry
+    from dockyard.domain.errors import InvalidRequest
 
     settings = _settings(args)
     sock = _bind(settings)  # first: the filesystem store, once opened, has created its folder
@@ -143,8 +144,10 @@ def serve(args: argparse.Namespace) -> int:
     registry = Registry(event_store_env(settings.data_dir, settings.database_url))
     try:
         admin_existed = registry.identity.user(ADMIN) is not None
-        generated = Accounts(registry, Identity(registry), AccessTokens(registry)).ensure_admin(
-            settings.admin_password)
+        generated = Accounts(registry, Identity(registry, settings.password_min_length),
+                             AccessTokens(registry)).ensure_admin(settings.admin_password)
+    except InvalidRequest as exc:  # DOCKYARD_ADMIN_PASSWORD breaks the password policy
+        raise CliError(f"DOCKYARD_ADMIN_PASSWORD: {exc.message}") from None
     finally:
         registry.close()
     if generated:
@@ -249,7 +252,8 @@ def users(args: argparse.Namespace) -> int:
 
     registry = _registry(args)
     try:
-        identity = Identity(registry)
+        # The invariants are the commands': the password policy, the last active admin, namespaces.
+        identity = Identity(registry, _settings(args).password_min_length)
         accounts = Accounts(registry, identity, AccessTokens(registry))
         if args.verb == "list":
             for row in registry.identity.accounts("user"):

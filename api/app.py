@@ -30,6 +30,7 @@ from dockyard.commands.audit_chain import start_chain
 from dockyard.commands.general_settings import General
 from dockyard.commands.storage_settings import StorageSetting
 from dockyard.commands.identity import Identity
+from dockyard.commands.management import Management
 from dockyard.commands.persistence import event_store_env
 from dockyard.commands.registry import Registry
 from dockyard.commands.uploads import UploadSessions
@@ -51,7 +52,7 @@ def build_services(settings: Settings, clock: Callable[[], float] = time.time) -
                             open_store(settings.storage_url), storage_setting.version, storage_setting.open_current)
     storage_setting.listeners.append(store.refresh)
     start_chain(registry)  # events stored before the tamper-evident chain existed: chain them, once
-    identity = Identity(registry)
+    identity = Identity(registry, settings.password_min_length)
     tokens = AccessTokens(registry, clock)
     accounts = Accounts(registry, identity, tokens, secrets.ldap_bind_password)
     auth = Auth(settings, accounts, secrets.signing_key(), clock)
@@ -59,7 +60,7 @@ def build_services(settings: Settings, clock: Callable[[], float] = time.time) -
     return Services(settings, registry, store, UploadSessions(store, registry, clock), accounts, auth,
                     identity, tokens, secrets,
                     ReadSide(registry, secrets.audit_signing_key(), settings.audit_checkpoint_every), sessions,
-                    General(registry), storage_setting)
+                    General(registry), storage_setting, Management(identity, accounts))
 
 
 async def _health(request: Request) -> Response:
@@ -90,7 +91,7 @@ def create_app(settings: Settings, *, clock: Callable[[], float] = time.time) ->
     app = FastAPI(title="Dockyard", version="0.1.0", lifespan=lifespan, docs_url=None, redoc_url=None,
                   description="A trusted on-premises container image registry on an event log.")
     errors.install(app)
-    v0.install(app)  # the management API, and its console at /docs from local assets (no CDN)
+    v0.install(app, settings.password_min_length)  # the management API, and its console at /docs from local assets (no CDN)
     # The /v2/ hot paths are plain Starlette routes: FastAPI's validation adds ~35 µs each.
     app.router.routes.extend(v2.routes())
     app.router.routes.extend(auth_routes.routes())  # /auth/token

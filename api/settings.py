@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import os
 
+from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from dockyard.domain.account import MIN_PASSWORD_LENGTH
 
 
 class Settings(BaseSettings):
@@ -31,6 +34,8 @@ class Settings(BaseSettings):
     upload_purge_age_hours: float = 168.0
     upload_purge_interval_hours: float = 24.0
     log_level: str = "info"
+    # The password policy: the least number of characters a password may have (API, portal, CLI).
+    password_min_length: int = Field(MIN_PASSWORD_LENGTH, ge=1)
     # A portal session ends after this long without a request.
     portal_idle_minutes: float = 30.0
     # Sign a checkpoint of the audit chain after this many events (or 60 s of event time).

@@ -36,7 +36,7 @@ from dockyard.commands.directory import LdapConfig, LdapDirectory
 from dockyard.commands.identity import Identity
 from dockyard.commands.registry import Registry
 from dockyard.domain.access import Principal
-from dockyard.domain.actor import ANONYMOUS, SYSTEM, Actor, current_actor
+from dockyard.domain.actor import ANONYMOUS_NAME, SYSTEM, Actor, current_actor
 from dockyard.domain.errors import Conflict, InvalidRequest, TooManyRequests
 from dockyard.domain.login import LoginGuard
 
@@ -79,9 +79,8 @@ class Accounts:
         self._decoy = self._hasher.hash(secrets.token_hex(16))
 
     def hash_password(self, password: str) -> str:
-        if not password:
-            raise InvalidRequest("the password must not be empty")
-        return self._hasher.hash(password)
+        """The argon2id hash of a password that meets the policy (`Identity.check_password`)."""
+        return self._hasher.hash(self.identity.check_password(password))
 
     # -- managed users: passwords are hashed here, never by a caller --------------------------
 
@@ -129,7 +128,7 @@ class Accounts:
         What the attempt records (a lock-out, a directory user's first sign-in) says who and
         from where (rule 6): the caller is not authenticated yet, so `anonymous` at `address`
         (the directory user's own name once the directory accepted them)."""
-        token = current_actor.set(Actor(ANONYMOUS, address) if address != "local" else current_actor.get())
+        token = current_actor.set(Actor(ANONYMOUS_NAME, address) if address != "local" else current_actor.get())
         try:
             return self._authenticate(name, password, address)
         finally:

@@ -12,8 +12,17 @@ from typing import Any
 from eventsourcing.persistence import IntegrityError
 
 from dockyard.commands.registry import Registry
-from dockyard.domain.account import Organization, User, account_id, check_account_name, check_role
-from dockyard.domain.auth_settings import AuthSettings, check_mode
+from dockyard.domain.account import (
+    MIN_PASSWORD_LENGTH,
+    Organization,
+    User,
+    account_id,
+    check_account_name,
+    check_keeps_an_admin,
+    check_password,
+    check_role,
+)
+from dockyard.domain.auth_settings import AuthSettings, check_ldap_url, check_mode
 from dockyard.domain.errors import Conflict, InvalidRequest, NameInvalid, NotFound
 from dockyard.domain.names import check_repository_name
 from dockyard.domain.repository import Repository, check_team_level, check_visibility
@@ -21,9 +30,18 @@ from dockyard.domain.team import OWNERS, Team, check_team_name
 
 
 class Identity:
-    def __init__(self, registry: Registry) -> None:
+    """The identity commands with the invariants every caller keeps — the management API, the
+    portal and the CLI alike: account names, one namespace per account, the last active admin,
+    the password policy. Who may ask for what is `commands.management`."""
+
+    def __init__(self, registry: Registry, password_min_length: int = MIN_PASSWORD_LENGTH) -> None:
         self.registry = registry
         self.read = registry.identity
+        self.password_min_length = password_min_length
+
+    def check_password(self, password: str) -> str:
+        """The password policy (`domain.account.check_password`), before a password is hashed."""
+        return check_password(password, self.password_min_length)
 
     # -- users ---------------------------------------------------------------------------------
 
@@ -51,8 +69,12 @@ class Identity:
 
     def update_user(self, name: str, *, role: str | None = None, password_hash: str | None = None,
                     active: bool | None = None) -> None:
+        """Change a user's role, password hash or active flag. `NotFound` for no such user;
+        `Conflict` when the change would leave no active global admin."""
         def command() -> None:
             user = self._user(name)
+            check_keeps_an_admin(user, role, active, lambda: sum(
+                1 for r in self.read.accounts("user") if r["name"] != name and r["role"] == "admin" and r["active"]))
             if role is not None and check_role(role) != user.role:
                 user.change_role(name, role)
             if password_hash is not None:
@@ -211,6 +233,8 @@ class Identity:
         check_mode(mode)
         if mode == "ldap" and not ldap.get("url"):
             raise InvalidRequest("LDAP mode needs ldap.url", {"ldap": ldap})
+        if ldap.get("url"):
+            check_ldap_url(str(ldap["url"]))
 
         def command() -> None:
             settings = self.registry.load(AuthSettings, AuthSettings.create_id()) or AuthSettings()

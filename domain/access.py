@@ -16,6 +16,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from dockyard.domain.errors import Denied, NotFound, Unauthorized
+
 LEVELS = ("none", "read-only", "read-write", "admin")
 _RANK = {level: i for i, level in enumerate(LEVELS)}
 
@@ -95,9 +97,10 @@ def repository_level(principal: Principal, repository: str, facts: RepositoryFac
 
 
 def may_create(principal: Principal, repository: str, facts: RepositoryFacts) -> bool:
-    """Whether pushing to the (not yet existing) `repository` may create it."""
+    """Whether pushing to the (not yet existing) `repository` may create it. Anonymous callers
+    never may, except in auth mode `none`, where everyone is an admin."""
     if principal.name is None:
-        return False
+        return principal.is_admin
     if principal.token_level is not None and principal.token_level == "read-only":
         return False
     if principal.token_repositories and repository not in principal.token_repositories:
@@ -129,3 +132,71 @@ def reads_everything(principal: Principal) -> bool:
 def may_list_catalog(principal: Principal) -> bool:
     """Anyone signed in may list the catalog; each entry is still filtered by read access."""
     return not principal.is_anonymous
+
+
+# -- management: who may manage accounts, teams and repositories --------------------------------
+# Where DTR's lab is silent (DESIGN.md, "Access model"): signed-in users read accounts, teams and
+# members; global admins make users and change roles; any signed-in user makes an organisation;
+# an organisation's owners (and global admins) manage its teams; account and team writes through
+# an access token need an `admin`-scoped one; a password change or a new access token needs a
+# password sign-in. `commands.management` gathers the facts and calls these before each command,
+# for the management API and the portal alike. Each raises the domain error the caller sees.
+
+def check_signed_in(principal: Principal) -> None:
+    """`Unauthorized` for an anonymous caller (auth mode `none` makes everyone an admin)."""
+    if principal.is_anonymous and not principal.is_admin:
+        raise Unauthorized("authentication required")
+
+
+def check_account_scope(principal: Principal) -> None:
+    """Account, organisation and team writes through an access token need an admin-scoped one."""
+    check_signed_in(principal)
+    if principal.token_level not in (None, "admin"):
+        raise Denied("this access token's scope does not allow account or team changes")
+
+
+def check_password_sign_in(principal: Principal) -> None:
+    """Changing a password or making an access token needs the password, not a token."""
+    if principal.token_id is not None:
+        raise Denied("sign in with a password, not an access token, to do this")
+
+
+def check_admin(principal: Principal, what: str = "do this") -> None:
+    """Global admins only (an access token counts only when admin-scoped: `Principal.is_admin`)."""
+    check_signed_in(principal)
+    if not principal.is_admin:
+        raise Denied(f"only a global admin may {what}")
+
+
+def check_may_change_user(principal: Principal, user: str, *, role_or_active: bool, password: bool) -> None:
+    """A user's role and active flag are the global admins'; a password is the user's or theirs."""
+    check_account_scope(principal)
+    if role_or_active and not principal.is_admin:
+        raise Denied("only a global admin may change a role or deactivate a user")
+    if password:
+        if not principal.is_admin and principal.name != user:
+            raise Denied("only the user themself or a global admin may change a password", {"user": user})
+        check_password_sign_in(principal)
+
+
+def check_may_manage_teams(principal: Principal, organization: str, is_owner: bool) -> None:
+    """An organisation's teams and members: global admins and members of its `owners` team."""
+    check_account_scope(principal)
+    if not principal.is_admin and not is_owner:
+        raise Denied("only the organisation's owners may manage its teams", {"organization": organization})
+
+
+def check_level(level: str, needed: str, repository: str) -> None:
+    """A repository the caller cannot read is `NotFound`, exactly like a missing one; one they
+    read but cannot change enough is `Denied`."""
+    if level == "none":
+        raise NotFound("no such repository", {"repository": repository})
+    if _RANK[level] < _RANK[needed]:
+        raise Denied(f"this needs {needed} access to the repository", {"repository": repository})
+
+
+def check_may_create_repository(principal: Principal, repository: str, facts: RepositoryFacts) -> None:
+    check_signed_in(principal)
+    if not may_create(principal, repository, facts):
+        raise Denied("only the namespace's user, its organisation's owners or a global admin may create "
+                     "repositories in it", {"namespace": namespace_of(repository)})

@@ -8,17 +8,19 @@ Password hashes are computed by the application; the domain only keeps them.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from uuid import UUID
 
 from eventsourcing.domain import event
 
 from dockyard.domain.aggregate import RegistryAggregate, name_id
-from dockyard.domain.errors import InvalidRequest
+from dockyard.domain.errors import Conflict, InvalidRequest
 
 ROLES = ("none", "read-only", "read-write", "admin")
 SOURCES = ("managed", "ldap")
 _ACCOUNT_NAME = re.compile(r"^[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*$")
 MAX_ACCOUNT_NAME = 64
+MIN_PASSWORD_LENGTH = 8  # the default of the password policy (DOCKYARD_PASSWORD_MIN_LENGTH)
 
 
 def account_id(name: str) -> UUID:
@@ -37,6 +39,26 @@ def check_role(role: str) -> str:
     if role not in ROLES:
         raise InvalidRequest(f"role must be one of {', '.join(ROLES)}", {"role": role})
     return role
+
+
+def check_password(password: str, min_length: int = MIN_PASSWORD_LENGTH) -> str:
+    """The password policy: at least `min_length` characters (never fewer than one). The error
+    says the rule, never the password."""
+    min_length = max(1, min_length)
+    if not isinstance(password, str) or len(password) < min_length:
+        raise InvalidRequest(f"the password must be at least {min_length} characters long",
+                             {"minLength": min_length})
+    return password
+
+
+def check_keeps_an_admin(user: User, role: str | None, active: bool | None,
+                         other_active_admins: Callable[[], int]) -> None:
+    """The last-admin rule: no change may leave the registry without an active global admin
+    (`Conflict`). `other_active_admins` counts the active admins other than `user` (asked only
+    when the change would make `user` stop being one)."""
+    stops = user.active and user.role == "admin" and ((role is not None and role != "admin") or active is False)
+    if stops and other_active_admins() == 0:
+        raise Conflict("the last active global admin cannot be demoted or deactivated", {"name": user.name})
 
 
 class User(RegistryAggregate):

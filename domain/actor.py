@@ -24,6 +24,6 @@ class Actor:
 
 
 SYSTEM = Actor("system")
-ANONYMOUS = "anonymous"
+ANONYMOUS_NAME = "anonymous"  # the actor name of anonymous requests (the principal is `access.ANONYMOUS`)
 
 current_actor: ContextVar[Actor] = ContextVar("current_actor", default=SYSTEM)

@@ -6,6 +6,7 @@ was changed (`bind_password_changed`), and the application keeps the value in it
 
 from __future__ import annotations
 
+import re
 from uuid import UUID
 
 from eventsourcing.domain import event
@@ -15,6 +16,16 @@ from dockyard.domain.errors import InvalidRequest
 
 MODES = ("none", "managed", "ldap")
 LDAP_FIELDS = ("url", "bindDn", "userBaseDn", "userFilter", "usernameAttribute", "startTls")
+
+
+LDAP_URL_PATTERN = r"^ldaps?://"
+
+
+def check_ldap_url(url: str) -> str:
+    """An LDAP server URL starts with `ldap://` or `ldaps://` (`InvalidRequest` otherwise)."""
+    if not re.match(LDAP_URL_PATTERN, url):
+        raise InvalidRequest("ldap.url must start with ldap:// or ldaps://", {"url": url})
+    return url
 
 
 def check_mode(mode: str) -> str:

@@ -20,7 +20,7 @@ from dockyard.api.auth.tokens import Caller, TokenService
 from dockyard.api.settings import Settings
 from dockyard.commands.accounts import Accounts
 from dockyard.domain.access import ANONYMOUS, Principal
-from dockyard.domain.actor import ANONYMOUS as ANONYMOUS_NAME
+from dockyard.domain.actor import ANONYMOUS_NAME
 from dockyard.domain.actor import Actor, current_actor
 from dockyard.domain.errors import Denied, Unauthorized
 

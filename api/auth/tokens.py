@@ -33,7 +33,7 @@ from dockyard.commands.accounts import RECHECK_SECONDS, Accounts
 from dockyard.commands.refresh_tokens import RefreshGrant, RefreshTokens
 from dockyard.domain import access
 from dockyard.domain.access import ANONYMOUS, Principal
-from dockyard.domain.actor import ANONYMOUS as ANONYMOUS_NAME
+from dockyard.domain.actor import ANONYMOUS_NAME
 from dockyard.domain.actor import Actor, current_actor
 
 REFRESH_TTL_SECONDS = 7 * 24 * 3600

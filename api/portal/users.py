@@ -15,7 +15,6 @@ from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
 from dockyard.api.portal.web import AdminViewer, Form, PortalRoute, redirect, render, services, status_of
-from dockyard.api.v0.accounts import _keeps_an_admin
 from dockyard.api.v2.common import Services
 from dockyard.domain.errors import DomainError, NotFound
 
@@ -73,8 +72,7 @@ async def add_user(request: Request, current: AdminViewer, form: Form) -> Respon
 def change_user(svc: Services, name: str, role: str | None, active: bool | None) -> None:
     if svc.registry.identity.user(name) is None:
         raise NotFound("no such user", {"name": name})
-    _keeps_an_admin(svc, name, role, active)
-    svc.accounts.update_user(name, role=role, active=active)
+    svc.accounts.update_user(name, role=role, active=active)  # keeps the last active admin (409)
 
 
 @router.post("/users/{name}/role")

@@ -30,6 +30,7 @@ from dockyard.api.v0 import (
     tokens,
 )
 from dockyard.api.v0.schemas import PROBLEM_RESPONSES, Problem
+from dockyard.domain.account import MIN_PASSWORD_LENGTH
 
 PREFIX = "/api/v0"
 
@@ -42,15 +43,20 @@ def router() -> APIRouter:
     return api
 
 
-def install(app: FastAPI) -> None:
-    """Add the management API, its problem schema in `/openapi.json`, and the console."""
+def install(app: FastAPI, password_min_length: int = MIN_PASSWORD_LENGTH) -> None:
+    """Add the management API, its problem schema in `/openapi.json`, and the console. The
+    schemas state the password policy as configured (`password_min_length`)."""
     app.include_router(router())
     generate = app.openapi
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
             schema = generate()
-            schema.setdefault("components", {}).setdefault("schemas", {})["Problem"] = Problem.model_json_schema()
+            schemas = schema.setdefault("components", {}).setdefault("schemas", {})
+            schemas["Problem"] = Problem.model_json_schema()
+            for model in ("NewUser", "AccountChange"):
+                if model in schemas:
+                    schemas[model]["properties"]["password"]["minLength"] = password_min_length
         return app.openapi_schema  # type: ignore[return-value]
 
     app.openapi = openapi  # type: ignore[method-assign]

@@ -1,5 +1,5 @@
-"""What every `/api/v0/` route depends on: the services, who is calling, and the checks the
-management API adds to the repository policy of `domain.access`.
+"""What every `/api/v0/` route depends on: the services and who is calling; and names for the
+checks routes make, whose rules are `domain.access` (applied by `commands.management`).
 
 Credentials: HTTP Basic (a password, or an access token `dyt_…` as the password) or
 `Authorization: Bearer dyt_…`. The dependencies are `async def`; the blocking parts (argon2,
@@ -9,11 +9,8 @@ token), so the events a write records say who and from where.
 In auth mode `none` (DTR's "None") every caller may do everything: the principal gets the
 `admin` role for the request (events still carry the real name, or `anonymous`).
 
-Rules beyond `domain.access`, where DTR's lab is silent:
-- signed-in users may read accounts, organisations, teams and members;
-- writes to accounts, organisations, teams and members through an access token need an
-  `admin`-scoped token (repository writes are capped by the token through the policy);
-- a password change or a new access token needs a password sign-in, not a token.
+Who may manage what (accounts, teams, repositories; where DTR's lab is silent too) is
+`domain.access`, so the portal and any other front end meet the same rules.
 """
 
 from __future__ import annotations
@@ -31,7 +28,7 @@ from dockyard.api.v2.common import Services
 from dockyard.commands.access_tokens import is_access_token
 from dockyard.domain import access
 from dockyard.domain.access import ANONYMOUS, Principal
-from dockyard.domain.errors import Denied, NotFound, Unauthorized
+from dockyard.domain.errors import Unauthorized
 
 
 def get_services(request: Request) -> Services:
@@ -97,13 +94,13 @@ async def current_principal(request: Request, svc: ServicesDep, _basic: Annotate
     return principal
 
 
-Caller = Annotated[Principal, Depends(current_principal)]
+PrincipalDep = Annotated[Principal, Depends(current_principal)]
+"""The caller, anonymous included (not `api.auth.Caller`, which is a `/v2/` caller with its token's grants)."""
 
 
-async def signed_in(principal: Caller) -> Principal:
+async def signed_in(principal: PrincipalDep) -> Principal:
     """A signed-in caller (anyone in auth mode `none`)."""
-    if principal.is_anonymous and not principal.is_admin:
-        raise _unauthorized()
+    access.check_signed_in(principal)
     return principal
 
 
@@ -111,74 +108,36 @@ SignedIn = Annotated[Principal, Depends(signed_in)]
 
 
 async def global_admin(principal: SignedIn) -> Principal:
-    if not principal.is_admin:
-        raise Denied("only a global admin may do this")
+    access.check_admin(principal)
     return principal
 
 
 GlobalAdmin = Annotated[Principal, Depends(global_admin)]
 
 
-# -- checks routes call with the resource in hand (blocking: run them in the thread pool) -------
+# -- checks routes call with the resource in hand ------------------------------------------------
+# The rules are `domain.access`, applied with read-model facts by `commands.management` (which the
+# portal calls too); these only name them for the routes. Blocking: run them in the thread pool.
 
 def require_token_admin(principal: Principal) -> None:
-    """Account, organisation and team writes through an access token need an admin-scoped one."""
-    if principal.token_level not in (None, "admin"):
-        raise Denied("this access token's scope does not allow account or team changes")
-
-
-def require_password_sign_in(principal: Principal) -> None:
-    if principal.token_id is not None:
-        raise Denied("sign in with a password, not an access token, to do this")
+    access.check_account_scope(principal)
 
 
 def require_organization(svc: Services, organization: str) -> None:
-    row = svc.registry.identity.account(organization)
-    if row is None or row["kind"] != "organization":
-        raise NotFound("no such organisation", {"organization": organization})
+    svc.management.check_organization(organization)
 
 
 def require_org_manager(svc: Services, principal: Principal, organization: str) -> None:
-    """Team management: global admins, and members of the organisation's `owners` team."""
-    require_organization(svc, organization)
-    require_token_admin(principal)
-    if principal.is_admin:
-        return
-    if principal.name is None or not svc.registry.identity.is_owner(principal.name, organization):
-        raise Denied("only the organisation's owners may manage its teams", {"organization": organization})
-
-
-def require_self_or_admin(principal: Principal, user: str) -> None:
-    if not principal.is_admin and principal.name != user:
-        raise Denied("only the user themself or a global admin may do this", {"user": user})
+    svc.management.check_may_manage_teams(principal, organization)
 
 
 def repository_level(svc: Services, principal: Principal, repository: str) -> str:
-    """The caller's level on `repository`; `none` when it does not exist."""
-    facts = svc.registry.identity.repository_facts(principal.name, repository)
-    if not facts.exists:
-        return "none"
-    if principal.is_anonymous and principal.is_admin:  # auth mode `none`
-        return "admin"
-    return access.repository_level(principal, repository, facts)
+    return svc.management.repository_level(principal, repository)
 
 
 def readable_repository(svc: Services, principal: Principal, repository: str, needed: str = "read-only") -> str:
-    """The caller's level on a repository they may read, at least `needed`.
-
-    A repository the caller cannot read is a 404 exactly like a missing one; one they can
-    read but not change enough is a 403.
-    """
-    level = repository_level(svc, principal, repository)
-    if level == "none":
-        raise NotFound("no such repository", {"repository": repository})
-    if access.LEVELS.index(level) < access.LEVELS.index(needed):
-        raise Denied(f"this needs {needed} access to the repository", {"repository": repository})
-    return level
+    return svc.management.check_level(principal, repository, needed)
 
 
 def may_create_repository(svc: Services, principal: Principal, repository: str) -> bool:
-    if principal.is_anonymous:
-        return principal.is_admin  # auth mode `none`
-    facts = svc.registry.identity.repository_facts(principal.name, repository)
-    return access.may_create(principal, repository, facts)
+    return svc.management.may_create_repository(principal, repository)

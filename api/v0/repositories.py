@@ -1,7 +1,8 @@
 """`/api/v0/repositories`: create, read, change, soft-delete and search repositories.
 
-Who may do what is `domain.access`: creating in a namespace needs what pushing a new repository
-needs (own namespace, the organisation's owners, global admins); reading needs read access,
+Who may do what is `domain.access`, applied by `commands.management`: creating in a namespace
+needs what pushing a new repository needs (own namespace, the organisation's owners, global
+admins); reading needs read access,
 and a repository the caller cannot read answers 404 exactly like a missing one; changing or
 deleting needs `admin` on it. Listings hold only what the caller may read. Anonymous callers
 see public repositories.
@@ -12,24 +13,17 @@ Repository names may have more components than `namespace/name` (a push can crea
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 from fastapi import APIRouter, Query, Request, Response, status
 from starlette.concurrency import run_in_threadpool
 
-from dockyard.api.v0.deps import (
-    Caller,
-    ServicesDep,
-    SignedIn,
-    may_create_repository,
-    readable_repository,
-    repository_level,
-)
+from dockyard.api.v0.deps import PrincipalDep, ServicesDep, SignedIn
 from dockyard.api.v0.paging import Cursor, Limit, decode_cursor, encode_cursor, link_next
-from dockyard.api.v0.schemas import NewRepository, Repository, RepositoryChange, RepositoryList
+from dockyard.api.v0.schemas import AccessLevel, NewRepository, Repository, RepositoryChange, RepositoryList
 from dockyard.api.v2.common import Services
 from dockyard.domain.access import Principal
-from dockyard.domain.errors import Denied, NotFound
+from dockyard.domain.errors import NotFound
 
 router = APIRouter(prefix="/repositories", tags=["repositories"])
 
@@ -37,11 +31,12 @@ router = APIRouter(prefix="/repositories", tags=["repositories"])
 def repository_view(row: dict[str, Any], level: str) -> Repository:
     namespace, _, name = row["name"].partition("/")
     return Repository(namespace=namespace, name=name, full_name=row["name"], visibility=row["visibility"],
-                      description=row["description"], created_at=row["created_at"], access_level=level)
+                      description=row["description"], created_at=row["created_at"],
+                      access_level=cast(AccessLevel, level))
 
 
 def _readable(svc: Services, principal: Principal, full: str, needed: str = "read-only") -> Repository:
-    level = readable_repository(svc, principal, full, needed)
+    level = svc.management.check_level(principal, full, needed)
     row = svc.registry.queries.repository(full)
     if row is None:  # deleted between the two reads
         raise NotFound("no such repository", {"repository": full})
@@ -57,7 +52,7 @@ def _search(svc: Services, principal: Principal, search: str | None, namespace: 
     while len(found) <= limit:  # one more than a page says whether a next page exists
         batch = svc.registry.queries.search_repositories(search, namespace, 500, last)
         for row in batch:
-            level = repository_level(svc, principal, row["name"])
+            level = svc.management.repository_level(principal, row["name"])
             if level != "none":
                 found.append(repository_view(row, level))
                 if len(found) > limit:
@@ -71,7 +66,7 @@ def _search(svc: Services, principal: Principal, search: str | None, namespace: 
 
 @router.get("", summary="Search the repositories the caller may read (paged, by name)")
 async def search_repositories(
-    request: Request, response: Response, principal: Caller, svc: ServicesDep,
+    request: Request, response: Response, principal: PrincipalDep, svc: ServicesDep,
     search: str | None = Query(None, description="A part of the repository name."),
     limit: Limit = 100, cursor: Cursor = None,
 ) -> RepositoryList:
@@ -86,13 +81,7 @@ async def search_repositories(
 async def create_repository(namespace: str, body: NewRepository, principal: SignedIn,
                             svc: ServicesDep) -> Repository:
     def create() -> Repository:
-        if svc.registry.identity.account(namespace) is None:
-            raise NotFound("no such user or organisation", {"namespace": namespace})
-        full = f"{namespace}/{body.name}"
-        if not may_create_repository(svc, principal, full):
-            raise Denied("only the namespace's user, its organisation's owners or a global admin may "
-                         "create repositories in it", {"namespace": namespace})
-        svc.identity.create_repository(namespace, body.name, body.visibility, body.description)
+        full = svc.management.create_repository(principal, namespace, body.name, body.visibility, body.description)
         return _readable(svc, principal, full)
 
     return await run_in_threadpool(create)
@@ -100,7 +89,7 @@ async def create_repository(namespace: str, body: NewRepository, principal: Sign
 
 @router.get("/{namespace}", summary="The repositories of a namespace the caller may read (paged, by name)")
 async def list_namespace(
-    namespace: str, request: Request, response: Response, principal: Caller, svc: ServicesDep,
+    namespace: str, request: Request, response: Response, principal: PrincipalDep, svc: ServicesDep,
     limit: Limit = 100, cursor: Cursor = None,
 ) -> RepositoryList:
     listing, next_cursor = await run_in_threadpool(_search, svc, principal, None, namespace, limit, cursor)
@@ -109,7 +98,7 @@ async def list_namespace(
 
 
 @router.get("/{namespace}/{repo:path}", summary="One repository (404 when the caller cannot read it)")
-async def get_repository(namespace: str, repo: str, principal: Caller, svc: ServicesDep) -> Repository:
+async def get_repository(namespace: str, repo: str, principal: PrincipalDep, svc: ServicesDep) -> Repository:
     return await run_in_threadpool(_readable, svc, principal, f"{namespace}/{repo}")
 
 
@@ -119,8 +108,7 @@ async def update_repository(namespace: str, repo: str, body: RepositoryChange, p
     full = f"{namespace}/{repo}"
 
     def update() -> Repository:
-        readable_repository(svc, principal, full, "admin")
-        svc.identity.update_repository(full, visibility=body.visibility, description=body.description)
+        svc.management.update_repository(principal, full, visibility=body.visibility, description=body.description)
         return _readable(svc, principal, full)
 
     return await run_in_threadpool(update)
@@ -131,8 +119,4 @@ async def update_repository(namespace: str, repo: str, body: RepositoryChange, p
 async def delete_repository(namespace: str, repo: str, principal: SignedIn, svc: ServicesDep) -> None:
     full = f"{namespace}/{repo}"
 
-    def delete() -> None:
-        readable_repository(svc, principal, full, "admin")
-        svc.identity.delete_repository(full)
-
-    await run_in_threadpool(delete)
+    await run_in_threadpool(svc.management.delete_repository, principal, full)

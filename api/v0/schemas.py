@@ -14,6 +14,13 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from pydantic.alias_generators import to_camel
 
+from dockyard.domain.account import MIN_PASSWORD_LENGTH
+from dockyard.domain.auth_settings import LDAP_URL_PATTERN, check_ldap_url
+from dockyard.domain.errors import DomainError
+
+PASSWORD_RULE = ("At least `minLength` characters (the password policy, `DOCKYARD_PASSWORD_MIN_LENGTH`); "
+                 "a shorter one is a 400 problem.")
+
 Role = Literal["none", "read-only", "read-write", "admin"]
 Visibility = Literal["private", "public"]
 TeamLevel = Literal["read-only", "read-write", "admin"]
@@ -30,7 +37,7 @@ class Model(BaseModel):
 class NewUser(Model):
     type: Literal["user"]
     name: str = Field(description="Lowercase letters, digits and `.`, `_`, `-` separators; also the namespace.")
-    password: str = Field(description="Must not be empty.")
+    password: str = Field(description=PASSWORD_RULE, json_schema_extra={"minLength": MIN_PASSWORD_LENGTH})
     role: Role = Field("none", description="Global role: that level on every repository.")
 
 
@@ -60,7 +67,7 @@ class AccountChange(Model):
 
     role: Role | None = None
     active: bool | None = None
-    password: str | None = None
+    password: str | None = Field(None, description=PASSWORD_RULE, json_schema_extra={"minLength": MIN_PASSWORD_LENGTH})
 
 
 # -- teams -------------------------------------------------------------------------------------
@@ -171,7 +178,8 @@ class TokenList(Model):
 # -- auth settings -----------------------------------------------------------------------------
 
 class LdapSettings(Model):
-    url: str = Field("", description="ldap://host:port or ldaps://host:port")
+    url: str = Field("", description="ldap://host:port or ldaps://host:port",
+                     json_schema_extra={"pattern": LDAP_URL_PATTERN})
     bind_dn: str = ""
     bind_password: str | None = Field(None, description="Write-only; omitted: the stored one is kept.")
     user_base_dn: str = ""
@@ -181,8 +189,11 @@ class LdapSettings(Model):
 
     @model_validator(mode="after")
     def _url_scheme(self) -> LdapSettings:
-        if self.url and not self.url.startswith(("ldap://", "ldaps://")):
-            raise ValueError("ldap.url must start with ldap:// or ldaps://")
+        try:
+            if self.url:
+                check_ldap_url(self.url)
+        except DomainError as exc:  # a 422 naming the field, as pydantic's own checks
+            raise ValueError(exc.message) from None
         return self
 
 

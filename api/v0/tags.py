@@ -6,7 +6,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Request, Response, status
 from starlette.concurrency import run_in_threadpool
 
-from dockyard.api.v0.deps import Caller, ServicesDep, SignedIn, readable_repository
+from dockyard.api.v0.deps import PrincipalDep, ServicesDep, SignedIn, readable_repository
 from dockyard.api.v0.paging import Cursor, Limit, link_next, page
 from dockyard.api.v0.schemas import Tag, TagList
 from dockyard.domain.errors import NotFound
@@ -16,7 +16,7 @@ router = APIRouter(prefix="/repositories/{namespace}/{repo:path}/tags", tags=["t
 
 
 @router.get("", summary="The repository's tags (read access; paged, by name)")
-async def list_tags(namespace: str, repo: str, request: Request, response: Response, principal: Caller,
+async def list_tags(namespace: str, repo: str, request: Request, response: Response, principal: PrincipalDep,
                     svc: ServicesDep, limit: Limit = 100, cursor: Cursor = None) -> TagList:
     full = f"{namespace}/{repo}"
 

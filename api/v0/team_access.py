@@ -10,7 +10,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Request, Response, status
 from starlette.concurrency import run_in_threadpool
 
-from dockyard.api.v0.deps import Caller, ServicesDep, SignedIn, readable_repository
+from dockyard.api.v0.deps import PrincipalDep, ServicesDep, SignedIn, readable_repository
 from dockyard.api.v0.paging import Cursor, Limit, link_next, page
 from dockyard.api.v0.schemas import TeamAccess, TeamAccessChange, TeamAccessList
 
@@ -18,7 +18,7 @@ router = APIRouter(prefix="/repositories/{namespace}/{repo:path}/teamAccess", ta
 
 
 @router.get("", summary="The teams with access to the repository (read access; paged, by team)")
-async def list_team_access(namespace: str, repo: str, request: Request, response: Response, principal: Caller,
+async def list_team_access(namespace: str, repo: str, request: Request, response: Response, principal: PrincipalDep,
                            svc: ServicesDep, limit: Limit = 100, cursor: Cursor = None) -> TeamAccessList:
     full = f"{namespace}/{repo}"
 
@@ -38,8 +38,7 @@ async def grant_team_access(namespace: str, repo: str, team: str, body: TeamAcce
     full = f"{namespace}/{repo}"
 
     def grant() -> TeamAccess:
-        readable_repository(svc, principal, full, "admin")
-        svc.identity.grant_team_access(full, team, body.access_level)
+        svc.management.grant_team_access(principal, full, team, body.access_level)
         return TeamAccess(team=team, access_level=body.access_level)
 
     return await run_in_threadpool(grant)
@@ -51,7 +50,6 @@ async def revoke_team_access(namespace: str, repo: str, team: str, principal: Si
     full = f"{namespace}/{repo}"
 
     def revoke() -> None:
-        readable_repository(svc, principal, full, "admin")
-        svc.identity.revoke_team_access(full, team)
+        svc.management.revoke_team_access(principal, full, team)
 
     await run_in_threadpool(revoke)

@@ -10,7 +10,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Request, Response, status
 from starlette.concurrency import run_in_threadpool
 
-from dockyard.api.v0.deps import ServicesDep, SignedIn, require_org_manager, require_organization
+from dockyard.api.v0.deps import ServicesDep, SignedIn
 from dockyard.api.v0.paging import Cursor, Limit, link_next, page
 from dockyard.api.v0.schemas import MemberList, NewTeam, Team, TeamList, TeamSummary
 from dockyard.api.v2.common import Services
@@ -20,7 +20,7 @@ router = APIRouter(prefix="/accounts/{org}/teams", tags=["teams"])
 
 
 def _team(svc: Services, org: str, team: str) -> Team:
-    require_organization(svc, org)
+    svc.management.check_organization(org)
     row = svc.registry.identity.team(org, team)
     if row is None:
         raise NotFound("no such team", {"organization": org, "team": team})
@@ -31,8 +31,7 @@ def _team(svc: Services, org: str, team: str) -> Team:
 @router.post("", status_code=status.HTTP_201_CREATED, summary="Create a team (owners, global admins)")
 async def create_team(org: str, body: NewTeam, principal: SignedIn, svc: ServicesDep) -> Team:
     def create() -> Team:
-        require_org_manager(svc, principal, org)
-        svc.identity.create_team(org, body.name, body.description)
+        svc.management.create_team(principal, org, body.name, body.description)
         return _team(svc, org, body.name)
 
     return await run_in_threadpool(create)
@@ -42,7 +41,7 @@ async def create_team(org: str, body: NewTeam, principal: SignedIn, svc: Service
 async def list_teams(org: str, request: Request, response: Response, principal: SignedIn, svc: ServicesDep,
                      limit: Limit = 100, cursor: Cursor = None) -> TeamList:
     def teams() -> TeamList:
-        require_organization(svc, org)
+        svc.management.check_organization(org)
         rows, next_cursor = page(svc.registry.identity.teams(org), lambda r: r["name"], limit, cursor)
         link_next(request, response, next_cursor)
         return TeamList(teams=[TeamSummary(organization=org, name=r["name"], description=r["description"])
@@ -70,18 +69,13 @@ async def get_team(org: str, team: str, principal: SignedIn, svc: ServicesDep) -
 @router.delete("/{team}", status_code=status.HTTP_204_NO_CONTENT,
                summary="Delete a team and its repository grants (not `owners`)")
 async def delete_team(org: str, team: str, principal: SignedIn, svc: ServicesDep) -> None:
-    def delete() -> None:
-        require_org_manager(svc, principal, org)
-        svc.identity.delete_team(org, team)
-
-    await run_in_threadpool(delete)
+    await run_in_threadpool(svc.management.delete_team, principal, org, team)
 
 
 @router.put("/{team}/members/{user}", summary="Add a user to a team (adding a member twice changes nothing)")
 async def add_member(org: str, team: str, user: str, principal: SignedIn, svc: ServicesDep) -> Team:
     def add() -> Team:
-        require_org_manager(svc, principal, org)
-        svc.identity.add_member(org, team, user)
+        svc.management.add_member(principal, org, team, user)
         return _team(svc, org, team)
 
     return await run_in_threadpool(add)
@@ -90,8 +84,4 @@ async def add_member(org: str, team: str, user: str, principal: SignedIn, svc: S
 @router.delete("/{team}/members/{user}", status_code=status.HTTP_204_NO_CONTENT,
                summary="Remove a user from a team (not the last owner)")
 async def remove_member(org: str, team: str, user: str, principal: SignedIn, svc: ServicesDep) -> None:
-    def remove() -> None:
-        require_org_manager(svc, principal, org)
-        svc.identity.remove_member(org, team, user)
-
-    await run_in_threadpool(remove)
+    await run_in_threadpool(svc.management.remove_member, principal, org, team, user)

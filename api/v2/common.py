@@ -16,6 +16,7 @@ from dockyard.commands.access_tokens import AccessTokens
 from dockyard.commands.accounts import Accounts
 from dockyard.commands.general_settings import General
 from dockyard.commands.identity import Identity
+from dockyard.commands.management import Management
 from dockyard.commands.registry import Registry
 from dockyard.commands.storage_settings import StorageSetting
 from dockyard.commands.uploads import UploadSessions
@@ -45,6 +46,7 @@ class Services:
     portal_sessions: SessionStore
     general: General  # Settings > General (the domain name)
     storage_setting: StorageSetting  # Settings > Storage (`store` follows it in every process)
+    management: Management  # who may manage what, then the identity command (API and portal)
 
 
 def services(request: Request) -> Services:

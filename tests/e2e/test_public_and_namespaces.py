@@ -29,7 +29,7 @@ def image(tmp_path_factory) -> Layout:
 def world(shared_server):
     with shared_server.client() as admin:
         for name, role in (("pat", "read-write"), ("nia", "none")):
-            _ok(admin.post("/api/v0/accounts", json={"type": "user", "name": name, "password": f"{name}-pw",
+            _ok(admin.post("/api/v0/accounts", json={"type": "user", "name": name, "password": f"{name}-password",
                                                       "role": role}))
         _ok(admin.post("/api/v0/accounts", json={"type": "organization", "name": "opensource"}))
         _ok(admin.post("/api/v0/repositories/opensource", json={"name": "tools", "visibility": "public",
@@ -74,7 +74,7 @@ def test_anyone_pulls_a_public_repository_and_nobody_anonymous_pushes(world, ima
     assert 'scope="repository:opensource/secret:pull"' in challenged.headers["www-authenticate"]
 
     # A signed-in user with no role may pull the public repository, not push to it.
-    with httpx.Client(base_url=world.url, auth=("nia", "nia-pw")) as nia:
+    with httpx.Client(base_url=world.url, auth=("nia", "nia-password")) as nia:
         assert nia.get("/v2/opensource/tools/manifests/v1").status_code == 200
         pushed = nia.post("/v2/opensource/tools/blobs/uploads/")
         assert pushed.status_code == 403
@@ -83,13 +83,13 @@ def test_anyone_pulls_a_public_repository_and_nobody_anonymous_pushes(world, ima
 
 def test_pushing_creates_a_private_repository_only_where_the_pusher_may_create(world, image, tmp_path) -> None:
     # pat (global read-write) pushes into its own namespace: the repository appears, private.
-    pat = Skopeo(world, tmp_path / "pat", user="pat", password="pat-pw")
+    pat = Skopeo(world, tmp_path / "pat", user="pat", password="pat-password")
     pat.copy(f"oci:{image.path}:{image.tag}", pat.docker("pat/app", "v1"))
     with world.client() as admin:
         repo = _ok(admin.get("/api/v0/repositories/pat/app")).json()
         assert repo["visibility"] == "private"
         # ... and nia, with no role, cannot see it.
-        assert httpx.get(f"{world.url}/api/v0/repositories/pat/app", auth=("nia", "nia-pw")).status_code == 404
+        assert httpx.get(f"{world.url}/api/v0/repositories/pat/app", auth=("nia", "nia-password")).status_code == 404
 
     # Read-write on every existing repository is not a right to create them elsewhere.
     refused = pat.copy(f"oci:{image.path}:{image.tag}", pat.docker("opensource/newthing", "v1"), check=False)
@@ -114,8 +114,8 @@ def test_a_push_into_a_namespace_that_is_no_account_is_refused_and_cannot_be_tak
     with world.client() as api:
         assert "ghost/img" not in api.get("/v2/_catalog").json()["repositories"]
         # So `ghost` is free to become an account, and nothing comes with it; pat makes it and pushes.
-        with httpx.Client(base_url=world.url, auth=("pat", "pat-pw")) as pat_api:
+        with httpx.Client(base_url=world.url, auth=("pat", "pat-password")) as pat_api:
             _ok(pat_api.post("/api/v0/accounts", json={"type": "organization", "name": "ghost"}))
         assert _ok(api.get("/api/v0/repositories/ghost")).json()["repositories"] == []
-    pat = Skopeo(world, tmp_path / "pat", user="pat", password="pat-pw")
+    pat = Skopeo(world, tmp_path / "pat", user="pat", password="pat-password")
     pat.copy(f"oci:{image.path}:{image.tag}", pat.docker("ghost/img", "v1"))

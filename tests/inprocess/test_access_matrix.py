@@ -137,7 +137,7 @@ def _new_repo(w: World, caller: str) -> str:
 
 
 def _ahab_token(w: World, caller: str) -> str:
-    r = w.post_as(("ahab", "ahab-pw"), "/api/v0/accounts/ahab/tokens",
+    r = w.post_as(("ahab", "ahab-password"), "/api/v0/accounts/ahab/tokens",
                   json={"name": "t" + _unique(caller), "scope": "read-only"})
     w.ok(r)
     return r.json()["id"]
@@ -151,7 +151,7 @@ def _self(w: World, caller: str) -> str:
 def _own_token(w: World, caller: str) -> str:
     """A token of the caller's own user, made with the user's password."""
     name = _self(w, caller)
-    r = w.post_as((name, f"{name}-pw"), f"/api/v0/accounts/{name}/tokens",
+    r = w.post_as((name, f"{name}-password"), f"/api/v0/accounts/{name}/tokens",
                   json={"name": "o" + _unique(caller), "scope": "read-only"})
     w.ok(r)
     return r.json()["id"]
@@ -197,7 +197,7 @@ CASES: list[Case] = [
     Case("GET", V2 + "/referrers/{digest}", PULL, lambda w, c: (f"/v2/{REPO}/referrers/{w.manifest}", {})),
     # -- /api/v0 --------------------------------------------------------------------------------
     Case("POST", "/api/v0/accounts", GLOBAL_ADMIN, lambda w, c: ("/api/v0/accounts", {"json": {
-        "type": "user", "name": "n" + _unique(c), "password": "pw", "role": "none"}})),
+        "type": "user", "name": "n" + _unique(c), "password": "pw-12345", "role": "none"}})),
     Case("GET", "/api/v0/accounts", SIGNED_IN, lambda w, c: ("/api/v0/accounts", {})),
     Case("GET", "/api/v0/accounts/{name}", SIGNED_IN, lambda w, c: ("/api/v0/accounts/moby", {})),
     Case("PATCH", "/api/v0/accounts/{name}", GLOBAL_ADMIN,
@@ -317,16 +317,16 @@ def world(shared_server: InProcessServer) -> World:
     w = World(shared_server, admin)
     w.auth["anonymous"] = None
     for caller, (name, role) in USERS.items():
-        w.ok(admin.post("/api/v0/accounts", json={"type": "user", "name": name, "password": f"{name}-pw",
+        w.ok(admin.post("/api/v0/accounts", json={"type": "user", "name": name, "password": f"{name}-password",
                                                    "role": role}))
-        w.auth[caller] = (name, f"{name}-pw")
+        w.auth[caller] = (name, f"{name}-password")
     w.ok(admin.post("/api/v0/accounts", json={"type": "organization", "name": "engineering"}))
     w.ok(admin.put("/api/v0/accounts/engineering/teams/owners/members/olive"))
     w.ok(admin.post("/api/v0/accounts/engineering/teams", json={"name": "frontend"}))
     w.ok(admin.put("/api/v0/accounts/engineering/teams/frontend/members/tina"))
     w.ok(admin.post("/api/v0/repositories/engineering", json={"name": "madrid", "visibility": "private"}))
     w.ok(admin.put(f"/api/v0/repositories/{REPO}/teamAccess/frontend", json={"accessLevel": "read-write"}))
-    r = w.post_as(("tom", "tom-pw"), "/api/v0/accounts/tom/tokens", json={"name": "ci", "scope": "read-only"})
+    r = w.post_as(("tom", "tom-password"), "/api/v0/accounts/tom/tokens", json={"name": "ci", "scope": "read-only"})
     w.ok(r)
     w.auth["token"] = ("tom", r.json()["token"])
     w.blob = w.push_blob(os.urandom(4096))

@@ -8,7 +8,7 @@ from tests.integration.api_v0_support import API, accounts, events, make_org, ma
 def test_admin_creates_a_user_who_can_then_sign_in(shared_server) -> None:
     name = unique("gordon")
     with shared_server.client() as admin:
-        r = admin.post(f"{API}/accounts", json={"type": "user", "name": name, "password": "pw1", "role": "read-write"})
+        r = admin.post(f"{API}/accounts", json={"type": "user", "name": name, "password": "pw1-long-enough", "role": "read-write"})
         assert r.status_code == 201, r.text
         created = r.json()
         assert {k: created[k] for k in ("name", "type", "role", "active", "source")} == {
@@ -17,14 +17,14 @@ def test_admin_creates_a_user_who_can_then_sign_in(shared_server) -> None:
         assert admin.get(f"{API}/accounts/{name}").json() == created
         listed = admin.get(f"{API}/accounts", params={"type": "user"}).json()["accounts"]
         assert created in listed and all(a["type"] == "user" for a in listed)
-    with shared_server.client(auth=(name, "pw1")) as user:
+    with shared_server.client(auth=(name, "pw1-long-enough")) as user:
         assert user.get(f"{API}/accounts/{name}").status_code == 200
 
 
 def test_only_global_admins_create_users(shared_server) -> None:
     before = accounts(shared_server)
     plain = make_user(shared_server, role="read-write")
-    new = {"type": "user", "name": unique("x"), "password": "pw", "role": "admin"}
+    new = {"type": "user", "name": unique("x"), "password": "pw-12345", "role": "admin"}
     with shared_server.client(auth=plain) as user:
         problem(user.post(f"{API}/accounts", json=new), 403)
     with shared_server.client(auth=None) as anonymous:
@@ -60,15 +60,15 @@ def test_bad_account_requests_change_nothing(shared_server) -> None:
         def post(body: dict) -> dict:
             return admin.post(f"{API}/accounts", json=body)
 
-        assert problem(post({"type": "user", "name": user[0], "password": "pw"}), 409)["context"] == {"name": user[0]}
-        problem(post({"type": "user", "name": org, "password": "pw"}), 409)  # an organisation has the name
+        assert problem(post({"type": "user", "name": user[0], "password": "pw-12345"}), 409)["context"] == {"name": user[0]}
+        problem(post({"type": "user", "name": org, "password": "pw-12345"}), 409)  # an organisation has the name
         problem(post({"type": "organization", "name": user[0]}), 409)  # a user has the name
         problem(post({"type": "organization", "name": org}), 409)
-        assert problem(post({"type": "user", "name": "Bad Name!", "password": "pw"}), 400)["type"] \
+        assert problem(post({"type": "user", "name": "Bad Name!", "password": "pw-12345"}), 400)["type"] \
             == "urn:dockyard:problem:invalid-request"
         problem(post({"type": "organization", "name": "-dash"}), 400)
         problem(post({"type": "user", "name": unique("e"), "password": ""}), 400)
-        invalid = problem(post({"type": "user", "name": unique("r"), "password": "pw", "role": "superuser"}), 422)
+        invalid = problem(post({"type": "user", "name": unique("r"), "password": "pw-12345", "role": "superuser"}), 422)
         assert invalid["errors"] and "superuser" not in str(invalid["errors"])  # inputs are not echoed
         problem(post({"type": "robot", "name": unique("t")}), 422)
         problem(post({"type": "user", "name": unique("m")}), 422)  # no password
@@ -88,7 +88,7 @@ def test_role_active_and_password_changes(shared_server) -> None:
         problem(user.patch(f"{API}/accounts/{name}", json={"password": ""}), 400)
         problem(user.patch(f"{API}/accounts/{name}", json={"role": "root"}), 422)
         assert user.get(f"{API}/accounts/{name}").json()["role"] == "read-only"  # unchanged
-        r = user.patch(f"{API}/accounts/{name}", json={"password": "new-pw"})
+        r = user.patch(f"{API}/accounts/{name}", json={"password": "new-password"})
         assert r.status_code == 200, r.text
     with shared_server.client(auth=(name, password)) as old:
         problem(old.get(f"{API}/accounts/{name}"), 401)  # the remembered login is forgotten at once

@@ -33,7 +33,7 @@ class World:
         ok(self.client.request(method, url, headers=basic(*ADMIN), **kwargs))  # type: ignore[arg-type]
 
     def jwt(self, user: str, actions: str = "pull") -> dict[str, str]:
-        r = ok(self.client.get("/auth/token", headers=basic(user, f"{user}-pw"),
+        r = ok(self.client.get("/auth/token", headers=basic(user, f"{user}-password"),
                                params={"service": "dockyard", "scope": f"repository:{REPO}:{actions}"}), 200)
         return {"Authorization": f"Bearer {r.json()['token']}"}
 
@@ -55,7 +55,7 @@ def world(server: InProcessServer, clock: Clock) -> Iterator[World]:
     with server.client(None) as client:
         w = World(client, clock)
         for name, role in (("tina", "none"), ("moby", "read-only"), ("ahab", "none")):
-            create_user(server, name, f"{name}-pw", role)
+            create_user(server, name, f"{name}-password", role)
         w.admin("POST", "/api/v0/accounts", json={"type": "organization", "name": "eng"})
         w.admin("POST", "/api/v0/accounts/eng/teams", json={"name": "dev"})
         w.admin("PUT", "/api/v0/accounts/eng/teams/dev/members/tina")
@@ -112,12 +112,12 @@ def test_a_lowered_team_level_keeps_what_remains(world: World) -> None:
 
 
 def test_the_token_endpoint_serves_only_its_own_service(world: World) -> None:
-    r = world.client.get("/auth/token", headers=basic("tina", "tina-pw"),
+    r = world.client.get("/auth/token", headers=basic("tina", "tina-password"),
                          params={"service": "registry.example.com", "scope": f"repository:{REPO}:pull"})
     assert r.status_code == 400, r.text
     assert "registry.example.com" in r.json()["errors"][0]["message"]
     r = world.client.post("/auth/token", data={"grant_type": "password", "service": "elsewhere",
-                                               "client_id": "tests", "username": "tina", "password": "tina-pw"})
+                                               "client_id": "tests", "username": "tina", "password": "tina-password"})
     assert r.status_code == 400, r.text
-    ok(world.client.get("/auth/token", headers=basic("tina", "tina-pw"),
+    ok(world.client.get("/auth/token", headers=basic("tina", "tina-password"),
                         params={"service": "dockyard", "scope": f"repository:{REPO}:pull"}), 200)

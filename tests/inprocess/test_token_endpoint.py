@@ -6,6 +6,7 @@ from __future__ import annotations
 import httpx
 
 from dockyard.commands.accounts import MAX_FAILURES
+from dockyard.domain.auth_settings import AuthSettings
 from tests.inprocess.auth_support import create_user
 from tests.inprocess.conftest import InProcessServer
 
@@ -17,9 +18,12 @@ def password_grant(client: httpx.Client, user: str, password: str) -> httpx.Resp
 
 def test_a_misconfigured_directory_is_a_400_not_a_429(server: InProcessServer) -> None:
     create_user(server, "ldapuser", "ldapuser-pw")
-    # An LDAP URL of the wrong scheme (stored before the API checked it, say): the directory
-    # refuses to connect with InvalidRequest, which is no throttling.
-    server.services.identity.change_auth_settings("ldap", {"url": "http://directory.invalid"}, False)
+    # An LDAP URL of the wrong scheme (stored before the commands checked it, so saved here on the
+    # aggregate itself): the directory refuses to connect with InvalidRequest, which is no throttling.
+    registry = server.services.registry
+    settings = registry.load(AuthSettings, AuthSettings.create_id()) or AuthSettings()
+    settings.change("ldap", {"url": "http://directory.invalid"}, False)
+    registry.save(settings)
     with server.client(None) as client:
         r = password_grant(client, "ldapuser", "whatever")
     assert r.status_code == 400, r.text

@@ -46,36 +46,36 @@ def test_a_chosen_admin_password(accounts: Accounts) -> None:
 def test_managed_passwords(accounts: Accounts, identity: Identity, registry: Registry) -> None:
     with pytest.raises(InvalidRequest):
         accounts.hash_password("")
-    hashed = accounts.hash_password("orca-pw")
-    assert hashed.startswith("$argon2id$") and "orca-pw" not in hashed
+    hashed = accounts.hash_password("orca-password")
+    assert hashed.startswith("$argon2id$") and "orca-password" not in hashed
     identity.create_user("orca", hashed, "read-write")
 
-    assert accounts.authenticate("orca", "orca-pw", "10.0.0.1") == Principal("orca", "read-write")
+    assert accounts.authenticate("orca", "orca-password", "10.0.0.1") == Principal("orca", "read-write")
     assert accounts.authenticate("orca", "wrong", "10.0.0.1") is None
-    assert accounts.authenticate("nobody", "orca-pw", "10.0.0.1") is None  # looks like a wrong password
+    assert accounts.authenticate("nobody", "orca-password", "10.0.0.1") is None  # looks like a wrong password
     assert accounts.authenticate("orca", "", "10.0.0.1") is None
 
     # A deactivated user cannot sign in (once remembered logins are forgotten, as the API does).
     identity.update_user("orca", active=False)
     accounts.forget_cached()
-    assert accounts.authenticate("orca", "orca-pw", "10.0.0.1") is None
+    assert accounts.authenticate("orca", "orca-password", "10.0.0.1") is None
     # A directory user has no managed password to match.
     identity.create_user("ldapuser", "", "none", source="ldap")
     assert accounts.authenticate("ldapuser", "", "10.0.0.1") is None
 
 
 def test_a_remembered_login_is_forgotten_on_request(accounts: Accounts, identity: Identity) -> None:
-    identity.create_user("moby", accounts.hash_password("old-pw"), "read-only")
-    assert accounts.authenticate("moby", "old-pw") is not None
-    identity.update_user("moby", password_hash=accounts.hash_password("new-pw"), role="admin")
-    assert accounts.authenticate("moby", "old-pw") == Principal("moby", "read-only")  # remembered
+    identity.create_user("moby", accounts.hash_password("old-password"), "read-only")
+    assert accounts.authenticate("moby", "old-password") is not None
+    identity.update_user("moby", password_hash=accounts.hash_password("new-password"), role="admin")
+    assert accounts.authenticate("moby", "old-password") == Principal("moby", "read-only")  # remembered
     accounts.forget_cached()
-    assert accounts.authenticate("moby", "old-pw") is None
-    assert accounts.authenticate("moby", "new-pw") == Principal("moby", "admin")
+    assert accounts.authenticate("moby", "old-password") is None
+    assert accounts.authenticate("moby", "new-password") == Principal("moby", "admin")
 
 
 def test_an_access_token_is_a_password(accounts: Accounts, identity: Identity, tokens: AccessTokens) -> None:
-    identity.create_user("ahab", accounts.hash_password("ahab-pw"), "read-write")
+    identity.create_user("ahab", accounts.hash_password("ahab-password"), "read-write")
     issued = tokens.create("ahab", "ci", "read-only", None, ["ahab/app"])
     principal = accounts.authenticate("ahab", issued.secret)
     assert principal == Principal("ahab", "read-write", token_id=issued.token_id, token_level="read-only",

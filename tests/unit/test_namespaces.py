@@ -29,6 +29,7 @@ from dockyard.storage.memory import MemoryStore
 
 @pytest.fixture
 def registry(tmp_path: Path) -> Iterator[Registry]:
+    """An empty registry on a private in-memory SQLite database (no account, no repository)."""
     env = event_store_env(str(tmp_path), None)
     env["SQLITE_DBNAME"] = f"file:dockyard-{uuid.uuid4().hex}?mode=memory&cache=shared"
     app = Registry(env)
