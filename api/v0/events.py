@@ -1,5 +1,7 @@
-"""`/api/v0/events`: the audit trail — filtered, paged by position with a `Link` header, or
-streamed whole as JSON lines or CSV in constant memory.
+"""`/api/v0/events`: the audit trail — filtered, paged as every `/api/v0` listing (`?limit=`,
+an opaque `?cursor=` from the `Link: …; rel="next"` header; `api.v0.paging`), or streamed whole
+as JSON lines or CSV in constant memory. `after=POSITION` is a filter (events after a log
+position), so a consumer can resume from the last position it saw.
 
 Who reads what: global admins everything; an organisation's owners its events; everyone else
 their own actions. `waitFor=POSITION` waits (bounded) until the audit projection has folded the
@@ -13,7 +15,6 @@ import io
 from collections.abc import Iterator
 from datetime import datetime
 from typing import Annotated, Any, Literal
-from urllib.parse import urlencode
 
 import orjson
 from fastapi import APIRouter, Query, Request
@@ -21,13 +22,13 @@ from fastapi.responses import Response, StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
 from dockyard.api.v0.deps import ServicesDep, SignedIn
+from dockyard.api.v0.paging import DEFAULT_LIMIT, Cursor, Limit, decode_cursor, encode_cursor, link_next
 from dockyard.api.v0.schemas import AuditEvent, AuditEventPage
 from dockyard.domain.errors import InvalidRequest, TooManyRequests
 from dockyard.projections.audit_queries import AuditFilter
 from dockyard.projections.audit_trail import COLUMNS
 
 router = APIRouter(prefix="/events", tags=["events"])
-MAX_PAGE = 1000
 CSV_COLUMNS = COLUMNS
 
 
@@ -76,13 +77,18 @@ async def list_events(
     action: Annotated[str | None, Query(description="e.g. `tag.moved`, `manifest.pushed`, `team.member_added`")] = None,
     since: Annotated[str | None, Query(description="ISO 8601, inclusive")] = None,
     until: Annotated[str | None, Query(description="ISO 8601, exclusive")] = None,
-    after: Annotated[int, Query(ge=0, description="Only events after this position (the cursor)")] = 0,
-    n: Annotated[int, Query(ge=1, le=MAX_PAGE, description="Page size")] = 100,
+    after: Annotated[int, Query(ge=0, description="Only events after this log position")] = 0,
+    limit: Limit = DEFAULT_LIMIT, cursor: Cursor = None,
     format: Annotated[Literal["json", "jsonl", "csv"], Query(description="jsonl and csv stream every match")] = "json",
     wait_for: Annotated[int | None, Query(alias="waitFor", ge=0,
                                           description="First wait until the trail has folded this position")] = None,
 ) -> Any:
     read_side = svc.read_side
+    resume = decode_cursor(cursor)
+    if resume is not None:
+        if not resume.isdigit():
+            raise InvalidRequest("invalid cursor: pass the one the previous page's Link header names")
+        after = max(after, int(resume))
     filters = AuditFilter(actor, namespace, repository, action, _time("since", since), _time("until", until), after)
     if wait_for is not None and not await run_in_threadpool(read_side.wait, "audit", wait_for):
         raise TooManyRequests("the audit trail has not reached that position yet; retry",
@@ -94,12 +100,9 @@ async def list_events(
     if format == "csv":
         return StreamingResponse(_csv_lines(read_side.audit.stream(filters, scope)), media_type="text/csv",
                                  headers={"Content-Disposition": 'attachment; filename="events.csv"'})
-    rows = await run_in_threadpool(read_side.audit.page, filters, scope, n)
-    page = AuditEventPage(events=[AuditEvent(**_event(r)) for r in rows],
-                          next=rows[-1]["position"] if len(rows) == n else None)
+    rows = await run_in_threadpool(read_side.audit.page, filters, scope, limit)
+    next_cursor = encode_cursor(str(rows[-1]["position"])) if len(rows) == limit else None
+    page = AuditEventPage(events=[AuditEvent(**_event(r)) for r in rows], next_cursor=next_cursor)
     response = Response(orjson.dumps(page.model_dump(by_alias=True)), media_type="application/json")
-    if page.next is not None:
-        query = {k: v for k, v in request.query_params.items() if k not in ("after",)}
-        query["after"] = str(page.next)
-        response.headers["Link"] = f'<{request.url.path}?{urlencode(query)}>; rel="next"'
+    link_next(request, response, next_cursor)
     return response

@@ -4,17 +4,17 @@ run from the CLI (`dockyard projections rebuild NAME|--all`), which swaps tables
 
 from __future__ import annotations
 
-from typing import Any
-
 from fastapi import APIRouter
 from starlette.concurrency import run_in_threadpool
 
 from dockyard.api.v0.deps import GlobalAdmin, ServicesDep
+from dockyard.api.v0.schemas import ProjectionList, ProjectionStatus
 from dockyard.projections.status import projection_status
 
 router = APIRouter(prefix="/projections", tags=["projections"])
 
 
 @router.get("", summary="Read models: position, head, lag, rows, state (global admins)")
-async def list_projections(_admin: GlobalAdmin, svc: ServicesDep) -> list[dict[str, Any]]:
-    return await run_in_threadpool(projection_status, svc.read_side)
+async def list_projections(_admin: GlobalAdmin, svc: ServicesDep) -> ProjectionList:
+    rows = await run_in_threadpool(projection_status, svc.read_side)
+    return ProjectionList(projections=[ProjectionStatus(**r) for r in rows])

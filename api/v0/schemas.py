@@ -262,4 +262,21 @@ class AuditEvent(Model):
 
 class AuditEventPage(Model):
     events: list[AuditEvent]
-    next: int | None = Field(description="The `after` of the next page; null on the last page.")
+    next_cursor: str | None = Field(description="The `cursor` of the next page (also in the `Link` header); "
+                                    "null on the last page.")
+
+
+class ProjectionStatus(Model):
+    name: str
+    kind: Literal["inline", "followed"] = Field(description="inline: written in the event transaction.")
+    position: int = Field(description="The last log position folded.")
+    head: int = Field(description="The log's last position.")
+    lag_events: int
+    lag_seconds: float = Field(description="Age of the oldest event not yet folded (0 when caught up).")
+    rows: int
+    state: str = Field(description="`inline`, `caught up`, `behind`, or `failed at N`.")
+    error: str | None = Field(description="Why the projection stopped, when it failed.")
+
+
+class ProjectionList(Model):
+    projections: list[ProjectionStatus]

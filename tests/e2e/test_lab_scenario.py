@@ -326,7 +326,7 @@ def test_the_audit_trail_answers_the_lab_questions(lab: Lab) -> None:
     ahab — through /api/v0/events and through `dockyard audit query` on the same data."""
     server = lab.server
     with server.client() as api:
-        head = max(p["head"] for p in ok(api.get("/api/v0/projections"), 200).json())
+        head = max(p["head"] for p in ok(api.get("/api/v0/projections"), 200).json()["projections"])
         wait = {"waitFor": head}
         moved = ok(api.get("/api/v0/events", params={**wait, "repository": BARCA, "action": "tag.moved"}), 200)
         [pushed] = [e for e in moved.json()["events"] if e["tag"] == "lona"]

@@ -48,14 +48,14 @@ async def test_pages_follow_the_link_and_streams_give_the_whole_result(dockyard:
     client = dockyard.client()
     # Step 1: pages of 2, following `Link: <...>; rel="next"` to the end.
     seen: list[int] = []
-    url: str | None = f"{API}/events?namespace={org}&n=2&waitFor={wait['waitFor']}"
+    url: str | None = f"{API}/events?namespace={org}&limit=2&waitFor={wait['waitFor']}"
     while url is not None:
         r = await client.get(url)
         assert r.status_code == 200, r.text
         seen += [e["position"] for e in r.json()["events"]]
         link = r.headers.get("link")
         url = link[1:link.index(">")] if link else None
-        assert (link is None) == (r.json()["next"] is None)
+        assert (link is None) == (r.json()["nextCursor"] is None)
     assert len(seen) == 1 + 2 + 5 and seen == sorted(seen)  # org.created, owners team + its member, 5 teams
     # Step 2: the same result as JSON lines and as CSV.
     r = await client.get(f"{API}/events", params={"namespace": org, "format": "jsonl"})
@@ -87,7 +87,7 @@ async def test_who_reads_what(dockyard: Dockyard, anon_client) -> None:  # noqa:
     wait = {"waitFor": head(dockyard)}
 
     async def actions(auth) -> set[tuple[str, str]]:  # noqa: ANN001
-        r = await dockyard.client(auth).get(f"{API}/events", params={**wait, "n": 1000})
+        r = await dockyard.client(auth).get(f"{API}/events", params={**wait, "limit": 1000})
         assert r.status_code == 200, r.text
         return {(e["actor"], e["action"]) for e in r.json()["events"]}
 
@@ -109,7 +109,8 @@ async def test_bad_filters_are_problems(dockyard: Dockyard) -> None:
     client = dockyard.client()
     r = await client.get(f"{API}/events", params={"since": "yesterday"})
     assert r.status_code == 400 and r.headers["content-type"] == "application/problem+json"
-    assert (await client.get(f"{API}/events", params={"n": 0})).status_code == 422
+    assert (await client.get(f"{API}/events", params={"limit": 0})).status_code == 422
+    assert (await client.get(f"{API}/events", params={"cursor": "%%%"})).status_code == 400
     assert (await client.get(f"{API}/events", params={"format": "xml"})).status_code == 422
 
 
@@ -136,9 +137,10 @@ async def test_projections_status_for_admins(dockyard: Dockyard) -> None:
     assert dockyard.services.read_side.wait("audit", head(dockyard))
     r = await dockyard.client().get(f"{API}/projections")
     assert r.status_code == 200, r.text
-    status = {p["name"]: p for p in r.json()}
+    status = {p["name"]: p for p in r.json()["projections"]}
     assert set(status) >= {"registry", "identity", "audit", "checkpoints"}
     assert status["audit"]["head"] == head(dockyard) and status["audit"]["rows"] == status["audit"]["position"]
+    assert status["audit"]["lagEvents"] == 0 and status["audit"]["kind"] == "followed"
     assert status["registry"]["state"] == "inline"
     async with dockyard.client(alice) as as_alice:
         assert (await as_alice.get(f"{API}/projections")).status_code == 403
