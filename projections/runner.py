@@ -217,6 +217,14 @@ class Leadership:
         self._file = handle
         return True
 
+    def try_acquire_safely(self) -> bool:
+        """`try_acquire`, False (logged) when the database cannot be reached."""
+        try:
+            return self.try_acquire()
+        except Exception:  # noqa: BLE001 - e.g. PostgreSQL restarting: try again later
+            log.warning("projection %s: cannot take the lead now", self.name, exc_info=True)
+            return False
+
     def _sqlite_path(self) -> str | None:
         pool = self.registry.recorder.datastore.pool
         return None if pool.is_sqlite_memory_mode else str(pool.db_name)
@@ -352,27 +360,27 @@ class ProjectionRunner:
             self._thread = None
 
     def _run(self) -> None:
-        self.state = "standby"
+        """Stand by until leading, then follow. A projection that fails on an event stops (its
+        position and error are recorded); any other error (the database went away, a dropped
+        LISTEN connection) gives up the lead, and this runner stands by again to retry."""
         while not self._stop.is_set():
-            if self._leadership.try_acquire():
-                break
-            self._stop.wait(self.takeover_interval)
-        else:
-            self.state = "stopped"
-            return
-        self.state = "running"
-        try:
-            self._follow()
-        except ProjectionFailed as exc:
-            self.state, self.error = "failed", exc
-            log.error("%s", exc)
-        except Exception:  # noqa: BLE001 - e.g. the database went away: report, a standby takes over
-            self.state = "failed"
-            log.exception("projection %s stopped", self.name)
-        else:
-            self.state = "stopped"
-        finally:
-            self._leadership.release()
+            self.state = "standby"
+            if not self._leadership.try_acquire_safely():
+                self._stop.wait(self.takeover_interval)
+                continue
+            self.state = "running"
+            try:
+                self._follow()
+            except ProjectionFailed as exc:
+                self.state, self.error = "failed", exc
+                log.error("%s", exc)
+                return
+            except Exception:  # noqa: BLE001 - reported; leadership goes, and we retry
+                log.exception("projection %s interrupted; standing by to retry", self.name)
+                self._stop.wait(self.takeover_interval)
+            finally:
+                self._leadership.release()
+        self.state = "stopped"
 
     def _follow(self) -> None:
         listener = self._leadership.connection

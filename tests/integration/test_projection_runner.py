@@ -145,3 +145,21 @@ def test_one_active_runner_and_takeover(registry: Registry, place: tuple[Path, s
         for p in (first, second):
             p.kill()
             p.wait()
+
+
+def test_a_lost_connection_is_retried_not_fatal(registry: Registry, backend: str) -> None:  # noqa: F811
+    if backend != "postgres":
+        pytest.skip("the leader's own connection (advisory lock, LISTEN) is PostgreSQL's")
+    runner = ProjectionRunner(registry, SeenProjection(), takeover_interval=0.1)
+    runner.start()
+    try:
+        assert runner.wait(append(registry, 10), timeout=30)
+        _until(lambda: runner._leadership.connection is not None, "the lead")
+        pid = runner._leadership.connection.info.backend_pid
+        # The database drops the leader's session (as on a failover or an admin's kill).
+        with registry.recorder.datastore.transaction(commit=True) as cursor:
+            cursor.execute("SELECT pg_terminate_backend(%(pid)s)", {"pid": pid})
+        assert runner.wait(append(registry, 10), timeout=30)
+        assert seen(registry) == positions(registry)
+    finally:
+        runner.stop()
