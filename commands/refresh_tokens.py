@@ -25,10 +25,12 @@ class RefreshTokens:
     def __init__(self, registry: Registry) -> None:
         self.registry = registry
 
-    def start(self, user: str, token_id: str | None = None) -> RefreshGrant:
-        """A new family for `user` (signed in with access token `token_id`, if any)."""
+    def start(self, user: str, token_id: str | None = None, *, rotates: bool = True) -> RefreshGrant:
+        """A new family for `user` (signed in with access token `token_id`, if any); `rotates`
+        False for the docker CLI's identity token (`domain.refresh_token`)."""
         family = RefreshTokenFamily(family_id=secrets.token_hex(16), user=user, token_id=token_id,
-                                    credentials_epoch=self.registry.identity.credentials_epoch(user))
+                                    credentials_epoch=self.registry.identity.credentials_epoch(user),
+                                    rotates=rotates)
         self.registry.save(family)
         return RefreshGrant(family.family_id, family.generation)
 

@@ -6,6 +6,14 @@ presented again means two parties hold the family's tokens — one of them a thi
 family ends (OAuth 2.0 Security BCP, refresh token rotation). The family also remembers the
 user's credentials epoch when it started: a password change, deactivation or role change moves
 the epoch on (`projections.identity_view`), and no family of an older epoch refreshes again.
+
+A family started by the docker CLI (`client_id=docker`) does not rotate: `docker login` keeps
+the first refresh token as its "identity token" and presents that same token for every later
+command, never storing the one a refresh answers with (so with rotation only the first command
+after a login would work). Such a family keeps its one token — ending, like every family, with
+the user's credentials epoch, the access token it came from, or its expiry — and gives up reuse
+detection, as Docker Hub's identity tokens do. Claiming to be docker gains a client nothing but
+that: the family is still its own sign-in's.
 """
 
 from __future__ import annotations
@@ -27,9 +35,13 @@ class RefreshTokenFamily(RegistryAggregate):
         return name_id("refresh-token-family", family_id)
 
     @event("Created", topic="dockyard.RefreshTokenFamily.Created")
-    def __init__(self, family_id: str, user: str, token_id: str | None, credentials_epoch: int) -> None:
-        """`token_id`: the access token the sign-in used, if any (the family dies with it)."""
+    def __init__(self, family_id: str, user: str, token_id: str | None, credentials_epoch: int,
+                 rotates: bool = True) -> None:
+        """`token_id`: the access token the sign-in used, if any (the family dies with it).
+        `rotates`: False for a docker identity token (see the module docstring); events stored
+        before the field existed replay as rotating families."""
         self.family_id = family_id
+        self.rotates = rotates
         self.user = user
         self.token_id = token_id
         self.credentials_epoch = credentials_epoch
@@ -46,10 +58,13 @@ class RefreshTokenFamily(RegistryAggregate):
 
     def use(self, generation: int, credentials_epoch: int) -> bool:
         """Present the family's token of `generation` while the user's credentials are at
-        `credentials_epoch`. True: the family rotated to the next generation (issue its token).
+        `credentials_epoch`. True: the family rotated to the next generation (issue its token;
+        a family that does not rotate stays at its generation).
         False: refused — ended, from older credentials, or a spent token (which ends the family)."""
         if self.ended or credentials_epoch != self.credentials_epoch:
             return False
+        if not self.rotates:
+            return generation == self.generation  # its one token, used again and again
         if generation != self.generation:
             self._ended(self.family_id, self.user, REUSE)
             return False

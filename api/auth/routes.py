@@ -9,6 +9,8 @@ request this service cannot serve (another `service`, an unknown grant) — each
 
 from __future__ import annotations
 
+from functools import partial
+
 import orjson
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
@@ -51,13 +53,15 @@ async def token(request: Request) -> Response:
     issued = await run_in_threadpool(auth.tokens.issue, principal, scopes)
     auth.bind(request, principal)
     if request.query_params.get("offline_token") == "true" and not principal.is_anonymous:
-        issued["refresh_token"] = await run_in_threadpool(auth.tokens.issue_refresh, principal)
+        issued["refresh_token"] = await run_in_threadpool(
+            partial(auth.tokens.issue_refresh, principal, client_id=request.query_params.get("client_id")))
     return Response(orjson.dumps(issued), media_type="application/json")
 
 
 async def oauth_token(request: Request) -> Response:
     """POST /auth/token, the OAuth2 form: grant_type `password` (username, password) or
-    `refresh_token` (which rotates it: the response holds the next one)."""
+    `refresh_token` (which rotates it: the response holds the next one — except for the docker
+    CLI's identity token, `client_id=docker`, which stays the same: `domain.refresh_token`)."""
     auth = _auth(request)
     form = await request.form()
     service = form.get("service")
@@ -83,7 +87,9 @@ async def oauth_token(request: Request) -> Response:
     body = {"access_token": issued["access_token"], "expires_in": issued["expires_in"],
             "issued_at": issued["issued_at"], "scope": " ".join(str(s) for s in scopes)}
     if refresh_token is None and form.get("access_type") == "offline":
-        refresh_token = await run_in_threadpool(auth.tokens.issue_refresh, principal)
+        client_id = form.get("client_id")
+        refresh_token = await run_in_threadpool(
+            partial(auth.tokens.issue_refresh, principal, client_id=None if client_id is None else str(client_id)))
     if refresh_token is not None:
         body["refresh_token"] = refresh_token
     return Response(orjson.dumps(body), media_type="application/json")

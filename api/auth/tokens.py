@@ -37,6 +37,9 @@ from dockyard.domain.actor import ANONYMOUS_NAME
 from dockyard.domain.actor import Actor, current_actor
 
 REFRESH_TTL_SECONDS = 7 * 24 * 3600
+# The `client_id` the docker CLI sends to the token endpoint; its identity token does not rotate
+# (`domain.refresh_token`).
+DOCKER_CLIENT_ID = "docker"
 # RECHECK_SECONDS (from commands.accounts, where remembered Basic sign-ins follow it too): how long
 # a verified registry JWT is trusted from the cache before its principal and grants are read again —
 # the delay (per process) with which a revocation, deactivation or removed right reaches JWTs
@@ -153,10 +156,13 @@ class TokenService:
 
     # -- refresh tokens ------------------------------------------------------------------------
 
-    def issue_refresh(self, principal: Principal, grant: RefreshGrant | None = None) -> str:
-        """A refresh token of `grant`'s family and generation (a new family without one). Blocking."""
+    def issue_refresh(self, principal: Principal, grant: RefreshGrant | None = None, *,
+                      client_id: str | None = None) -> str:
+        """A refresh token of `grant`'s family and generation; without one, of a new family,
+        which rotates unless `client_id` is the docker CLI's (`DOCKER_CLIENT_ID`). Blocking."""
         if grant is None:
-            grant = self.refresh_tokens.start(principal.name or "", principal.token_id)
+            grant = self.refresh_tokens.start(principal.name or "", principal.token_id,
+                                              rotates=client_id != DOCKER_CLIENT_ID)
         now = int(self.clock())
         claims: dict[str, object] = {
             "iss": self._issuer, "sub": principal.name or "", "aud": self._issuer + "/refresh",

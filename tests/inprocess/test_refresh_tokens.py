@@ -29,16 +29,17 @@ def client(server: InProcessServer) -> Iterator[httpx.Client]:
         yield c
 
 
-def password_grant(client: httpx.Client, user: str = USER, password: str = PASSWORD) -> str:
+def password_grant(client: httpx.Client, user: str = USER, password: str = PASSWORD,
+                   client_id: str = "tests") -> str:
     r = ok(client.post("/auth/token", data={
-        "grant_type": "password", "service": "dockyard", "client_id": "tests", "username": user,
+        "grant_type": "password", "service": "dockyard", "client_id": client_id, "username": user,
         "password": password, "access_type": "offline", "scope": SCOPE}), 200)
     return r.json()["refresh_token"]
 
 
-def refresh_grant(client: httpx.Client, refresh_token: str) -> httpx.Response:
+def refresh_grant(client: httpx.Client, refresh_token: str, client_id: str = "tests") -> httpx.Response:
     return client.post("/auth/token", data={
-        "grant_type": "refresh_token", "service": "dockyard", "client_id": "tests",
+        "grant_type": "refresh_token", "service": "dockyard", "client_id": client_id,
         "refresh_token": refresh_token, "scope": SCOPE})
 
 
@@ -71,6 +72,21 @@ def test_reuse_of_a_rotated_token_ends_the_whole_family(client: httpx.Client, se
     ended = [e for e in events(server, "dockyard.RefreshTokenFamily.") if type(e).__name__ == "Ended"]
     assert len(ended) == 1 and ended[0].reason == "reuse"
     assert ended[0].actor == USER and ended[0].client_address == "127.0.0.1"
+
+
+def test_the_docker_clis_identity_token_serves_every_command_until_the_credentials_change(
+        client: httpx.Client, server: InProcessServer) -> None:
+    """`docker login` keeps the first refresh token and presents it for every command: a family
+    started by `client_id=docker` does not rotate (no Rotated event, no reuse verdict), and still
+    ends with the user's credentials."""
+    identity = password_grant(client, client_id="docker")
+    for _ in range(3):
+        r = ok(refresh_grant(client, identity, client_id="docker"), 200)
+        assert r.json()["access_token"]
+    kinds = [type(e).__name__ for e in events(server, "dockyard.RefreshTokenFamily.")]
+    assert kinds == ["Created"]
+    ok(client.patch(f"/api/v0/accounts/{USER}", headers=basic(*ADMIN), json={"password": "kara-new-password"}))
+    assert_refused(client, identity)
 
 
 @pytest.mark.parametrize("by", ["user", "admin"])
