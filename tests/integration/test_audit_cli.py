@@ -29,7 +29,7 @@ def dockyard(place: tuple[Path, str | None], *args: str) -> str:
 
 def test_query_export_and_status(place: tuple[Path, str | None], registry) -> None:  # noqa: ANN001, F811
     # Step 1: two CLI verbs record events, as the OS user from this machine.
-    dockyard(place, "users", "create", "gordon", "--role", "admin")
+    dockyard(place, "users", "create", "gordon", "--role", "read-write")  # not admin: the only one stays
     dockyard(place, "users", "set-role", "gordon", "--role", "read-only")
     me = getpass.getuser()
     # Step 2: query them back, as text and as JSON lines.
