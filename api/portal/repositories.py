@@ -135,6 +135,18 @@ def repository_view(svc: Services, viewer: Viewer, full: str) -> dict[str, Any]:
     }
 
 
+TAG_NOTE = "The image stays reachable by digest until garbage collection removes what nothing uses."
+REPOSITORY_NOTE = "Its tags and team access go with it; the log keeps its history."
+
+
+def confirm_page(request: Request, what: str, repository: str, note: str, unconfirmed: bool = False) -> Response:
+    """The page asking to type DELETE (the no-JavaScript form of the trash can's dialog); posted
+    without the word, it comes back (400) saying so."""
+    return render(request, "confirm_delete.html", 400 if unconfirmed else 200, section="repositories", what=what,
+                  action=request.url.path, back=f"/repositories/{repository}", note=note,
+                  error=f"Type {CONFIRM_WORD} to confirm." if unconfirmed else None)
+
+
 @router.get("/repositories/{namespace}/{repo:path}/tags/{tag}/delete")
 async def confirm_delete_tag(request: Request, namespace: str, repo: str, tag: str,
                              current: CurrentViewer) -> Response:
@@ -142,9 +154,7 @@ async def confirm_delete_tag(request: Request, namespace: str, repo: str, tag: s
     view = await run_in_threadpool(repository_view, services(request), current, full)
     if not view["can_push"] or not any(t["tag"] == tag for t in view["tags"]):
         raise NotFound("no such tag", {"tag": tag})
-    return render(request, "confirm_delete.html", section="repositories", what=f"the tag {full}:{tag}",
-                  action=request.url.path, back=f"/repositories/{full}", error=None,
-                  note="The image stays reachable by digest until garbage collection removes what nothing uses.")
+    return confirm_page(request, f"the tag {full}:{tag}", full, TAG_NOTE)
 
 
 @router.post("/repositories/{namespace}/{repo:path}/tags/{tag}/delete")
@@ -152,9 +162,7 @@ async def delete_tag(request: Request, namespace: str, repo: str, tag: str, curr
                      form: Form) -> Response:
     svc, full = services(request), f"{namespace}/{repo}"
     if form.get("confirm", "").strip() != CONFIRM_WORD:
-        return render(request, "confirm_delete.html", 400, section="repositories", what=f"the tag {full}:{tag}",
-                      action=request.url.path, back=f"/repositories/{full}",
-                      error=f"Type {CONFIRM_WORD} to confirm.", note=None)
+        return confirm_page(request, f"the tag {full}:{tag}", full, TAG_NOTE, unconfirmed=True)
 
     def delete() -> None:
         readable_repository(svc, current.principal, full, "read-write")
@@ -170,9 +178,7 @@ async def delete_tag(request: Request, namespace: str, repo: str, tag: str, curr
 async def confirm_delete_repository(request: Request, namespace: str, repo: str, current: CurrentViewer) -> Response:
     full = f"{namespace}/{repo}"
     await run_in_threadpool(readable_repository, services(request), current.principal, full, "admin")
-    return render(request, "confirm_delete.html", section="repositories", what=f"the repository {full}",
-                  action=request.url.path, back=f"/repositories/{full}", error=None,
-                  note="Its tags and team access go with it; the log keeps its history.")
+    return confirm_page(request, f"the repository {full}", full, REPOSITORY_NOTE)
 
 
 @router.post("/repositories/{namespace}/{repo:path}/delete")
@@ -180,9 +186,7 @@ async def delete_repository(request: Request, namespace: str, repo: str, current
                             form: Form) -> Response:
     svc, full = services(request), f"{namespace}/{repo}"
     if form.get("confirm", "").strip() != CONFIRM_WORD:
-        return render(request, "confirm_delete.html", 400, section="repositories", what=f"the repository {full}",
-                      action=request.url.path, back=f"/repositories/{full}",
-                      error=f"Type {CONFIRM_WORD} to confirm.", note=None)
+        return confirm_page(request, f"the repository {full}", full, REPOSITORY_NOTE, unconfirmed=True)
 
     def delete() -> None:
         readable_repository(svc, current.principal, full, "admin")
