@@ -163,9 +163,11 @@ def serve(args: argparse.Namespace) -> int:
     log_config = copy.deepcopy(LOGGING_CONFIG)
     log_config["loggers"]["dockyard"] = {"handlers": ["default"], "level": settings.log_level.upper(),
                                          "propagate": False}
+    # httptools with header size, header time and body stall limits (api/http_limits.py, under plain_http).
     _run_uvicorn(sock, "dockyard.api.app:factory", factory=True, host=settings.host, port=settings.port,
                  workers=settings.workers, http="dockyard.api.plain_http:PlainHttpProtocol", loop="uvloop",
-                 log_level=settings.log_level, log_config=log_config, access_log=False, timeout_graceful_shutdown=10)
+                 log_level=settings.log_level, log_config=log_config, access_log=False, timeout_graceful_shutdown=10,
+                 timeout_keep_alive=settings.keepalive_timeout_seconds)
     return 0
 
 

@@ -11,7 +11,9 @@ import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
+import orjson
 from fastapi import FastAPI
+from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
@@ -24,6 +26,7 @@ from dockyard.api.recent_logs import RecentLogs
 from dockyard.api.secret_store import SecretStore
 from dockyard.api.settings import Settings
 from dockyard.api.v2.common import Services
+from dockyard.commands import database
 from dockyard.commands.access_tokens import AccessTokens
 from dockyard.commands.accounts import Accounts
 from dockyard.commands.audit_chain import start_chain
@@ -36,7 +39,7 @@ from dockyard.commands.registry import Registry
 from dockyard.commands.uploads import UploadSessions
 from dockyard.gc import schedule as housekeeping
 from dockyard.projections.read_side import ReadSide
-from dockyard.storage import open_store
+from dockyard.storage import BlobStore, open_store
 from dockyard.storage.switchable import SwitchableStore
 
 log = logging.getLogger("dockyard")
@@ -57,14 +60,36 @@ def build_services(settings: Settings, clock: Callable[[], float] = time.time) -
     accounts = Accounts(registry, identity, tokens, secrets.ldap_bind_password)
     auth = Auth(settings, accounts, secrets.signing_key(), clock)
     sessions = SessionStore(registry.recorder.datastore, registry.dialect, settings.portal_idle_minutes * 60, clock)
-    return Services(settings, registry, store, UploadSessions(store, registry, clock), accounts, auth,
-                    identity, tokens, secrets,
+    uploads = UploadSessions(store, registry, clock, settings.max_upload_sessions_per_user)
+    return Services(settings, registry, store, uploads, accounts, auth, identity, tokens, secrets,
                     ReadSide(registry, secrets.audit_signing_key(), settings.audit_checkpoint_every), sessions,
                     General(registry), storage_setting, Management(identity, accounts))
 
 
 async def _health(request: Request) -> Response:
     return Response(b'{"status":"ok"}', media_type="application/json")
+
+
+def _store_ok(store: BlobStore) -> bool:
+    try:
+        store.ping()
+        return True
+    except Exception as exc:  # not ready, whatever the reason; the reason goes to the log only
+        log.warning("readiness check: blob storage unavailable: %s", exc)
+        return False
+
+
+async def _ready(request: Request) -> Response:
+    """Readiness: 200 when the database and the blob store answer, else 503 (which of the two
+    failed, never why: no credentials needed, nothing leaked). `/healthz` is liveness only."""
+    svc = request.app.state.services
+    checks = {"database": await run_in_threadpool(database.ping, svc.registry.recorder.datastore),
+              "storage": await run_in_threadpool(_store_ok, svc.store)}
+    ready = all(checks.values())
+    body = {"status": "ready" if ready else "unavailable",
+            "checks": {name: "ok" if ok else "unavailable" for name, ok in checks.items()}}
+    return Response(orjson.dumps(body), status_code=200 if ready else 503, media_type="application/json",
+                    headers={"Cache-Control": "no-store"})
 
 
 def create_app(settings: Settings, *, clock: Callable[[], float] = time.time) -> FastAPI:
@@ -96,6 +121,7 @@ def create_app(settings: Settings, *, clock: Callable[[], float] = time.time) ->
     app.router.routes.extend(v2.routes())
     app.router.routes.extend(auth_routes.routes())  # /auth/token
     app.router.routes.append(Route("/healthz", _health, methods=["GET"]))
+    app.router.routes.append(Route("/readyz", _ready, methods=["GET"]))
     app.state.recent_logs = RecentLogs()
     portal.install(app)  # the web portal at `/`, after every API route
     return app

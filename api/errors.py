@@ -23,6 +23,7 @@ from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
+from starlette.routing import Match
 
 from dockyard.domain import errors as e
 
@@ -46,6 +47,10 @@ OCI_ERRORS: list[tuple[type[e.DomainError], str, int]] = [
     (e.Denied, "DENIED", 403),
     (e.Unsupported, "UNSUPPORTED", 405),
     (e.TooManyRequests, "TOOMANYREQUESTS", 429),
+    # Not in the OCI table (which has no code for either): Distribution's UNAVAILABLE, and a
+    # code of our own that names the condition; clients show the message of a code they do not know.
+    (e.Unavailable, "UNAVAILABLE", 503),
+    (e.StorageFull, "STORAGE_FULL", 507),
     (e.PaginationInvalid, "PAGINATION_NUMBER_INVALID", 400),
     (e.InvalidRequest, "UNKNOWN", 400),
     (e.NotFound, "UNKNOWN", 404),
@@ -110,8 +115,38 @@ async def _domain_error(request: Request, exc: Exception) -> Response:
     return error_response(code, exc.message, status, exc.detail, headers)
 
 
+_METHODS = ("DELETE", "GET", "HEAD", "PATCH", "POST", "PUT")
+
+
+def _allowed_methods(request: Request) -> list[str]:
+    """Every method some route takes on this path (the router stops at the first route whose
+    path matches, so that route's own `Allow` may be partial). Each method is tried against the
+    route table as the router would (FastAPI nests included routers). Error path only."""
+    allowed = ["OPTIONS"]
+    for method in _METHODS:
+        scope = {**request.scope, "method": method}
+        if any(route.matches(scope)[0] is Match.FULL for route in request.app.router.routes):
+            allowed.append(method)
+    return sorted(allowed)
+
+
+def _method_not_allowed(request: Request) -> Response:
+    """OPTIONS: 204 with the complete `Allow`; any other undeclared method: 405 with it."""
+    allow = {"Allow": ", ".join(_allowed_methods(request))}
+    if request.method == "OPTIONS":
+        return Response(status_code=204, headers=allow)
+    message = f"{request.method} is not allowed here"
+    if _is_api(request):
+        return problem_response(405, "Method Not Allowed", message, headers=allow)
+    if request.method == "HEAD":
+        return Response(status_code=405, headers=allow)
+    return error_response("UNSUPPORTED", message, 405, {"method": request.method}, allow)
+
+
 async def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
+    if exc.status_code == 405:
+        return _method_not_allowed(request)
     if not _is_api(request):
         return await http_exception_handler(request, exc)  # type: ignore[arg-type]
     phrase = HTTPStatus(exc.status_code).phrase

@@ -1,4 +1,4 @@
-"""uvicorn's httptools protocol, quiet about clients that try TLS first.
+"""uvicorn's httptools protocol with Dockyard's limits (`http_limits`), quiet about clients that try TLS first.
 
 skopeo, podman and docker, told a registry is insecure, first try HTTPS on it and fall back to
 plain HTTP. On a plain-HTTP port each try arrives as a TLS ClientHello, which no HTTP parser
@@ -10,13 +10,13 @@ is logged as before.
 
 from __future__ import annotations
 
-from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+from dockyard.api.http_limits import LimitedHttpToolsProtocol
 
 # A TLS record of type handshake (0x16) in a 3.x protocol version: the first bytes of a ClientHello.
 TLS_HANDSHAKE = b"\x16\x03"
 
 
-class PlainHttpProtocol(HttpToolsProtocol):
+class PlainHttpProtocol(LimitedHttpToolsProtocol):
     """One connection; `serve` passes this class to uvicorn in place of `"httptools"`."""
 
     _seen_data = False

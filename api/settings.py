@@ -40,6 +40,16 @@ class Settings(BaseSettings):
     portal_idle_minutes: float = 30.0
     # Sign a checkpoint of the audit chain after this many events (or 60 s of event time).
     audit_checkpoint_every: int = 1000
+    # Open upload sessions one user (an anonymous client: one address) may hold; 429 beyond.
+    # A push uses up to ~5 at once; abandoned ones count until purged, hence the margin.
+    max_upload_sessions_per_user: int = 1000
+    # Request limits the HTTP server enforces before the app sees a request (api/http_limits.py).
+    # nginx reads at most 4 x 8 KiB of request line and headers, Apache at most 100 header fields.
+    max_header_bytes: int = 32 * 1024
+    max_header_count: int = 100
+    header_timeout_seconds: float = 10.0  # from connect, or a request's first byte, to its last header
+    keepalive_timeout_seconds: int = 5  # an idle connection between requests (uvicorn's default)
+    body_stall_timeout_seconds: float = 60.0  # no byte of a request body for this long (nginx: 60 s)
 
     @property
     def storage_url(self) -> str:

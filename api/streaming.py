@@ -12,6 +12,7 @@ import asyncio
 import errno
 import os
 import queue
+import re
 import threading
 from collections.abc import AsyncIterator, Callable
 
@@ -124,6 +125,25 @@ def _read_cached(fd: int, chunk: bytearray, offset: int) -> int:
         raise
 
 
+_RANGE_SPEC = re.compile(r"\s*(?:(\d{1,19})-(\d{0,19})|-\d{1,19})\s*")
+
+
+def valid_range(value: str) -> bool:
+    """Whether a `Range` header is a well-formed `bytes=` range set (RFC 9110 section 14.1.2).
+
+    A recipient MUST ignore a Range holding an invalid spec, such as `bytes=500-0` (last
+    before first): the answer is then the whole blob, 200, not Starlette's 400.
+    """
+    unit, _, specs = value.partition("=")
+    if unit.strip().lower() != "bytes" or not specs.strip():
+        return False
+    for spec in specs.split(","):
+        m = _RANGE_SPEC.fullmatch(spec)
+        if m is None or (m.group(1) is not None and m.group(2) and int(m.group(2)) < int(m.group(1))):
+            return False
+    return True
+
+
 async def _until_disconnect(receive: Receive) -> None:
     while (await receive())["type"] != "http.disconnect":
         pass
@@ -142,6 +162,9 @@ class BlobFileResponse(FileResponse):
     chunk_size = BATCH
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        ranged = [value for name, value in scope["headers"] if name == b"range"]
+        if ranged and not all(valid_range(v.decode("latin-1")) for v in ranged):
+            scope = {**scope, "headers": [(n, v) for n, v in scope["headers"] if n != b"range"]}
         if (not _NOWAIT or scope["type"] != "http" or scope["method"] != "GET" or self.status_code != 200
                 or "http.response.pathsend" in scope.get("extensions", {})
                 or any(name == b"range" for name, _ in scope["headers"])):

@@ -23,6 +23,7 @@ from eventsourcing.postgres import PostgresApplicationRecorder
 from eventsourcing.sqlite import SQLiteApplicationRecorder
 from eventsourcing.utils import get_topic, retry
 
+from dockyard.commands import database
 from dockyard.projections import chain, inline
 from dockyard.projections.dialect import POSTGRES, SQLITE, Dialect
 
@@ -61,6 +62,10 @@ def _chain_rows(ids: Sequence[int], stored_events: Sequence[StoredEvent]) -> lis
 
 
 class SQLiteRegistryRecorder(SQLiteApplicationRecorder):
+    def __init__(self, datastore: Any, **kwargs: Any) -> None:
+        super().__init__(datastore, **kwargs)
+        database.guard_sqlite(self.datastore)  # a full disk: StorageFull, not a 500
+
     def construct_create_table_statements(self) -> list[str]:
         return (super().construct_create_table_statements() + inline.create_statements(SQLITE)
                 + chain.create_statements(SQLITE))
@@ -87,6 +92,7 @@ PIPELINE_MAX_BYTES = 256 * 1024
 class PostgresRegistryRecorder(PostgresApplicationRecorder):
     def __init__(self, datastore: Any, **kwargs: Any) -> None:
         super().__init__(datastore, **kwargs)
+        database.guard_postgres(self.datastore)  # bounded waits; Unavailable when it is gone
         from psycopg.sql import SQL, Identifier
 
         self.sql_create_statements.extend(SQL(s).format() for s in inline.create_statements(POSTGRES))
@@ -188,6 +194,9 @@ def event_store_env(data_dir: str, database_url: str | None) -> dict[str, str]:
         POSTGRES_POOL_SIZE="4",
         POSTGRES_MAX_OVERFLOW="8",
         POSTGRES_LOCK_TIMEOUT="10",
+        # The pool's wait for a connection, in s (the library's default is 30, times 10 retries).
+        POSTGRES_CONNECT_TIMEOUT=str(database.CONNECT_TIMEOUT),
+        POSTGRES_IDLE_IN_TRANSACTION_SESSION_TIMEOUT="5",
         APPLICATION_RECORDER_TOPIC=get_topic(PostgresRegistryRecorder),
     )
     return env

@@ -25,6 +25,7 @@ from dockyard.domain.errors import (
     BlobUploadUnknown,
     DigestInvalid,
     ManifestBlobUnknown,
+    ManifestInvalid,
     ManifestUnknown,
     NameUnknown,
     TooManyRequests,
@@ -192,6 +193,7 @@ class Registry(Application[UUID]):
         if by_digest is not None and str(by_digest) != parsed.digest:
             raise DigestInvalid("manifest digest does not match the reference",
                                 {"reference": reference, "digest": parsed.digest})
+
         def check_references(dialect: Dialect, cursor: Any | None = None) -> None:
             missing = self.queries.unlinked_blobs(repository, list(parsed.blobs), cursor)
             missing += self.queries.missing_manifests(repository, list(parsed.manifests), cursor)
@@ -202,6 +204,14 @@ class Registry(Application[UUID]):
         # transaction as its fence: a GC sweep unlinks and deletes under that lock, so what
         # this push acknowledges is never a manifest whose blobs were just swept (rule 4).
         check_references(self.dialect)
+        # Each descriptor declares the size of what it names (content-addressed: that size never
+        # changes, so this check needs no fence).
+        stored = self.queries.linked_blob_sizes(repository, list(parsed.blobs))
+        stored |= self.queries.manifest_sizes(repository, list(parsed.manifests))
+        wrong = {d: {"declared": parsed.sizes[d], "stored": size} for d, size in stored.items()
+                 if parsed.sizes.get(d, size) != size}
+        if wrong:
+            raise ManifestInvalid("a descriptor's size differs from the stored content's", {"sizes": wrong})
 
         def command() -> None:
             changed: list[Any] = self._live_repository(repository)

@@ -9,6 +9,11 @@ bytes before). A process that never saw the session reads it once from the start
 
 Only a finished, verified upload becomes an event (`BlobLink.Linked`), after the bytes are in
 their final content-addressed place (DESIGN.md rule 3).
+
+A full disk (`OutOfSpace` from storage) discards the session it happened in, whose partial data
+would otherwise hold the space until the purge, and raises `StorageFull`. Each user (an
+anonymous client: each address) may hold `max_sessions_per_owner` open sessions; an empty
+`_uploads/<id>/owner.<name>` object names the owner, so counting needs a listing, no reads.
 """
 
 from __future__ import annotations
@@ -27,9 +32,17 @@ import orjson
 
 from dockyard.commands.registry import Registry
 from dockyard.domain.digest import Digest
-from dockyard.domain.errors import BlobUploadUnknown, DigestInvalid, RangeInvalid, SizeInvalid
+from dockyard.domain.actor import ANONYMOUS, current_actor
+from dockyard.domain.errors import (
+    BlobUploadUnknown,
+    DigestInvalid,
+    RangeInvalid,
+    SizeInvalid,
+    StorageFull,
+    TooManyRequests,
+)
 from dockyard.domain.names import check_repository_name
-from dockyard.storage import BlobNotFound, BlobStore, Writer, blob_key
+from dockyard.storage import BlobNotFound, BlobStore, OutOfSpace, Writer, blob_key
 
 _UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 _REHASH_CHUNK = 1 << 20
@@ -41,6 +54,23 @@ def _data_key(upload_id: str) -> str:
 
 def _info_key(upload_id: str) -> str:
     return f"_uploads/{upload_id}/info"
+
+
+def _owner_marker(owner: str) -> str:
+    return f"owner.{owner}"
+
+
+def _owner() -> str:
+    """Whom a new session counts against: the acting user, or an anonymous client's address."""
+    actor = current_actor.get()
+    if actor.name == ANONYMOUS:
+        return "anonymous-" + re.sub(r"[^A-Za-z0-9.-]", "-", actor.address)
+    return actor.name
+
+
+def _full(upload_id: str) -> StorageFull:
+    return StorageFull("storage is full: the upload was discarded; retry when space has been freed",
+                       {"upload": upload_id})
 
 
 class Append:
@@ -58,7 +88,11 @@ class Append:
 
     def write(self, data: bytes | memoryview) -> None:
         self._hasher.update(data)
-        self._writer.write(data)
+        try:
+            self._writer.write(data)
+        except OutOfSpace:
+            self._sessions._discard(self._id, self._writer)
+            raise _full(self._id) from None
 
     def close(self) -> int:
         """Make everything appended durable; return the new session size."""
@@ -67,6 +101,9 @@ class Append:
             size = self._writer.size
             self._sessions._remember(self._id, size, self._hasher)
             return size
+        except OutOfSpace:
+            self._sessions._discard(self._id, self._writer)
+            raise _full(self._id) from None
         finally:
             self._writer.close()
 
@@ -86,26 +123,47 @@ class UploadStatus:
 class UploadSessions:
     """`clock` (seconds since the epoch) dates sessions and ages them for the purge."""
 
-    def __init__(self, store: BlobStore, registry: Registry, clock: Callable[[], float] = time.time) -> None:
+    def __init__(self, store: BlobStore, registry: Registry, clock: Callable[[], float] = time.time,
+                 max_sessions_per_owner: int = 1000) -> None:
         self.store = store
         self.registry = registry
         self.clock = clock
+        self.max_sessions_per_owner = max_sessions_per_owner
         self._hashes: dict[str, tuple[int, Any]] = {}
         self._lock = threading.Lock()
 
     # -- session state -------------------------------------------------------------------------
 
     def start(self, repository: str) -> str:
-        """Open a new session for `repository`; returns its id. `NameUnknown` when the push
-        could not create the repository (`Registry.check_may_push`), before any byte is sent."""
+        """Open a new session for `repository` for the current actor; returns its id.
+
+        `NameUnknown` when the push could not create the repository (`Registry.check_may_push`),
+        before any byte is sent; `TooManyRequests` when the actor already holds
+        `max_sessions_per_owner` sessions (two starts racing may both pass at the limit);
+        `StorageFull` when there is no room for one.
+        """
         check_repository_name(repository)
         self.registry.check_may_push(repository)
+        owner = _owner()
+        marker = _owner_marker(owner)
+        held = sum(1 for key in self.store.list("_uploads") if key.endswith("/" + marker))
+        if held >= self.max_sessions_per_owner:
+            raise TooManyRequests(
+                f"{owner} already has {held} open upload sessions, the most one user may hold; finish or cancel "
+                "some (DELETE /v2/<name>/blobs/uploads/<uuid>), or wait until abandoned ones are purged",
+                {"limit": self.max_sessions_per_owner})
         upload_id = str(uuid.uuid4())
-        info = {"repository": repository, "started_at": datetime.fromtimestamp(self.clock(), UTC).isoformat()}
-        # The empty data object first (an append writer creates it, without an fsync of its own),
-        # then the info, whose commit makes both durable: two fsyncs per new session, not four.
-        self.store.writer(_data_key(upload_id), append=True).close()
-        self.store.write_bytes(_info_key(upload_id), orjson.dumps(info))
+        info = {"repository": repository, "started_at": datetime.fromtimestamp(self.clock(), UTC).isoformat(),
+                "owner": owner}
+        # The empty data and owner objects first (an append writer creates each, without an fsync
+        # of its own), then the info, whose commit makes them durable: two fsyncs per session.
+        try:
+            self.store.writer(_data_key(upload_id), append=True).close()
+            self.store.writer(f"_uploads/{upload_id}/{marker}", append=True).close()
+            self.store.write_bytes(_info_key(upload_id), orjson.dumps(info))
+        except OutOfSpace:
+            self.store.delete(f"_uploads/{upload_id}")
+            raise _full(upload_id) from None
         return upload_id
 
     def status(self, repository: str, upload_id: str) -> UploadStatus:
@@ -188,6 +246,13 @@ class UploadSessions:
         with self._lock:
             self._hashes.pop(upload_id, None)
 
+    def _discard(self, upload_id: str, writer: Writer | None = None) -> None:
+        """Drop a session and all its data (after a full disk: that space is needed)."""
+        if writer is not None:
+            writer.close()
+        self._forget(upload_id)
+        self.store.delete(f"_uploads/{upload_id}")
+
     # -- finishing -----------------------------------------------------------------------------
 
     def finish(self, repository: str, upload_id: str, digest: str, expected_size: int | None = None) -> int:
@@ -208,7 +273,11 @@ class UploadSessions:
         if actual != str(wanted):
             self.cancel(repository, upload_id)
             raise DigestInvalid(detail={"expected": str(wanted), "actual": actual})
-        self.store.move(_data_key(upload_id), blob_key(str(wanted)))
+        try:
+            self.store.move(_data_key(upload_id), blob_key(str(wanted)))
+        except OutOfSpace:
+            self._discard(upload_id)
+            raise _full(upload_id) from None
         self.store.delete(f"_uploads/{upload_id}")
         self._forget(upload_id)
         key = blob_key(str(wanted))

@@ -96,3 +96,11 @@ class NotFound(DomainError):
 
 class Conflict(DomainError):
     """the request conflicts with the current state"""
+
+
+class StorageFull(DomainError):
+    """storage is full: the registry cannot store more data until space is freed"""
+
+
+class Unavailable(DomainError):
+    """the registry's database is unavailable; retry later"""

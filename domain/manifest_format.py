@@ -53,6 +53,8 @@ class ParsedManifest:
     subject: str | None
     artifact_type: str | None
     annotations: dict[str, str]
+    # The size each descriptor of `blobs` and `manifests` declares (checked against the stored ones).
+    sizes: dict[str, int] = field(default_factory=dict)
 
 
 def _bare(media_type: str | None) -> str:
@@ -125,6 +127,7 @@ def parse_manifest(body: bytes, content_type: str | None, algorithm: str = "sha2
 
     blobs: list[str] = []
     children: list[str] = []
+    sizes: dict[str, int] = {}
     if media_type in IMAGE_MANIFEST_TYPES:
         if "manifests" in doc:
             raise ManifestInvalid("an image manifest has no 'manifests'")
@@ -133,10 +136,12 @@ def parse_manifest(body: bytes, content_type: str | None, algorithm: str = "sha2
         if not isinstance(layers, list):
             raise ManifestInvalid("layers must be a list")
         blobs.append(config.digest)
+        sizes[config.digest] = config.size
         for i, raw in enumerate(layers):
             layer = _descriptor(raw, f"layers[{i}]")
             if not layer.urls:  # foreign layers live elsewhere
                 blobs.append(layer.digest)
+                sizes[layer.digest] = layer.size
         if artifact_type is None and media_type == OCI_MANIFEST:
             artifact_type = config.media_type
     else:
@@ -144,7 +149,9 @@ def parse_manifest(body: bytes, content_type: str | None, algorithm: str = "sha2
         if not isinstance(entries, list):
             raise ManifestInvalid("an index needs a 'manifests' list")
         for i, raw in enumerate(entries):
-            children.append(_descriptor(raw, f"manifests[{i}]").digest)
+            child = _descriptor(raw, f"manifests[{i}]")
+            children.append(child.digest)
+            sizes[child.digest] = child.size
 
     return ParsedManifest(
         media_type=media_type,
@@ -155,4 +162,5 @@ def parse_manifest(body: bytes, content_type: str | None, algorithm: str = "sha2
         subject=subject,
         artifact_type=artifact_type,
         annotations={str(k): str(v) for k, v in annotations.items()},
+        sizes=sizes,
     )

@@ -119,6 +119,28 @@ class RegistryQueries:
                 missing.append(digest)
         return missing
 
+    def linked_blob_sizes(self, repository: str, digests: list[str]) -> dict[str, int]:
+        """The size of each of `digests` linked into `repository` (absent: not linked)."""
+        return self._sizes(
+            "SELECT size FROM blob_links WHERE repository = %(repository)s AND digest = %(digest)s",
+            repository, digests)
+
+    def manifest_sizes(self, repository: str, digests: list[str]) -> dict[str, int]:
+        """The size of each of `digests` that is a live manifest in `repository`."""
+        return self._sizes(
+            "SELECT size FROM manifests WHERE repository = %(repository)s AND digest = %(digest)s AND deleted = 0",
+            repository, digests)
+
+    def _sizes(self, statement: str, repository: str, digests: list[str]) -> dict[str, int]:
+        sizes = {}
+        with self._dialect.reading(self._datastore) as cursor:
+            for digest in digests:
+                cursor.execute(self._dialect.sql(statement), {"repository": repository, "digest": digest})
+                rows = cursor.fetchall()
+                if rows:
+                    sizes[digest] = rows[0]["size"]
+        return sizes
+
     def repositories_linking(self, digest: str) -> list[str]:
         rows = self._rows(
             "SELECT b.repository FROM blob_links b JOIN repositories r ON r.name = b.repository "

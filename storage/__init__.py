@@ -11,7 +11,15 @@ from __future__ import annotations
 from collections.abc import Mapping
 from urllib.parse import urlparse
 
-from dockyard.storage.base import BlobNotFound, BlobStore, InvalidKey, StorageConfigError, StorageError, Writer
+from dockyard.storage.base import (
+    BlobNotFound,
+    BlobStore,
+    InvalidKey,
+    OutOfSpace,
+    StorageConfigError,
+    StorageError,
+    Writer,
+)
 
 SCHEMES = ("file:///PATH", "s3://BUCKET[/PREFIX]?endpoint=URL&region=R[&redirect=true]",
            "azure://CONTAINER[/PREFIX][?redirect=true]", "swift://CONTAINER[/PREFIX]", "memory://")
@@ -55,4 +63,5 @@ def blob_key(digest: str) -> str:
     return f"blobs/{algorithm}/{hexpart[:2]}/{hexpart}"
 
 
-__all__ = ["BlobNotFound", "BlobStore", "InvalidKey", "StorageConfigError", "StorageError", "Writer", "blob_key", "open_store"]
+__all__ = ["BlobNotFound", "BlobStore", "InvalidKey", "OutOfSpace", "StorageConfigError", "StorageError", "Writer",
+           "blob_key", "open_store"]

@@ -23,6 +23,10 @@ class BlobNotFound(StorageError):
     """No object is stored under the key."""
 
 
+class OutOfSpace(StorageError):
+    """The backend has no room left for the write (a full disk or quota)."""
+
+
 class InvalidKey(StorageError):
     """The key is not a valid storage path."""
 
@@ -126,6 +130,10 @@ class BlobStore(ABC):
     def local_path(self, key: str) -> str | None:
         """A filesystem path to read the object from directly, when the backend has one."""
         return None
+
+    def ping(self) -> None:
+        """Raise `StorageError` if the backend cannot serve requests now (the readiness check)."""
+        self.exists("_readiness")
 
     def redirect_url(self, key: str) -> str | None:
         """A URL clients may fetch the object from directly (presigned), or None."""

@@ -3,10 +3,13 @@
 Atomicity: new objects are written to a temporary file in the same directory, fsynced, then
 renamed over the key and the directory fsynced, so a crash leaves the old object or the new
 one, never a torn file (DESIGN.md rule 3).
+
+A full disk or quota (ENOSPC, EDQUOT) anywhere a write needs room raises `OutOfSpace`.
 """
 
 from __future__ import annotations
 
+import errno
 import os
 import shutil
 import stat
@@ -14,7 +17,14 @@ import tempfile
 from collections.abc import Iterator
 from typing import BinaryIO
 
-from dockyard.storage.base import BlobNotFound, BlobStore, Writer
+from dockyard.storage.base import BlobNotFound, BlobStore, OutOfSpace, StorageError, Writer
+
+_NO_ROOM = (errno.ENOSPC, errno.EDQUOT)
+
+
+def _out_of_space(exc: OSError, path: str) -> OSError | OutOfSpace:
+    """The error to raise for `exc`: `OutOfSpace` for a full disk or quota, else `exc` itself."""
+    return OutOfSpace(f"no space left on the device for {path}") if exc.errno in _NO_ROOM else exc
 
 
 def _fsync_dir(path: str) -> None:
@@ -44,15 +54,18 @@ class _FileWriter(Writer):
         self._path = path
         self._final: str | None = None
         directory = os.path.dirname(path)
-        _makedirs(directory)
-        if append:
-            self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
-            self._size = os.fstat(self._fd).st_size
-        else:
-            self._fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-")
-            os.fchmod(self._fd, 0o644)  # mkstemp makes 0600; committed objects look like appended ones
-            self._final, self._path = path, tmp
-            self._size = 0
+        try:
+            _makedirs(directory)
+            if append:
+                self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+                self._size = os.fstat(self._fd).st_size
+            else:
+                self._fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-")
+                os.fchmod(self._fd, 0o644)  # mkstemp makes 0600; committed objects look like appended ones
+                self._final, self._path = path, tmp
+                self._size = 0
+        except OSError as exc:
+            raise _out_of_space(exc, path) from None
 
     @property
     def size(self) -> int:
@@ -60,20 +73,26 @@ class _FileWriter(Writer):
 
     def write(self, data: bytes | memoryview) -> None:
         view = memoryview(data)
-        while view:
-            n = os.write(self._fd, view)
-            self._size += n
-            view = view[n:]
+        try:
+            while view:
+                n = os.write(self._fd, view)
+                self._size += n
+                view = view[n:]
+        except OSError as exc:
+            raise _out_of_space(exc, self._path) from None
 
     def commit(self) -> None:
-        os.fsync(self._fd)
-        if self._final is not None:
-            os.replace(self._path, self._final)
-            _fsync_dir(os.path.dirname(self._final))
-            self._path, self._final = self._final, None
-            # Further writes keep appending to the now-visible file.
-            os.close(self._fd)
-            self._fd = os.open(self._path, os.O_WRONLY | os.O_APPEND)
+        try:
+            os.fsync(self._fd)  # delayed allocation: a full disk may show only here
+            if self._final is not None:
+                os.replace(self._path, self._final)
+                _fsync_dir(os.path.dirname(self._final))
+                self._path, self._final = self._final, None
+                # Further writes keep appending to the now-visible file.
+                os.close(self._fd)
+                self._fd = os.open(self._path, os.O_WRONLY | os.O_APPEND)
+        except OSError as exc:
+            raise _out_of_space(exc, self._path) from None
 
     def close(self) -> None:
         if self._fd >= 0:
@@ -125,11 +144,13 @@ class FilesystemStore(BlobStore):
         src, dst = self._path(source), self._path(destination)
         if not os.path.isfile(src):  # a missing object, or a prefix: only objects move
             raise BlobNotFound(source)
-        _makedirs(os.path.dirname(dst))
         try:
+            _makedirs(os.path.dirname(dst))
             os.replace(src, dst)
         except FileNotFoundError:
             raise BlobNotFound(source) from None
+        except OSError as exc:
+            raise _out_of_space(exc, dst) from None
         _fsync_dir(os.path.dirname(dst))
 
     def _delete(self, key: str) -> None:
@@ -149,6 +170,10 @@ class FilesystemStore(BlobStore):
                 if name.startswith(".tmp-"):
                     continue
                 yield os.path.relpath(os.path.join(directory, name), self.root).replace(os.sep, "/")
+
+    def ping(self) -> None:
+        if not os.path.isdir(self.root) or not os.access(self.root, os.R_OK | os.W_OK | os.X_OK):
+            raise StorageError(f"the storage root {self.root} is not a usable directory")
 
     def local_path(self, key: str) -> str | None:
         return self._path(self.check_key(key))

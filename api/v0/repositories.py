@@ -8,7 +8,8 @@ deleting needs `admin` on it. Listings hold only what the caller may read. Anony
 see public repositories.
 
 Repository names may have more components than `namespace/name` (a push can create them), so
-`{repo}` is a path; the `tags` and `teamAccess` routes are matched before these.
+`{repo}` is a path; the `tags` and `teamAccess` routes are matched before these, and `{repo:repository}`
+never ends in one of those sub-resources (so `PATCH …/tags` is a 405, not a PATCH of repository `…/tags`).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from typing import Any, cast
 
 from fastapi import APIRouter, Query, Request, Response, status
 from starlette.concurrency import run_in_threadpool
+from starlette.convertors import PathConvertor, register_url_convertor
 
 from dockyard.api.v0.deps import PrincipalDep, ServicesDep, SignedIn
 from dockyard.api.v0.paging import Cursor, Limit, decode_cursor, encode_cursor, link_next
@@ -24,6 +26,15 @@ from dockyard.api.v0.schemas import AccessLevel, NewRepository, Repository, Repo
 from dockyard.api.v2.common import Services
 from dockyard.domain.access import Principal
 from dockyard.domain.errors import NotFound
+
+
+class _RepositoryPath(PathConvertor):
+    """A repository path under its namespace, not ending in `tags[/x]` or `teamAccess[/x]`."""
+
+    regex = r"[^/]+(?:/(?!(?:tags|teamAccess)(?:/[^/]*)?$)[^/]+)*"
+
+
+register_url_convertor("repository", _RepositoryPath())
 
 router = APIRouter(prefix="/repositories", tags=["repositories"])
 
@@ -99,10 +110,19 @@ async def list_namespace(
 
 @router.get("/{namespace}/{repo:path}", summary="One repository (404 when the caller cannot read it)")
 async def get_repository(namespace: str, repo: str, principal: PrincipalDep, svc: ServicesDep) -> Repository:
+
+
+class _RepositoryPath(PathConvertor):
+    """A repository path under its namespace, not ending in `tags[/x]` or `teamAccess[/x]`."""
+
+    regex = r"[^/]+(?:/(?!(?:tags|teamAccess)(?:/[^/]*)?$)[^/]+)*"
+
+
+register_url_convertor("repository", _RepositoryPath())
     return await run_in_threadpool(_readable, svc, principal, f"{namespace}/{repo}")
 
 
-@router.patch("/{namespace}/{repo:path}", summary="Change visibility or description (admin on the repository)")
+@router.patch("/{namespace}/{repo:repository}", summary="Change visibility or description (admin on the repository)")
 async def update_repository(namespace: str, repo: str, body: RepositoryChange, principal: SignedIn,
                             svc: ServicesDep) -> Repository:
     full = f"{namespace}/{repo}"
@@ -114,7 +134,7 @@ async def update_repository(namespace: str, repo: str, body: RepositoryChange, p
     return await run_in_threadpool(update)
 
 
-@router.delete("/{namespace}/{repo:path}", status_code=status.HTTP_204_NO_CONTENT,
+@router.delete("/{namespace}/{repo:repository}", status_code=status.HTTP_204_NO_CONTENT,
                summary="Soft-delete a repository (admin on it); its history stays in the log")
 async def delete_repository(namespace: str, repo: str, principal: SignedIn, svc: ServicesDep) -> None:
     full = f"{namespace}/{repo}"

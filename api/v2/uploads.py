@@ -18,7 +18,8 @@ from dockyard.domain.digest import Digest
 from dockyard.domain.errors import BlobUploadInvalid, DigestInvalid, RangeInvalid
 from dockyard.domain.names import check_repository_name, is_valid_repository_name
 
-_CONTENT_RANGE = re.compile(r"^(?:bytes[ =])?(\d+)-(\d+)(?:/(?:\d+|\*))?$")
+# At most 19 digits (int64, as Distribution parses them): longer is a 416, not a 500 from int().
+_CONTENT_RANGE = re.compile(r"^(?:bytes[ =])?(\d{1,19})-(\d{1,19})(?:/(?:\d{1,19}|\*))?$")
 
 
 def _session_headers(name: str, upload_id: str, size: int) -> dict[str, str]:
@@ -35,7 +36,7 @@ def _declared_length(request: Request) -> int | None:
     value = request.headers.get("content-length")
     if value is None:
         return None
-    if not value.isdigit():
+    if not value.isdigit() or len(value) > 19:
         raise BlobUploadInvalid("invalid Content-Length")
     return int(value)
 

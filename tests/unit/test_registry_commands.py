@@ -90,8 +90,13 @@ def sha256(data: bytes) -> str:
     return "sha256:" + hashlib.sha256(data).hexdigest()
 
 
+# The size of each blob uploaded and manifest made here: descriptors must declare the stored size.
+SIZES: dict[str, int] = {}
+
+
 def upload(uploads: UploadSessions, repository: str, data: bytes) -> str:
     """Upload `data` as a blob of `repository` in one request; return its digest."""
+    SIZES[sha256(data)] = len(data)
     upload_id = uploads.start(repository)
     append = uploads.append(repository, upload_id)
     append.write(data)
@@ -105,19 +110,22 @@ def image_manifest(config: str, *layers: str, **extra: Any) -> bytes:
     doc = {
         "schemaVersion": 2,
         "mediaType": OCI_MANIFEST,
-        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": config, "size": 2},
-        "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", "digest": d, "size": 5}
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": config,
+                   "size": SIZES.get(config, 2)},
+        "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", "digest": d, "size": SIZES.get(d, 5)}
                    for d in layers],
         **extra,
     }
-    return orjson.dumps(doc)
+    body = orjson.dumps(doc)
+    SIZES[sha256(body)] = len(body)
+    return body
 
 
 def index_manifest(*children: str) -> bytes:
     return orjson.dumps({
         "schemaVersion": 2,
         "mediaType": OCI_INDEX,
-        "manifests": [{"mediaType": OCI_MANIFEST, "digest": d, "size": 100} for d in children],
+        "manifests": [{"mediaType": OCI_MANIFEST, "digest": d, "size": SIZES.get(d, 100)} for d in children],
     })
 
 
@@ -178,6 +186,7 @@ def test_push_manifest_with_unlinked_blobs_is_refused(registry: Registry, upload
     # A layer that exists only in another repository, and one that exists nowhere.
     elsewhere = upload(uploads, "lib/other", b"elsewhere")
     nowhere = sha256(b"nowhere")
+    SIZES[nowhere] = len(b"nowhere")
     before = topics(registry)
 
     # The push names both as missing and records nothing.

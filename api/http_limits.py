@@ -1,0 +1,199 @@
+"""Limits on what a client may make the server hold before the app sees a request.
+
+uvicorn's httptools protocol reads request headers without bound (httptools buffers a header
+until it is complete: a 50 MB header was read before authentication, 10,000 headers were
+accepted), keeps a connection that never finishes its headers open forever, and lets a request
+body stall forever. `LimitedHttpToolsProtocol` (under `plain_http.PlainHttpProtocol`, which `serve` runs) adds:
+
+- **431** past `max_header_bytes` of request line and headers, or `max_header_count` headers.
+  The exact count is kept in `on_url`/`on_header`; because httptools buffers a header before
+  calling `on_header`, raw bytes received while a request's headers are incomplete are counted
+  too, so memory stays bounded by the limit plus one read. The 431 is followed by a half-close,
+  and what the client still sends is read and dropped for a moment, so it sees the answer.
+- **408** (or a silent close, when nothing was sent) when a request's headers are not complete
+  `header_timeout_seconds` after the connection opened or the request's first byte arrived.
+- A request body that stalls `body_stall_timeout_seconds` (no byte while the app waits for one;
+  time the app spends not reading does not count) closes the connection; the app sees a
+  disconnect, as when the client goes away.
+- Idle keep-alive connections close after uvicorn's `timeout_keep_alive`, set from
+  `keepalive_timeout_seconds`.
+
+Hot path cost: an addition and two comparisons per header, a flag test per read, and a timer
+only for a request whose body is still arriving when a read ends (no timer for a GET).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from functools import cache
+from typing import Any
+
+import httptools
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+from dockyard.api.settings import Settings
+
+log = logging.getLogger("dockyard.http")
+
+LINGER_SECONDS = 2.0  # after a 431, how long to read and drop what the client still sends
+
+
+class _Limits:
+    def __init__(self, settings: Settings) -> None:
+        self.max_bytes = settings.max_header_bytes
+        self.max_count = settings.max_header_count
+        self.header_timeout = settings.header_timeout_seconds
+        self.body_timeout = settings.body_stall_timeout_seconds
+
+
+@cache
+def _limits() -> _Limits:
+    """Read once per worker process, from the `DOCKYARD_*` variables `dockyard serve` exports."""
+    return _Limits(Settings())
+
+
+class _TooLarge(Exception):
+    """Raised from a parser callback to stop parsing a request whose headers are too large."""
+
+
+def _response(status: bytes, body: bytes) -> bytes:
+    return (b"HTTP/1.1 " + status + b"\r\ncontent-type: text/plain; charset=utf-8\r\ncontent-length: "
+            + str(len(body)).encode() + b"\r\nconnection: close\r\n\r\n" + body)
+
+
+class LimitedHttpToolsProtocol(HttpToolsProtocol):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._limits = _limits()
+        self._in_headers = True  # the next bytes belong to a request's start line and headers
+        self._started = False  # a byte of the current request's head arrived
+        self._header_bytes = 0  # exact: URL, names and values of the current request
+        self._raw = 0  # bytes read while the current request's headers were incomplete
+        self._header_timer: asyncio.TimerHandle | None = None
+        self._body_timer: asyncio.TimerHandle | None = None
+        self._body_at = 0.0
+        self._rejected = False
+
+    # -- connection ---------------------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        self._header_timer = self.loop.call_later(self._limits.header_timeout, self._header_timeout)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._cancel_timers()
+        super().connection_lost(exc)
+
+    def _cancel_timers(self) -> None:
+        for timer in (self._header_timer, self._body_timer):
+            if timer is not None:
+                timer.cancel()
+        self._header_timer = self._body_timer = None
+
+    def data_received(self, data: bytes) -> None:
+        if self._rejected:  # lingering after a 431: drop it
+            return
+        self._unset_keepalive_if_required()
+        counting = self._in_headers
+        try:
+            self.parser.feed_data(data)
+        except httptools.HttpParserUpgrade:
+            if self._should_upgrade():
+                self.handle_websocket_upgrade()
+            else:
+                self._unsupported_upgrade_warning()
+            return
+        except httptools.HttpParserError as exc:
+            if isinstance(exc.__context__, _TooLarge):
+                self._reject_too_large()
+                return
+            msg = "Invalid HTTP request received."
+            self.logger.warning(msg)
+            self.send_400_response(msg)
+            return
+        if self._in_headers:
+            if counting:  # the whole read was header bytes (a message did not end inside it)
+                self._raw += len(data)
+                if self._raw > self._limits.max_bytes:
+                    self._reject_too_large()
+        elif self._body_timer is None and self.cycle is not None and self.cycle.more_body:
+            self._body_at = self.loop.time()
+            self._body_timer = self.loop.call_later(self._limits.body_timeout, self._body_check)
+
+    # -- parser callbacks ---------------------------------------------------------------------
+
+    def on_message_begin(self) -> None:
+        super().on_message_begin()
+        self._in_headers, self._started, self._header_bytes = True, True, 0
+        if self._header_timer is None:
+            self._header_timer = self.loop.call_later(self._limits.header_timeout, self._header_timeout)
+
+    def on_url(self, url: bytes) -> None:
+        self._header_bytes += len(url)
+        if self._header_bytes > self._limits.max_bytes:
+            raise _TooLarge
+        super().on_url(url)
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self._header_bytes += len(name) + len(value) + 4  # ": " and CRLF
+        if self._header_bytes > self._limits.max_bytes or len(self.headers) >= self._limits.max_count:
+            raise _TooLarge
+        super().on_header(name, value)
+
+    def on_headers_complete(self) -> None:
+        self._in_headers, self._started, self._raw = False, False, 0
+        if self._header_timer is not None:
+            self._header_timer.cancel()
+            self._header_timer = None
+        super().on_headers_complete()
+
+    def on_body(self, body: bytes) -> None:
+        self._body_at = self.loop.time()
+        super().on_body(body)
+
+    def on_message_complete(self) -> None:
+        self._in_headers = True
+        if self._body_timer is not None:
+            self._body_timer.cancel()
+            self._body_timer = None
+        super().on_message_complete()
+
+    # -- limits -------------------------------------------------------------------------------
+
+    def _reject_too_large(self) -> None:
+        limits = self._limits
+        log.info("request headers too large from %s: closed with 431", self.client)
+        self._rejected = True
+        self._cancel_timers()
+        body = (f"Request header fields too large: at most {limits.max_bytes} bytes "
+                f"and {limits.max_count} fields.").encode()
+        self.transport.write(_response(b"431 Request Header Fields Too Large", body))
+        if self.transport.can_write_eof():
+            self.transport.write_eof()
+        self.loop.call_later(LINGER_SECONDS, self.transport.close)
+
+    def _header_timeout(self) -> None:
+        self._header_timer = None
+        if self.transport.is_closing() or not self._in_headers:
+            return
+        if self._started:  # part of a request arrived, not all of its headers
+            log.info("request headers from %s not complete in %gs: closed with 408", self.client,
+                     self._limits.header_timeout)
+            self.transport.write(_response(b"408 Request Timeout", b"Request headers not received in time."))
+        self.transport.close()
+
+    def _body_check(self) -> None:
+        self._body_timer = None
+        cycle = self.cycle
+        if self.transport.is_closing() or cycle is None or not cycle.more_body or cycle.response_complete:
+            return
+        now = self.loop.time()
+        if self.flow.read_paused:  # the app is not reading: not the client's stall
+            self._body_at = now
+        idle = now - self._body_at
+        if idle >= self._limits.body_timeout:
+            log.info("request body from %s stalled %gs: connection closed", self.client, idle)
+            self.transport.close()
+            return
+        self._body_timer = self.loop.call_later(self._limits.body_timeout - idle, self._body_check)
