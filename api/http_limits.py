@@ -74,6 +74,7 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
         self._body_timer: asyncio.TimerHandle | None = None
         self._body_at = 0.0
         self._rejected = False
+        self._head_ended = False  # a request's headers completed during the current read
 
     # -- connection ---------------------------------------------------------------------------
 
@@ -95,7 +96,7 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
         if self._rejected:  # lingering after a 431: drop it
             return
         self._unset_keepalive_if_required()
-        counting = self._in_headers
+        counting, self._head_ended = self._in_headers, False
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserUpgrade:
@@ -113,7 +114,7 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
             self.send_400_response(msg)
             return
         if self._in_headers:
-            if counting:  # the whole read was header bytes (a message did not end inside it)
+            if counting and not self._head_ended:  # the whole read was header bytes
                 self._raw += len(data)
                 if self._raw > self._limits.max_bytes:
                     self._reject_too_large()
@@ -142,7 +143,7 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
         super().on_header(name, value)
 
     def on_headers_complete(self) -> None:
-        self._in_headers, self._started, self._raw = False, False, 0
+        self._in_headers, self._started, self._raw, self._head_ended = False, False, 0, True
         if self._header_timer is not None:
             self._header_timer.cancel()
             self._header_timer = None

@@ -80,6 +80,16 @@ def test_postgres_away_answers_503_and_recovers(cluster: PrivateCluster, tmp_pat
             r = admin.get(f"/v2/admin/app/manifests/{pushed.digest}", headers={"Accept": pushed.media_type})
             assert r.status_code == 200 and r.content == pushed.body
             push(admin, "admin/app", image(), "v2")
-        assert "Traceback" not in server.log()
+            # The projections that follow the log (audit trail, checkpoints) follow it again.
+            deadline = time.monotonic() + 30
+            while True:
+                rows = admin.get("/api/v0/projections").json()
+                following = [row for row in rows if row["kind"] == "followed"]
+                if all(row["state"] == "caught up" for row in following) or time.monotonic() > deadline:
+                    break
+                time.sleep(0.2)
+            assert following and all(row["state"] == "caught up" for row in following), rows
+        log = server.log()
+        assert "Exception in ASGI application" not in log and "unhandled error" not in log
     finally:
         server.stop()

@@ -90,6 +90,9 @@ def test_ordinary_requests_pass(server: DockyardServer) -> None:
     extra = [f"X-Trace-{i}: {'v' * 40}" for i in range(60)]
     assert _status(_request(server, _head(f"Authorization: Bearer {'t' * 12288}", *extra))) == 200
     assert _status(_request(server, _head(*[f"X-{i}: 1" for i in range(98)]))) == 200  # 100 with Host, Connection
+    # Head and a 40 KB body in one read: the body is no header bytes.
+    head = _head("Content-Length: 40000")
+    assert _status(_request(server, head + b"b" * 40000)) == 200
 
 
 def test_headers_past_the_size_limit_answer_431(server: DockyardServer) -> None:
