@@ -163,6 +163,7 @@ OWN_TOKENS = SIGNED_IN - {"token"}
 V2 = "/v2/{name:path}"
 CASES: list[Case] = [
     Case("GET", "/healthz", EVERYONE, lambda w, c: ("/healthz", {})),
+    Case("GET", "/readyz", EVERYONE, lambda w, c: ("/readyz", {})),
     Case("GET", "/openapi.json", EVERYONE, lambda w, c: ("/openapi.json", {})),
     Case("GET", "/docs", EVERYONE, lambda w, c: ("/docs", {})),
     Case("GET", "/auth/token", EVERYONE, lambda w, c: ("/auth/token", {"params": {
@@ -233,12 +234,12 @@ CASES: list[Case] = [
     Case("POST", "/api/v0/repositories/{namespace}", REPO_ADMIN,
          lambda w, c: ("/api/v0/repositories/engineering", {"json": {"name": "p" + _unique(c)}})),
     Case("GET", "/api/v0/repositories/{namespace}", EVERYONE, lambda w, c: ("/api/v0/repositories/engineering", {})),
-    Case("GET", "/api/v0/repositories/{namespace}/{repo:path}", PULL,
+    Case("GET", "/api/v0/repositories/{namespace}/{repo:repository}", PULL,
          lambda w, c: (f"/api/v0/repositories/{REPO}", {}), denied_as_missing=True),
-    Case("PATCH", "/api/v0/repositories/{namespace}/{repo:path}", REPO_ADMIN,
+    Case("PATCH", "/api/v0/repositories/{namespace}/{repo:repository}", REPO_ADMIN,
          lambda w, c: (f"/api/v0/repositories/{REPO}", {"json": {"description": f"set by {c}"}}),
          denied_as_missing=True),
-    Case("DELETE", "/api/v0/repositories/{namespace}/{repo:path}", REPO_ADMIN,
+    Case("DELETE", "/api/v0/repositories/{namespace}/{repo:repository}", REPO_ADMIN,
          lambda w, c: (f"/api/v0/repositories/{_new_repo(w, c)}", {}), denied_as_missing=True),
     Case("GET", "/api/v0/repositories/{namespace}/{repo:path}/tags", PULL,
          lambda w, c: (f"/api/v0/repositories/{REPO}/tags", {}), denied_as_missing=True),
