@@ -90,3 +90,6 @@ class SwitchableStore(BlobStore):
 
     def redirect_url(self, key: str) -> str | None:
         return self.current.redirect_url(key)
+
+    def ping(self) -> None:
+        self._store.ping()  # the store serving now: readiness must not hang on the setting's database
