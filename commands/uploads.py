@@ -32,7 +32,7 @@ import orjson
 
 from dockyard.commands.registry import Registry
 from dockyard.domain.digest import Digest
-from dockyard.domain.actor import ANONYMOUS, current_actor
+from dockyard.domain.actor import ANONYMOUS_NAME, current_actor
 from dockyard.domain.errors import (
     BlobUploadUnknown,
     DigestInvalid,
@@ -63,7 +63,7 @@ def _owner_marker(owner: str) -> str:
 def _owner() -> str:
     """Whom a new session counts against: the acting user, or an anonymous client's address."""
     actor = current_actor.get()
-    if actor.name == ANONYMOUS:
+    if actor.name == ANONYMOUS_NAME:
         return "anonymous-" + re.sub(r"[^A-Za-z0-9.-]", "-", actor.address)
     return actor.name
 

@@ -108,17 +108,8 @@ async def list_namespace(
     return listing
 
 
-@router.get("/{namespace}/{repo:path}", summary="One repository (404 when the caller cannot read it)")
+@router.get("/{namespace}/{repo:repository}", summary="One repository (404 when the caller cannot read it)")
 async def get_repository(namespace: str, repo: str, principal: PrincipalDep, svc: ServicesDep) -> Repository:
-
-
-class _RepositoryPath(PathConvertor):
-    """A repository path under its namespace, not ending in `tags[/x]` or `teamAccess[/x]`."""
-
-    regex = r"[^/]+(?:/(?!(?:tags|teamAccess)(?:/[^/]*)?$)[^/]+)*"
-
-
-register_url_convertor("repository", _RepositoryPath())
     return await run_in_threadpool(_readable, svc, principal, f"{namespace}/{repo}")
 
 

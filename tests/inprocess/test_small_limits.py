@@ -17,6 +17,8 @@ from fastapi import FastAPI
 from starlette.routing import Route
 
 from dockyard.api.settings import Settings
+from dockyard.domain.account import MIN_PASSWORD_LENGTH
+from dockyard.domain.auth_settings import LDAP_URL_PATTERN
 from tests.inprocess.conftest import API, Dockyard, image_parts, inprocess_settings
 
 pytestmark = pytest.mark.anyio
@@ -176,6 +178,6 @@ async def test_every_undeclared_method_of_every_route_is_405(app: FastAPI, clien
 
 async def test_openapi_states_the_rules_the_routes_enforce(client: httpx.AsyncClient) -> None:
     schemas = (await client.get("/openapi.json")).json()["components"]["schemas"]
-    assert schemas["NewUser"]["properties"]["password"]["minLength"] == 1
-    assert schemas["AccountChange"]["properties"]["password"]["minLength"] == 1
-    assert schemas["LdapSettings"]["properties"]["url"]["pattern"] == "^(ldaps?://.*)?$"
+    assert schemas["NewUser"]["properties"]["password"]["minLength"] == MIN_PASSWORD_LENGTH
+    assert schemas["AccountChange"]["properties"]["password"]["minLength"] == MIN_PASSWORD_LENGTH
+    assert schemas["LdapSettings"]["properties"]["url"]["pattern"] == LDAP_URL_PATTERN
