@@ -83,7 +83,7 @@ def test_postgres_away_answers_503_and_recovers(cluster: PrivateCluster, tmp_pat
             # The projections that follow the log (audit trail, checkpoints) follow it again.
             deadline = time.monotonic() + 30
             while True:
-                rows = admin.get("/api/v0/projections").json()
+                rows = admin.get("/api/v0/projections").json()["projections"]
                 following = [row for row in rows if row["kind"] == "followed"]
                 if all(row["state"] == "caught up" for row in following) or time.monotonic() > deadline:
                     break
