@@ -128,12 +128,10 @@ class PostgresRegistryRecorder(PostgresApplicationRecorder):
                               view_events: Sequence[Any] = (), fence: Fence | None = None,
                               **kwargs: Any) -> None:
         """As the library's application recorder (lock the table, notify, insert), then the
-        read-model rows for `view_events` in the same transaction. A `fence` runs right after
-        the lock, before anything is inserted: if it raises, nothing is recorded."""
+        read-model rows for `view_events` in the same transaction. A `fence` runs after the
+        insert (so a version conflict is raised before it acts) and before the read-model rows;
+        if it raises, the transaction rolls back and nothing is recorded."""
         self._lock_table(curs)
-        if fence is not None:
-            with curs.connection.cursor() as fence_cursor:
-                fence(POSTGRES, fence_cursor)
         self._notify_channel(curs)
         curs.execute(self._insert_binary_statement, ([
             self.construct_pg_stored_event(e.originator_id, e.originator_version, e.topic, e.state)
@@ -144,6 +142,8 @@ class PostgresRegistryRecorder(PostgresApplicationRecorder):
         ids = [row["notification_id"] for row in curs.fetchall()]
         self._inserted_ids.ids = ids
         with curs.connection.cursor() as view_cursor:
+            if fence is not None:  # after the insert, as on SQLite: a version conflict comes first
+                fence(POSTGRES, view_cursor)
             chain.append(POSTGRES, view_cursor, f"{self.datastore.schema}.{self.events_table_name}",
                          _chain_rows(ids, stored_events))
             inline.apply(POSTGRES, view_cursor, view_events)
