@@ -25,12 +25,6 @@ from dockyard.api.portal.web import (
     services,
     status_of,
 )
-from dockyard.api.v0.deps import (
-    may_create_repository,
-    readable_repository,
-    require_org_manager,
-    require_organization,
-)
 from dockyard.api.v2.common import Services
 from dockyard.domain.errors import DomainError, InvalidRequest, NotFound
 
@@ -63,7 +57,7 @@ async def create_organization(request: Request, current: CurrentViewer, form: Fo
     try:
         if current.principal.is_anonymous:
             raise InvalidRequest("Sign in to create an organization.")
-        await run_in_threadpool(svc.identity.create_organization, name, current.principal.name or "")
+        await run_in_threadpool(svc.management.create_organization, current.principal, name)
     except DomainError as exc:
         return render(request, "organization_new.html", 400, section="organizations", value=name,
                       error=exc.message)
@@ -71,14 +65,14 @@ async def create_organization(request: Request, current: CurrentViewer, form: Fo
 
 
 def organization_view(svc: Services, viewer: Viewer, org: str) -> dict[str, Any]:
-    require_organization(svc, org)
+    svc.management.check_organization(org)
     manager = True
     try:
-        require_org_manager(svc, viewer.principal, org)
+        svc.management.check_may_manage_teams(viewer.principal, org)
     except DomainError:
         manager = False
     return {"org": org, "manager": manager,
-            "may_create": may_create_repository(svc, viewer.principal, f"{org}/x")}
+            "may_create": svc.management.may_create_repository(viewer.principal, f"{org}/x")}
 
 
 @router.get("/organizations/{org}")
@@ -101,7 +95,7 @@ def _new_team_context(svc: Services, org: str) -> dict[str, Any]:
 @router.get("/organizations/{org}/teams/new")
 async def new_team_page(request: Request, org: str, current: CurrentViewer) -> Response:
     svc = services(request)
-    await run_in_threadpool(require_org_manager, svc, current.principal, org)
+    await run_in_threadpool(svc.management.check_may_manage_teams, current.principal, org)
     context = await run_in_threadpool(_new_team_context, svc, org)
     return render(request, "team_new.html", section="organizations", org=org, values={}, chosen=[], error=None,
                   **context)
@@ -115,14 +109,14 @@ async def create_team(request: Request, org: str, current: CurrentViewer, form: 
     name, description = form.get("name", "").strip(), form.get("description", "").strip()
 
     def create() -> None:
-        require_org_manager(svc, current.principal, org)
+        svc.management.check_may_manage_teams(current.principal, org)
         if svc.registry.identity.team(org, name) is not None:
             raise InvalidRequest("A team with this name already exists.")
-        svc.identity.create_team(org, name, description)
+        svc.management.create_team(current.principal, org, name, description)
         for member in members:
-            svc.identity.add_member(org, name, member)
+            svc.management.add_member(current.principal, org, name, member)
 
-    await run_in_threadpool(require_organization, svc, org)  # a missing organisation is a 404 page
+    await run_in_threadpool(svc.management.check_organization, org)  # a missing organisation is a 404 page
     try:
         await run_in_threadpool(create)
     except DomainError as exc:
@@ -134,7 +128,7 @@ async def create_team(request: Request, org: str, current: CurrentViewer, form: 
 
 
 def team_view(svc: Services, viewer: Viewer, org: str, team: str) -> dict[str, Any]:
-    require_organization(svc, org)
+    svc.management.check_organization(org)
     row = svc.registry.identity.team(org, team)
     if row is None:
         raise NotFound("no such team", {"organization": org, "team": team})
@@ -160,9 +154,8 @@ async def add_member(request: Request, org: str, team: str, current: CurrentView
     members = [str(m) for m in raw.getlist("members")] or ([form["member"]] if form.get("member") else [])
 
     def add() -> None:
-        require_org_manager(svc, current.principal, org)
         for member in members:
-            svc.identity.add_member(org, team, member)
+            svc.management.add_member(current.principal, org, team, member)
 
     await run_in_threadpool(add)
     return redirect(f"/organizations/{org}/teams/{team}")
@@ -174,8 +167,7 @@ async def remove_member(request: Request, org: str, team: str, user: str, curren
     svc = services(request)
 
     def remove() -> None:
-        require_org_manager(svc, current.principal, org)
-        svc.identity.remove_member(org, team, user)
+        svc.management.remove_member(current.principal, org, team, user)
 
     try:
         await run_in_threadpool(remove)
@@ -197,15 +189,13 @@ async def add_repository(request: Request, org: str, team: str, current: Current
     full = f"{org}/{values['repository']}"
 
     def grant() -> None:
-        require_org_manager(svc, current.principal, org)
+        svc.management.check_may_manage_teams(current.principal, org)
         if not values["repository"]:
             raise InvalidRequest("Enter a repository name.")
         if svc.registry.queries.repository(full) is None:
-            if not may_create_repository(svc, current.principal, full):
-                raise InvalidRequest("You may not create repositories in this organization.")
-            svc.identity.create_repository(org, values["repository"], values["visibility"] or "private")
-        readable_repository(svc, current.principal, full, "admin")
-        svc.identity.grant_team_access(full, team, values["permission"] or "read-only")
+            svc.management.create_repository(current.principal, org, values["repository"],
+                                             values["visibility"] or "private")
+        svc.management.grant_team_access(current.principal, full, team, values["permission"] or "read-only")
 
     await run_in_threadpool(team_view, svc, current, org, team)  # a missing organisation or team is a 404 page
     try:
@@ -223,8 +213,7 @@ async def remove_repository(request: Request, org: str, team: str, repo: str, cu
     svc, full = services(request), f"{org}/{repo}"
 
     def revoke() -> None:
-        readable_repository(svc, current.principal, full, "admin")
-        svc.identity.revoke_team_access(full, team)
+        svc.management.revoke_team_access(current.principal, full, team)
 
     await run_in_threadpool(revoke)
     return redirect(f"/organizations/{org}/teams/{team}")

@@ -18,7 +18,6 @@ from starlette.responses import Response
 
 from dockyard.api.portal.audit import scope_of
 from dockyard.api.portal.web import CurrentViewer, Form, PortalRoute, Viewer, redirect, render, services, status_of
-from dockyard.api.v0.deps import may_create_repository, readable_repository, repository_level
 from dockyard.api.v2.common import Services
 from dockyard.domain import access
 from dockyard.domain.errors import DomainError, InvalidRequest, NotFound
@@ -40,7 +39,7 @@ def readable_page(svc: Services, viewer: Viewer, search: str | None, after: str 
     while len(found) <= PAGE:
         batch = svc.registry.queries.search_repositories(search, namespace, 200, cursor)
         for row in batch:
-            level = repository_level(svc, viewer.principal, row["name"])
+            level = svc.management.repository_level(viewer.principal, row["name"])
             if level != "none":
                 found.append({**row, "level": level})
                 if len(found) > PAGE:
@@ -65,7 +64,7 @@ async def list_repositories(request: Request, current: CurrentViewer, q: str | N
 def creatable_namespaces(svc: Services, viewer: Viewer) -> list[str]:
     """The namespaces the viewer may create repositories in (the `New Repository` dropdown)."""
     names = [row["name"] for row in svc.registry.identity.accounts()]
-    return [n for n in names if may_create_repository(svc, viewer.principal, f"{n}/x")]
+    return [n for n in names if svc.management.may_create_repository(viewer.principal, f"{n}/x")]
 
 
 @router.get("/repositories/new")
@@ -84,10 +83,8 @@ async def create_repository(request: Request, current: CurrentViewer, form: Form
     def create() -> str:
         if not values["name"]:
             raise InvalidRequest("Enter a repository name.")
-        if not may_create_repository(svc, current.principal, f"{values['namespace']}/{values['name']}"):
-            raise InvalidRequest("You may not create repositories in this namespace.")
-        return svc.identity.create_repository(values["namespace"], values["name"],
-                                              values["visibility"] or "private", values["description"])
+        return svc.management.create_repository(current.principal, values["namespace"], values["name"],
+                                                values["visibility"] or "private", values["description"])
 
     try:
         full = await run_in_threadpool(create)
@@ -113,7 +110,7 @@ def image_size(body: bytes) -> int:
 
 
 def repository_view(svc: Services, viewer: Viewer, full: str) -> dict[str, Any]:
-    level = readable_repository(svc, viewer.principal, full)
+    level = svc.management.check_level(viewer.principal, full)
     row = svc.registry.queries.repository(full)
     if row is None:
         raise NotFound("no such repository", {"repository": full})
@@ -165,7 +162,7 @@ async def delete_tag(request: Request, namespace: str, repo: str, tag: str, curr
         return confirm_page(request, f"the tag {full}:{tag}", full, TAG_NOTE, unconfirmed=True)
 
     def delete() -> None:
-        readable_repository(svc, current.principal, full, "read-write")
+        svc.management.check_level(current.principal, full, "read-write")
         if not is_valid_tag(tag) or svc.registry.queries.tag_digest(full, tag) is None:
             raise NotFound("no such tag", {"repository": full, "tag": tag})
         svc.registry.delete_tag(full, tag)
@@ -177,7 +174,7 @@ async def delete_tag(request: Request, namespace: str, repo: str, tag: str, curr
 @router.get("/repositories/{namespace}/{repo:path}/delete")
 async def confirm_delete_repository(request: Request, namespace: str, repo: str, current: CurrentViewer) -> Response:
     full = f"{namespace}/{repo}"
-    await run_in_threadpool(readable_repository, services(request), current.principal, full, "admin")
+    await run_in_threadpool(services(request).management.check_level, current.principal, full, "admin")
     return confirm_page(request, f"the repository {full}", full, REPOSITORY_NOTE)
 
 
@@ -189,8 +186,7 @@ async def delete_repository(request: Request, namespace: str, repo: str, current
         return confirm_page(request, f"the repository {full}", full, REPOSITORY_NOTE, unconfirmed=True)
 
     def delete() -> None:
-        readable_repository(svc, current.principal, full, "admin")
-        svc.identity.delete_repository(full)
+        svc.management.delete_repository(current.principal, full)
 
     await run_in_threadpool(delete)
     return redirect("/repositories")
@@ -202,8 +198,7 @@ async def change_settings(request: Request, namespace: str, repo: str, current: 
     svc, full = services(request), f"{namespace}/{repo}"
 
     def change() -> None:
-        readable_repository(svc, current.principal, full, "admin")
-        svc.identity.update_repository(full, visibility=form.get("visibility") or None,
+        svc.management.update_repository(current.principal, full, visibility=form.get("visibility") or None,
                                        description=form.get("description", ""))
 
     try:

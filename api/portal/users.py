@@ -8,13 +8,14 @@ A deactivated user's portal sessions end at their next request (`web._current`).
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 from fastapi import APIRouter, Request
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
-from dockyard.api.portal.web import AdminViewer, Form, PortalRoute, redirect, render, services, status_of
+from dockyard.api.portal.web import AdminViewer, Form, PortalRoute, Viewer, redirect, render, services, status_of
 from dockyard.api.v2.common import Services
 from dockyard.domain.errors import DomainError, NotFound
 
@@ -46,17 +47,13 @@ async def users_page(request: Request, current: AdminViewer) -> Response:
     return await run_in_threadpool(render_users, request, "users.html")
 
 
-def create_user(svc: Services, username: str, password: str, role: str) -> None:
-    svc.accounts.create_user(username, password, role)
-
-
 @router.post("/users/new")
 async def add_user(request: Request, current: AdminViewer, form: Form) -> Response:
     values = {"username": form.get("username", "").strip(), "role": form.get("role", "none")}
     back = "/settings/auth" if form.get("back") == "/settings/auth" else "/users"
     try:
-        await run_in_threadpool(create_user, services(request), values["username"], form.get("password", ""),
-                                values["role"])
+        await run_in_threadpool(services(request).management.create_user, current.principal, values["username"],
+                                form.get("password", ""), values["role"])
     except DomainError as exc:
         failed = {"values": values, "open_add": True,
                   "errors": {"password" if "password" in exc.message.lower() else "username": exc.message}}
@@ -69,16 +66,11 @@ async def add_user(request: Request, current: AdminViewer, form: Form) -> Respon
     return redirect(back)
 
 
-def change_user(svc: Services, name: str, role: str | None, active: bool | None) -> None:
-    if svc.registry.identity.user(name) is None:
-        raise NotFound("no such user", {"name": name})
-    svc.accounts.update_user(name, role=role, active=active)  # keeps the last active admin (409)
-
-
 @router.post("/users/{name}/role")
 async def set_role(request: Request, name: str, current: AdminViewer, form: Form) -> Response:
     try:
-        await run_in_threadpool(change_user, services(request), name, form.get("role", ""), None)
+        await run_in_threadpool(partial(services(request).management.update_user, current.principal, name,
+                                        role=form.get("role", "")))
     except DomainError as exc:
         if isinstance(exc, NotFound):
             raise
@@ -89,18 +81,19 @@ async def set_role(request: Request, name: str, current: AdminViewer, form: Form
 
 @router.post("/users/{name}/deactivate")
 async def deactivate(request: Request, name: str, current: AdminViewer, form: Form) -> Response:
-    return await _set_active(request, name, False)
+    return await _set_active(request, current, name, False)
 
 
 @router.post("/users/{name}/activate")
 async def activate(request: Request, name: str, current: AdminViewer, form: Form) -> Response:
-    return await _set_active(request, name, True)
+    return await _set_active(request, current, name, True)
 
 
-async def _set_active(request: Request, name: str, active: bool) -> Response:
+async def _set_active(request: Request, current: Viewer, name: str, active: bool) -> Response:
+    """The last active admin cannot be deactivated (409, shown on the page)."""
     svc = services(request)
     try:
-        await run_in_threadpool(change_user, svc, name, None, active)
+        await run_in_threadpool(partial(svc.management.update_user, current.principal, name, active=active))
     except DomainError as exc:
         if isinstance(exc, NotFound):
             raise
