@@ -19,7 +19,7 @@ body stall forever. `LimitedHttpToolsProtocol` (under `plain_http.PlainHttpProto
   `keepalive_timeout_seconds`.
 
 Hot path cost: an addition and two comparisons per header, a flag test per read, and a timer
-only for a request whose body is still arriving when a read ends (no timer for a GET).
+only for a head or body still arriving when a read ends (none for a GET that comes in one read).
 """
 
 from __future__ import annotations
@@ -66,6 +66,7 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._limits = _limits()
+        self._max_bytes, self._max_count = self._limits.max_bytes, self._limits.max_count
         self._in_headers = True  # the next bytes belong to a request's start line and headers
         self._started = False  # a byte of the current request's head arrived
         self._header_bytes = 0  # exact: URL, names and values of the current request
@@ -118,6 +119,9 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
                 self._raw += len(data)
                 if self._raw > self._limits.max_bytes:
                     self._reject_too_large()
+                    return
+            if self._started and self._header_timer is None:  # a head split over reads: time it
+                self._header_timer = self.loop.call_later(self._limits.header_timeout, self._header_timeout)
         elif self._body_timer is None and self.cycle is not None and self.cycle.more_body:
             self._body_at = self.loop.time()
             self._body_timer = self.loop.call_later(self._limits.body_timeout, self._body_check)
@@ -126,21 +130,24 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
 
     def on_message_begin(self) -> None:
         super().on_message_begin()
+        # The header timer starts only if this head does not arrive whole in one read (below).
         self._in_headers, self._started, self._header_bytes = True, True, 0
-        if self._header_timer is None:
-            self._header_timer = self.loop.call_later(self._limits.header_timeout, self._header_timeout)
 
     def on_url(self, url: bytes) -> None:
         self._header_bytes += len(url)
-        if self._header_bytes > self._limits.max_bytes:
+        if self._header_bytes > self._max_bytes:
             raise _TooLarge
         super().on_url(url)
 
     def on_header(self, name: bytes, value: bytes) -> None:
         self._header_bytes += len(name) + len(value) + 4  # ": " and CRLF
-        if self._header_bytes > self._limits.max_bytes or len(self.headers) >= self._limits.max_count:
+        if self._header_bytes > self._max_bytes or len(self.headers) >= self._max_count:
             raise _TooLarge
-        super().on_header(name, value)
+        # uvicorn's own on_header, inlined: this runs for every header of every request.
+        name = name.lower()
+        if name == b"expect" and value.lower() == b"100-continue":
+            self.expect_100_continue = True
+        self.headers.append((name, value))
 
     def on_headers_complete(self) -> None:
         self._in_headers, self._started, self._raw, self._head_ended = False, False, 0, True
