@@ -20,7 +20,9 @@ from __future__ import annotations
 import argparse
 import errno
 import os
+import shutil
 import socket
+import tempfile
 import sys
 from typing import Any
 
@@ -157,6 +159,7 @@ def serve(args: argparse.Namespace) -> int:
         print("WARNING:  DOCKYARD_ADMIN_PASSWORD ignored: user 'admin' already exists here, with the password "
               "it was given then (change it with `dockyard users set-password admin`)", file=sys.stderr, flush=True)
     _export(settings)
+    metrics_dir = _metrics_dir()
     print(f"Dockyard serving on http://{settings.listen} (data: {os.path.abspath(settings.data_dir)}, "
           f"metadata: {'PostgreSQL' if settings.database_url else 'SQLite'})", flush=True)
     # Dockyard's own loggers (`dockyard.*`) print beside uvicorn's, in its format.
@@ -168,7 +171,21 @@ def serve(args: argparse.Namespace) -> int:
                  workers=settings.workers, http="dockyard.api.plain_http:PlainHttpProtocol", loop="uvloop",
                  log_level=settings.log_level, log_config=log_config, access_log=False, timeout_graceful_shutdown=10,
                  timeout_keep_alive=settings.keepalive_timeout_seconds)
+    if metrics_dir.startswith(tempfile.gettempdir() + os.sep + "dockyard-metrics-"):
+        shutil.rmtree(metrics_dir, ignore_errors=True)
     return 0
+
+
+def _metrics_dir() -> str:
+    """The folder where every worker's metrics go (prometheus-client's multiprocess mode), emptied
+    now so that an earlier run's counts are not added to this one's: PROMETHEUS_MULTIPROC_DIR if
+    the operator set it, else a fresh temporary folder removed when serve ends. Set before
+    prometheus-client is imported here or in a worker: it reads the variable on import."""
+    path = os.environ.get("PROMETHEUS_MULTIPROC_DIR") or tempfile.mkdtemp(prefix="dockyard-metrics-")
+    shutil.rmtree(path, ignore_errors=True)
+    os.makedirs(path, exist_ok=True)
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = path
+    return path
 
 
 def rebuild(args: argparse.Namespace) -> int:

@@ -18,7 +18,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from dockyard.api import errors, portal, v0, v2
+from dockyard.api import errors, metrics, portal, v0, v2
 from dockyard.api.auth import Auth
 from dockyard.api.auth import routes as auth_routes
 from dockyard.api.portal.sessions import SessionStore
@@ -99,6 +99,7 @@ def create_app(settings: Settings, *, clock: Callable[[], float] = time.time) ->
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.services = build_services(settings, clock)
+        app.state.services.accounts.failed_listeners.append(app.state.metrics.login_failed)
         app.state.services.read_side.start()  # followed projections: one leader across processes
         app.state.recent_logs.attach()
         scheduler = housekeeping.start(app.state.services.uploads,
@@ -122,8 +123,10 @@ def create_app(settings: Settings, *, clock: Callable[[], float] = time.time) ->
     app.router.routes.extend(auth_routes.routes())  # /auth/token
     app.router.routes.append(Route("/healthz", _health, methods=["GET"]))
     app.router.routes.append(Route("/readyz", _ready, methods=["GET"]))
+    metrics.install(app)  # GET /metrics, and every request metered
     app.state.recent_logs = RecentLogs()
     portal.install(app)  # the web portal at `/`, after every API route
+    metrics.tag_routes(app)  # after every route: each names its template for the request metrics
     return app
 
 

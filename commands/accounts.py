@@ -73,6 +73,8 @@ class Accounts:
         self._cache_key = os.urandom(32)
         self._verified: dict[bytes, _Remembered] = {}
         self._failures: dict[tuple[str, str], deque[float]] = {}
+        # Told of each refused sign-in (user name, client address): the API's failed-login metric.
+        self.failed_listeners: list[Callable[[str, str], None]] = []
         self._locked: dict[tuple[str, str], float] = {}
         self._lock = threading.Lock()
         # A fixed hash to verify against for unknown users, so they cost the same as a wrong password.
@@ -255,6 +257,8 @@ class Accounts:
             raise _throttled(remaining)
 
     def _failed(self, name: str, address: str, now: float) -> None:
+        for listener in self.failed_listeners:
+            listener(name, address)
         with self._lock:
             window = self._failures.setdefault((name, address), deque())
             window.append(now)

@@ -164,6 +164,7 @@ V2 = "/v2/{name:path}"
 CASES: list[Case] = [
     Case("GET", "/healthz", EVERYONE, lambda w, c: ("/healthz", {})),
     Case("GET", "/readyz", EVERYONE, lambda w, c: ("/readyz", {})),
+    Case("GET", "/metrics", EVERYONE, lambda w, c: ("/metrics", {})),
     Case("GET", "/openapi.json", EVERYONE, lambda w, c: ("/openapi.json", {})),
     Case("GET", "/docs", EVERYONE, lambda w, c: ("/docs", {})),
     Case("GET", "/auth/token", EVERYONE, lambda w, c: ("/auth/token", {"params": {
