@@ -3,7 +3,7 @@
 Before: 500 `UNKNOWN`, and the failed upload's partial data stayed until the 7-day purge, so
 every later write failed too. Now: 507 `STORAGE_FULL` with a clear message, the failed
 session and its data are gone, reads keep working, and writes work again as soon as space
-returns. For real: the data directory (SQLite and blobs) is a 24 MiB tmpfs, filled by a file
+returns. For real: the data directory (SQLite and blobs) is a 24 MiB tmpfs, filled by files
 the test then deletes. Needs root (mount); SQLite only: the blob path is the same on both.
 """
 
@@ -81,6 +81,22 @@ def test_a_full_disk_answers_507_drops_the_upload_and_recovers(small_disk: Path)
             for digest in pushed.doc["layers"][0]["digest"], pushed.doc["config"]["digest"]:
                 assert admin.get(f"/v2/admin/app/blobs/{digest}").status_code == 200
             assert admin.get("/v2/admin/app/tags/list").json()["tags"] == ["v1"]
+
+            # Not a byte left: the event log (SQLite, on the same disk) cannot grow either.
+            with open(small_disk / "filler2", "wb") as f:
+                try:
+                    while True:
+                        f.write(b"\0" * 65536)
+                        f.flush()
+                except OSError:
+                    pass
+            tagged = [admin.put(f"/v2/admin/app/manifests/t{i}", content=pushed.body,
+                                headers={"Content-Type": pushed.media_type}) for i in range(20)]
+            assert {r.status_code for r in tagged} <= {201, 507}
+            full = [r for r in tagged if r.status_code == 507]
+            assert full and full[0].json()["errors"][0]["code"] == "STORAGE_FULL", [r.text for r in tagged]
+            assert admin.get("/v2/admin/app/manifests/v1", headers={"Accept": pushed.media_type}).status_code == 200
+            (small_disk / "filler2").unlink()
 
             # Space returns: the same upload goes through, and a push with it.
             filler.unlink()
