@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import anyio
+import anyio.to_thread
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from dockyard.projections.audit_queries import AuditQueries
@@ -54,3 +56,16 @@ class ReadSide:
     def wait(self, name: str, position: int, timeout: float = WAIT_TIMEOUT) -> bool:
         """Whether projection `name` reached `position` within `timeout` (folded by any process)."""
         return self.positions.wait(name, position, timeout)
+
+    async def advanced(self, name: str, beyond: int, timeout: float) -> int:
+        """Projection `name`'s position once it is past `beyond`, or as it is after `timeout`
+        seconds: for async followers (the change feed) that must not hold a worker thread while
+        idle. Reads the position row with a backoff (20 ms up to 0.5 s): no busy loop."""
+        deadline = anyio.current_time() + timeout
+        pause = 0.02
+        while True:
+            position = await anyio.to_thread.run_sync(self.positions.position, name)
+            if position > beyond or anyio.current_time() >= deadline:
+                return position
+            await anyio.sleep(min(pause, max(0.0, deadline - anyio.current_time())))
+            pause = min(pause * 2, 0.5)

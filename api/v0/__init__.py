@@ -17,6 +17,7 @@ from dockyard.api.v0 import (
     accounts,
     audit,
     console,
+    event_stream,
     events,
     gc,
     general_settings,
@@ -38,7 +39,7 @@ PREFIX = "/api/v0"
 def router() -> APIRouter:
     api = APIRouter(prefix=PREFIX, responses=PROBLEM_RESPONSES)
     for module in (accounts, teams, tokens, tags, team_access, repositories, settings, general_settings,
-                   storage_settings, events, audit, projections, gc):
+                   storage_settings, event_stream, events, audit, projections, gc):
         api.include_router(module.router)
     return api
 

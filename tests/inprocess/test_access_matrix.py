@@ -255,6 +255,8 @@ CASES: list[Case] = [
          lambda w, c: (f"/api/v0/repositories/{_new_repo(w, c)}/teamAccess/frontend", {}), denied_as_missing=True),
     # The audit trail answers every signed-in caller, with what they may read (tests/inprocess/test_audit_events.py).
     Case("GET", "/api/v0/events", SIGNED_IN, lambda w, c: ("/api/v0/events", {})),
+    # The change feed, as a snapshot (`follow=false` closes; tests/inprocess/test_event_stream.py follows).
+    Case("GET", "/api/v0/events/stream", SIGNED_IN, lambda w, c: ("/api/v0/events/stream?follow=false", {})),
     Case("GET", "/api/v0/audit/public-key", EVERYONE, lambda w, c: ("/api/v0/audit/public-key", {})),
     Case("GET", "/api/v0/projections", GLOBAL_ADMIN, lambda w, c: ("/api/v0/projections", {})),
     Case("GET", "/api/v0/settings/general", SIGNED_IN, lambda w, c: ("/api/v0/settings/general", {})),

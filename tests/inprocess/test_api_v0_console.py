@@ -31,11 +31,13 @@ ROUTES = {
     ("get", "/settings/general", False), ("put", "/settings/general", True),
     ("get", "/settings/storage", False), ("put", "/settings/storage", True),
     ("get", "/settings/gc", False), ("put", "/settings/gc", True), ("post", "/gc/run", True), ("get", "/gc/runs", False),
-    ("get", "/events", False), ("get", "/audit/public-key", False), ("get", "/projections", False),
+    ("get", "/events", False), ("get", "/events/stream", False), ("get", "/audit/public-key", False), ("get", "/projections", False),
 }
 
 # Routes anyone may call that answer a PEM document (the audit checkpoints' public key).
 PUBLIC_PEM = {("get", "/audit/public-key")}
+# Routes that answer Server-Sent Events rather than a JSON model (the change feed).
+EVENT_STREAMS = {("get", "/events/stream")}
 
 
 def test_openapi_lists_every_route_with_its_models(shared_server) -> None:
@@ -54,6 +56,9 @@ def test_openapi_lists_every_route_with_its_models(shared_server) -> None:
                 assert "application/x-pem-file" in op["responses"]["200"]["content"], (method, path)
                 continue
             assert op["summary"] and op["security"] == [{"basic": []}, {"accessToken": []}], (method, path)
+            if (method, path[len(API):]) in EVENT_STREAMS:
+                assert "text/event-stream" in op["responses"]["200"]["content"], (method, path)
+                continue
             success = [code for code in op["responses"] if code.startswith("2")]
             assert len(success) == 1, (method, path)
             if success[0] != "204":
