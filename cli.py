@@ -412,7 +412,7 @@ def main(argv: list[str] | None = None) -> int:
     common(p)
     p.add_argument("--listen", help="HOST:PORT (default 127.0.0.1:5000)")
     p.add_argument("--storage", help="blob storage URL (default file://DATA_DIR/blobs)")
-    p.add_argument("--workers", type=int, help="worker processes (default 1)")
+    p.add_argument("--workers", type=int, help="worker processes (default: one per core)")
     p.set_defaults(func=serve)
 
     p = sub.add_parser("projections", help="read models")

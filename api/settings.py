@@ -28,7 +28,8 @@ class Settings(BaseSettings):
     public_url: str | None = None
     token_service: str = "dockyard"
     token_ttl_seconds: int = 300
-    workers: int = 1
+    # Worker processes: one per core by default, as Distribution uses every core.
+    workers: int = Field(default_factory=lambda: os.cpu_count() or 1, ge=1)
     # Upload sessions not finished this long after they started are deleted, checked every
     # `upload_purge_interval_hours` (0 turns the check off). Distribution's defaults.
     upload_purge_age_hours: float = 168.0
