@@ -48,11 +48,14 @@ def sha256(data: bytes) -> str:
     return "sha256:" + hashlib.sha256(data).hexdigest()
 
 
-def manifest_body(config: str, layers: list[str]) -> bytes:
+def manifest_body(config: str, layers: list[str], sizes: list[int] | None = None) -> bytes:
+    """An image manifest; every blob is 64 bytes unless `sizes` (config first) says otherwise."""
+    sizes = sizes or [64] * (1 + len(layers))
     return orjson.dumps({
         "schemaVersion": 2, "mediaType": OCI_MANIFEST,
-        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": config, "size": 64},
-        "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": d, "size": 64} for d in layers]})
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": config, "size": sizes[0]},
+        "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": d, "size": size}
+                   for d, size in zip(layers, sizes[1:], strict=True)]})
 
 
 def save_in_batches(registry: Registry, aggregates: list[Any]) -> None:
@@ -120,7 +123,7 @@ def pushes_per_second(registry: Registry, uploads: UploadSessions, seconds: floa
     """One client pushing small two-blob images through the commands for `seconds`."""
     deadline, n = time.monotonic() + seconds, 0
     while time.monotonic() < deadline:
-        blobs = []
+        blobs, sizes = [], []
         for part in (b"config", b"layer"):
             data = f"{label}-{n}-".encode() + part
             upload_id = uploads.start("bench/pushes")
@@ -129,7 +132,8 @@ def pushes_per_second(registry: Registry, uploads: UploadSessions, seconds: floa
             append.close()
             uploads.finish("bench/pushes", upload_id, sha256(data))
             blobs.append(sha256(data))
-        registry.push_manifest("bench/pushes", f"{label}{n % 20}", None, manifest_body(blobs[0], blobs[1:]))
+            sizes.append(len(data))
+        registry.push_manifest("bench/pushes", f"{label}{n % 20}", None, manifest_body(blobs[0], blobs[1:], sizes))
         n += 1
     return n / seconds
 
