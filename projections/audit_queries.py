@@ -117,6 +117,16 @@ class AuditQueries:
                 return
             after = rows[-1]["position"]
 
+    def tag_history(self, repository: str, tag: str, after: int, limit: int) -> list[dict[str, Any]]:
+        """Every move and delete of `repository:tag` after position `after`, oldest first, at most
+        `limit` (the rows' `details` hold each move's `previous` digest)."""
+        with self.dialect.reading(self.datastore) as cursor:
+            cursor.execute(self.dialect.sql(
+                f"SELECT {', '.join(COLUMNS)} FROM {self.table} WHERE repository = %(repository)s AND tag = %(tag)s "
+                "AND action IN ('tag.moved', 'tag.deleted') AND position > %(after)s ORDER BY position "
+                "LIMIT %(limit)s"), {"repository": repository, "tag": tag, "after": after, "limit": limit})
+            return [dict(r) for r in cursor.fetchall()]
+
     def count(self) -> int:
         with self.dialect.reading(self.datastore) as cursor:
             cursor.execute(f"SELECT COUNT(*) AS n FROM {self.table}")

@@ -33,6 +33,7 @@ def create_statements(d: Dialect) -> list[str]:
         "CREATE INDEX IF NOT EXISTS team_members_member ON team_members (member)",
         "CREATE TABLE IF NOT EXISTS team_access (repository TEXT NOT NULL, organization TEXT NOT NULL, "
         "team TEXT NOT NULL, level TEXT NOT NULL, PRIMARY KEY (repository, team))",
+        "CREATE INDEX IF NOT EXISTS team_access_team ON team_access (organization, team)",
         "CREATE TABLE IF NOT EXISTS access_tokens (id TEXT PRIMARY KEY, owner TEXT NOT NULL, name TEXT NOT NULL, "
         "secret_hash TEXT NOT NULL, expires_at TEXT, level TEXT NOT NULL, repositories TEXT NOT NULL, "
         "revoked INTEGER NOT NULL, created_at TEXT NOT NULL)",

@@ -16,16 +16,19 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from dockyard.projections.audit_queries import AuditQueries
 from dockyard.projections.checkpoints import Checkpoints
 from dockyard.projections.audit_trail import AuditTrail
+from dockyard.projections.dialect import SQLITE, Dialect
+from dockyard.projections.repository_search import RepositorySearch
 from dockyard.projections.runner import Positions, Projection, ProjectionRunner
+from dockyard.projections.search_queries import SearchQueries
 
 WAIT_TIMEOUT = 10.0
 
 
 def followed_projections(checkpoint_key: Ed25519PrivateKey | None = None,
-                         checkpoint_every: int = 1000) -> list[Projection]:
+                         checkpoint_every: int = 1000, dialect: Dialect = SQLITE) -> list[Projection]:
     """Every projection that follows the log (the inline ones are in `projections.inline`);
     the checkpoint signer only where its key is given (the CLI's readers go without)."""
-    found: list[Projection] = [AuditTrail()]
+    found: list[Projection] = [AuditTrail(), RepositorySearch(fts=dialect.name == "sqlite")]
     if checkpoint_key is not None:
         found.append(Checkpoints(checkpoint_key, every_events=checkpoint_every))
     return found
@@ -39,8 +42,9 @@ class ReadSide:
         datastore, dialect = registry.recorder.datastore, registry.dialect
         self.positions = Positions(datastore, dialect)
         self.runners = {p.name: ProjectionRunner(registry, p, positions=self.positions)
-                        for p in followed_projections(checkpoint_key, checkpoint_every)}
+                        for p in followed_projections(checkpoint_key, checkpoint_every, dialect)}
         self.audit = AuditQueries(datastore, dialect)
+        self.search = SearchQueries(datastore, dialect)
 
     def start(self) -> None:
         for runner in self.runners.values():

@@ -31,6 +31,8 @@ def create_statements(d: Dialect) -> list[str]:
         "CREATE TABLE IF NOT EXISTS repositories (name TEXT PRIMARY KEY, visibility TEXT NOT NULL, "
         "description TEXT NOT NULL, created_at TEXT NOT NULL, created_by TEXT NOT NULL, "
         "deleted INTEGER NOT NULL)",
+        # Listings and search start a reader's few repositories from here (`projections.readable`).
+        "CREATE INDEX IF NOT EXISTS repositories_visibility ON repositories (visibility)",
         "CREATE TABLE IF NOT EXISTS tags (repository TEXT NOT NULL, tag TEXT NOT NULL, "
         "digest TEXT NOT NULL, updated_at TEXT NOT NULL, updated_by TEXT NOT NULL, "
         "PRIMARY KEY (repository, tag))",

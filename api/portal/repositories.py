@@ -23,17 +23,33 @@ from dockyard.domain import access
 from dockyard.domain.errors import DomainError, InvalidRequest, NotFound
 from dockyard.domain.names import is_valid_tag
 from dockyard.projections.audit_queries import AuditFilter
+from dockyard.projections.search_queries import SearchKey
 
 router = APIRouter(route_class=PortalRoute, include_in_schema=False)
 PAGE = 50
 ACTIVITY = 20  # the newest audit entries a repository's page shows
 CONFIRM_WORD = "DELETE"
+SEARCH_FRESHNESS = 2.0  # seconds a search waits for the search projection to reach the log's head
 
 
 def readable_page(svc: Services, viewer: Viewer, search: str | None, after: str | None,
                   namespace: str | None = None) -> tuple[list[dict[str, Any]], str | None]:
     """One page of the repositories the viewer can read (name order after `after`), and the
-    name to continue after when there are more."""
+    name to continue after when there are more. With a `search` term the page is ranked by the
+    search projection (`projections.search_queries`, best match first, filtered by read access
+    in the query) and `after` is its key, as text."""
+    if search:
+        try:
+            key = SearchKey.decode(after) if after else None
+        except ValueError:
+            raise InvalidRequest("invalid page: follow the Next link", {"after": after}) from None
+        read_side = svc.read_side
+        read_side.wait("search", read_side.head(), SEARCH_FRESHNESS)
+        facts = read_side.search.caller_facts(viewer.principal)
+        hits = read_side.search.search(facts, search, PAGE + 1, key, namespace)
+        rows = [{**hit, "level": hit["access_level"]} for hit in hits[:PAGE]]
+        last = hits[PAGE - 1] if len(hits) > PAGE else None
+        return rows, (SearchKey(last["rank"], last["pushed_at"], last["name"]).encode() if last else None)
     found: list[dict[str, Any]] = []
     cursor = after
     while len(found) <= PAGE:

@@ -14,6 +14,7 @@ from typing import Any
 from fastapi import APIRouter, FastAPI
 
 from dockyard.api.v0 import (
+    account_access,
     accounts,
     audit,
     console,
@@ -21,8 +22,10 @@ from dockyard.api.v0 import (
     events,
     gc,
     general_settings,
+    history,
     projections,
     repositories,
+    search,
     settings,
     storage_settings,
     tags,
@@ -38,8 +41,8 @@ PREFIX = "/api/v0"
 
 def router() -> APIRouter:
     api = APIRouter(prefix=PREFIX, responses=PROBLEM_RESPONSES)
-    for module in (accounts, teams, tokens, tags, team_access, repositories, settings, general_settings,
-                   storage_settings, event_stream, events, audit, projections, gc):
+    for module in (account_access, accounts, teams, tokens, history, tags, team_access, repositories, settings,
+                   general_settings, storage_settings, event_stream, events, audit, projections, gc, search):
         api.include_router(module.router)
     return api
 

@@ -20,8 +20,10 @@ from fastapi import APIRouter, Query, Request, Response, status
 from starlette.concurrency import run_in_threadpool
 from starlette.convertors import PathConvertor, register_url_convertor
 
+from dockyard.api.v0.as_of import At, past, past_level, past_readable
 from dockyard.api.v0.deps import PrincipalDep, ServicesDep, SignedIn
-from dockyard.api.v0.paging import Cursor, Limit, decode_cursor, encode_cursor, link_next
+from dockyard.api.v0.paging import Cursor, Limit, decode_cursor, encode_cursor, link_next, page
+from dockyard.api.v0.search import ranked_search
 from dockyard.api.v0.schemas import AccessLevel, NewRepository, Repository, RepositoryChange, RepositoryList
 from dockyard.api.v2.common import Services
 from dockyard.domain.access import Principal
@@ -75,14 +77,23 @@ def _search(svc: Services, principal: Principal, search: str | None, namespace: 
     return RepositoryList(repositories=shown), (encode_cursor(shown[-1].full_name) if len(found) > limit else None)
 
 
-@router.get("", summary="Search the repositories the caller may read (paged, by name)")
+@router.get("", summary="The repositories the caller may read (paged, by name; ranked as /search with ?search=)")
 async def search_repositories(
     request: Request, response: Response, principal: PrincipalDep, svc: ServicesDep,
-    search: str | None = Query(None, description="A part of the repository name."),
-    limit: Limit = 100, cursor: Cursor = None,
+    search: str | None = Query(None, description="Words of a repository's name, description or tags: "
+                                                 "answered as `/api/v0/search?q=` (best match first)."),
+    limit: Limit = 100, cursor: Cursor = None, at: At = None,
 ) -> RepositoryList:
-    term = search.lower() if search else None
-    listing, next_cursor = await run_in_threadpool(_search, svc, principal, term, None, limit, cursor)
+    term = search.strip().lower() if search else None
+    if at is not None:
+        listing, next_cursor = await run_in_threadpool(_listing_then, svc, principal, at, None, term, limit, cursor)
+        link_next(request, response, next_cursor)
+        return listing
+    if term:  # ranked, by the search projection (`api.v0.search`)
+        hits, next_cursor = await run_in_threadpool(ranked_search, svc, principal, term, limit, cursor)
+        link_next(request, response, next_cursor)
+        return RepositoryList(repositories=list(hits))
+    listing, next_cursor = await run_in_threadpool(_search, svc, principal, None, None, limit, cursor)
     link_next(request, response, next_cursor)
     return listing
 
@@ -101,15 +112,42 @@ async def create_repository(namespace: str, body: NewRepository, principal: Sign
 @router.get("/{namespace}", summary="The repositories of a namespace the caller may read (paged, by name)")
 async def list_namespace(
     namespace: str, request: Request, response: Response, principal: PrincipalDep, svc: ServicesDep,
-    limit: Limit = 100, cursor: Cursor = None,
+    limit: Limit = 100, cursor: Cursor = None, at: At = None,
 ) -> RepositoryList:
-    listing, next_cursor = await run_in_threadpool(_search, svc, principal, None, namespace, limit, cursor)
+    if at is not None:
+        listing, next_cursor = await run_in_threadpool(_listing_then, svc, principal, at, namespace, None, limit,
+                                                       cursor)
+    else:
+        listing, next_cursor = await run_in_threadpool(_search, svc, principal, None, namespace, limit, cursor)
     link_next(request, response, next_cursor)
     return listing
 
 
-@router.get("/{namespace}/{repo:repository}", summary="One repository (404 when the caller cannot read it)")
-async def get_repository(namespace: str, repo: str, principal: PrincipalDep, svc: ServicesDep) -> Repository:
+def _readable_then(svc: Services, principal: Principal, full: str, at: str) -> Repository:
+    state = past(svc, at)
+    level = past_readable(state, principal, full)
+    row = state.queries.repository(full)
+    assert row is not None  # past_readable found it live then
+    return repository_view(row, level)
+
+
+def _listing_then(svc: Services, principal: Principal, at: str, namespace: str | None, search: str | None,
+                  limit: int, cursor: str | None) -> tuple[RepositoryList, str | None]:
+    """The repositories (of `namespace`, whose name contains `search`) the caller could read
+    at that instant, by name: the past is folded for the request, so this filters in Python."""
+    state = past(svc, at)
+    rows = state.queries.search_repositories(search, namespace, 1_000_000, None)
+    readable = [(row, past_level(state, principal, row["name"])) for row in rows]
+    shown, next_cursor = page([(r, lv) for r, lv in readable if lv != "none"], lambda x: x[0]["name"], limit, cursor)
+    return RepositoryList(repositories=[repository_view(r, lv) for r, lv in shown]), next_cursor
+
+
+@router.get("/{namespace}/{repo:repository}",
+            summary="One repository (404 when the caller cannot read it; ?at= as of then)")
+async def get_repository(namespace: str, repo: str, principal: PrincipalDep, svc: ServicesDep,
+                         at: At = None) -> Repository:
+    if at is not None:
+        return await run_in_threadpool(_readable_then, svc, principal, f"{namespace}/{repo}", at)
     return await run_in_threadpool(_readable, svc, principal, f"{namespace}/{repo}")
 
 

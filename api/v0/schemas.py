@@ -280,3 +280,45 @@ class ProjectionStatus(Model):
 
 class ProjectionList(Model):
     projections: list[ProjectionStatus]
+
+
+# -- search --------------------------------------------------------------------------------------
+
+class SearchHit(Repository):
+    tags: list[str] = Field(description="The repository's tag names.")
+    pushed_at: str = Field(description="When a tag was last pushed or moved ('' when never).")
+
+
+class SearchResults(Model):
+    repositories: list[SearchHit] = Field(description="Best match first: exact name, then prefix, then a whole "
+                                                      "word, then a substring; the recently pushed first "
+                                                      "among equals.")
+
+
+# -- history -------------------------------------------------------------------------------------
+
+class TagStep(Model):
+    position: int = Field(description="The event's position in the log (usable as `?at=`).")
+    recorded_at: str = Field(description="When, ISO 8601 UTC.")
+    action: Literal["pushed", "moved", "deleted"] = Field(
+        description="`pushed`: the tag appeared (first push, or again after a delete); `moved`: it pointed "
+                    "elsewhere; `deleted`: it was removed.")
+    digest: str = Field(description="What the tag pointed at after this step (`deleted`: what it had pointed at).")
+    previous: str | None = Field(description="What it pointed at before (null when it did not exist).")
+    actor: str
+    client_address: str
+    token: str | None = Field(description="The id of the access token used, if any.")
+
+
+class TagHistory(Model):
+    repository: str
+    tag: str
+    steps: list[TagStep] = Field(description="Oldest first.")
+
+
+class AccountAccess(Model):
+    account: str
+    repository: str
+    position: int = Field(description="The log position the answer is as of (the head when no `at` was given).")
+    access_level: AccessLevel = Field(description="The account's level on the repository then.")
+    actions: list[str] = Field(description="The Docker token actions that level allowed then (`pull`, `push`, …).")

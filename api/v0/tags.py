@@ -6,6 +6,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Request, Response, status
 from starlette.concurrency import run_in_threadpool
 
+from dockyard.api.v0.as_of import At, readable_views
 from dockyard.api.v0.deps import PrincipalDep, ServicesDep, SignedIn, readable_repository
 from dockyard.api.v0.paging import Cursor, Limit, link_next, page
 from dockyard.api.v0.schemas import Tag, TagList
@@ -15,14 +16,14 @@ from dockyard.domain.names import is_valid_tag
 router = APIRouter(prefix="/repositories/{namespace}/{repo:path}/tags", tags=["tags"])
 
 
-@router.get("", summary="The repository's tags (read access; paged, by name)")
+@router.get("", summary="The repository's tags (read access; paged, by name; ?at= as of then)")
 async def list_tags(namespace: str, repo: str, request: Request, response: Response, principal: PrincipalDep,
-                    svc: ServicesDep, limit: Limit = 100, cursor: Cursor = None) -> TagList:
+                    svc: ServicesDep, limit: Limit = 100, cursor: Cursor = None, at: At = None) -> TagList:
     full = f"{namespace}/{repo}"
 
     def tags() -> TagList:
-        readable_repository(svc, principal, full)
-        rows, next_cursor = page(svc.registry.queries.tag_rows(full), lambda r: r["tag"], limit, cursor)
+        queries = readable_views(svc, principal, full, at).queries
+        rows, next_cursor = page(queries.tag_rows(full), lambda r: r["tag"], limit, cursor)
         link_next(request, response, next_cursor)
         return TagList(repository=full, tags=[Tag(name=r["tag"], digest=r["digest"], updated_at=r["updated_at"],
                                                   updated_by=r["updated_by"]) for r in rows])

@@ -10,6 +10,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Request, Response, status
 from starlette.concurrency import run_in_threadpool
 
+from dockyard.api.v0.as_of import At, readable_views
 from dockyard.api.v0.deps import PrincipalDep, ServicesDep, SignedIn, readable_repository
 from dockyard.api.v0.paging import Cursor, Limit, link_next, page
 from dockyard.api.v0.schemas import TeamAccess, TeamAccessChange, TeamAccessList
@@ -17,14 +18,15 @@ from dockyard.api.v0.schemas import TeamAccess, TeamAccessChange, TeamAccessList
 router = APIRouter(prefix="/repositories/{namespace}/{repo:path}/teamAccess", tags=["team access"])
 
 
-@router.get("", summary="The teams with access to the repository (read access; paged, by team)")
+@router.get("", summary="The teams with access to the repository (read access; paged, by team; ?at= as of then)")
 async def list_team_access(namespace: str, repo: str, request: Request, response: Response, principal: PrincipalDep,
-                           svc: ServicesDep, limit: Limit = 100, cursor: Cursor = None) -> TeamAccessList:
+                           svc: ServicesDep, limit: Limit = 100, cursor: Cursor = None,
+                           at: At = None) -> TeamAccessList:
     full = f"{namespace}/{repo}"
 
     def grants() -> TeamAccessList:
-        readable_repository(svc, principal, full)
-        rows, next_cursor = page(svc.registry.identity.team_access(full), lambda r: r["team"], limit, cursor)
+        identity = readable_views(svc, principal, full, at).identity
+        rows, next_cursor = page(identity.team_access(full), lambda r: r["team"], limit, cursor)
         link_next(request, response, next_cursor)
         return TeamAccessList(repository=full,
                               team_access=[TeamAccess(team=r["team"], access_level=r["level"]) for r in rows])

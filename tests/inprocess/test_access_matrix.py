@@ -258,6 +258,14 @@ CASES: list[Case] = [
     # The change feed, as a snapshot (`follow=false` closes; tests/inprocess/test_event_stream.py follows).
     Case("GET", "/api/v0/events/stream", SIGNED_IN, lambda w, c: ("/api/v0/events/stream?follow=false", {})),
     Case("GET", "/api/v0/audit/public-key", EVERYONE, lambda w, c: ("/api/v0/audit/public-key", {})),
+    Case("GET", "/api/v0/repositories/{namespace}/{repo:path}/tags/{tag}/history", PULL,
+         lambda w, c: (f"/api/v0/repositories/{REPO}/tags/v1/history", {}), denied_as_missing=True),
+    Case("GET", "/api/v0/repositories/{namespace}/{repo:path}/activity", PULL,
+         lambda w, c: (f"/api/v0/repositories/{REPO}/activity", {}), denied_as_missing=True),
+    # What an account could do (now or ?at=): admins, the account itself, the organisation's owners.
+    Case("GET", "/api/v0/accounts/{name}/access", frozenset({"admin", "owner", "team-member"}),
+         lambda w, c: ("/api/v0/accounts/tina/access", {"params": {"repository": REPO}})),
+    Case("GET", "/api/v0/search", EVERYONE, lambda w, c: ("/api/v0/search", {"params": {"q": "madrid"}})),
     Case("GET", "/api/v0/projections", GLOBAL_ADMIN, lambda w, c: ("/api/v0/projections", {})),
     Case("GET", "/api/v0/settings/general", SIGNED_IN, lambda w, c: ("/api/v0/settings/general", {})),
     Case("PUT", "/api/v0/settings/general", GLOBAL_ADMIN,
@@ -368,6 +376,8 @@ def test_listings_show_only_what_each_caller_may_read(world: World) -> None:
             names = [r["name"] if "/" in r["name"] else f"{r['namespace']}/{r['name']}"
                      for r in found.json()["repositories"]]
             assert (REPO in names) == (caller in PULL), (caller, names)
+            ranked = client.get("/api/v0/search", params={"q": "madrid"}).json()["repositories"]
+            assert (REPO in [r["fullName"] for r in ranked]) == (caller in PULL), (caller, ranked)
             if caller != "anonymous":
                 catalog = client.get("/v2/_catalog").json()["repositories"]
                 assert (REPO in catalog) == (caller in PULL), (caller, catalog)

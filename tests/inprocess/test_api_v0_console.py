@@ -32,6 +32,9 @@ ROUTES = {
     ("get", "/settings/storage", False), ("put", "/settings/storage", True),
     ("get", "/settings/gc", False), ("put", "/settings/gc", True), ("post", "/gc/run", True), ("get", "/gc/runs", False),
     ("get", "/events", False), ("get", "/events/stream", False), ("get", "/audit/public-key", False), ("get", "/projections", False),
+    ("get", "/search", False),
+    ("get", "/repositories/{namespace}/{repo}/tags/{tag}/history", False),
+    ("get", "/repositories/{namespace}/{repo}/activity", False), ("get", "/accounts/{name}/access", False),
 }
 
 # Routes anyone may call that answer a PEM document (the audit checkpoints' public key).

@@ -1,0 +1,131 @@
+"""Repository search latency with 100k repositories, on SQLite or PostgreSQL.
+
+    .venv/bin/python benchmarks/search.py [--database-url URL] [--repositories 100000] [--queries 400]
+
+Fills a fresh log through the write side (the `Repository`, `Tag` and `Team` aggregates saved
+by the `Registry`'s recorders, 500 per transaction, inline read models included): 100k
+repositories in 200 organisations, descriptions from a small vocabulary, a tag on every tenth;
+0.2% public; user `reader` is in a team granted read-only on 250 of them and owns nothing, so
+they can read about 450. The search projection then catches up, and `--queries` searches
+(terms of 2-9 characters: exact names, prefixes, words, substrings, misses) run as `reader`
+and as a global admin; prints p50/p99/max in ms and how many the reader could read. On
+PostgreSQL the tables are ANALYZEd after the fill (as autovacuum would be).
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import statistics
+import tempfile
+import time
+import uuid
+
+from dockyard.commands.registry import Registry
+from dockyard.commands.persistence import event_store_env
+from dockyard.domain.access import Principal
+from dockyard.domain.repository import PUBLIC, PRIVATE, Repository
+from dockyard.domain.tag import Tag
+from dockyard.domain.team import Team
+from dockyard.projections.readable import CallerFacts
+from dockyard.projections.repository_search import RepositorySearch
+from dockyard.projections.runner import ProjectionRunner
+from dockyard.projections.search_queries import SearchQueries
+
+WORDS = ("api", "web", "worker", "cache", "proxy", "billing", "search", "auth", "gateway", "ingest", "report",
+         "madrid", "barca", "lona", "payments", "ledger", "etl", "ml", "vision", "edge")
+
+
+def fill(registry: Registry, count: int, rng: random.Random) -> tuple[float, list[str]]:
+    started, names, batch = time.perf_counter(), [], []
+    for i in range(count):
+        org = f"org{i % 200}"
+        name = f"{org}/{rng.choice(WORDS)}-{rng.choice(WORDS)}-{i}"
+        repo = Repository(name=name, visibility=PUBLIC if i % 500 == 0 else PRIVATE,
+                          description=" ".join(rng.sample(WORDS, 3)))
+        batch.append(repo)
+        names.append(name)
+        if i % 10 == 0:
+            tag = Tag(repository=name, name=f"v{i % 7}")
+            tag.point_at("sha256:" + uuid.uuid4().hex * 2)
+            batch.append(tag)
+        if len(batch) >= 500:
+            registry.save(*batch)
+            batch = []
+    registry.save(*batch)
+    batch = []
+    granted = rng.sample(names, 250)
+    teams = {}
+    for name in granted:
+        org = name.split("/")[0]
+        if org not in teams:
+            teams[org] = Team(organization=org, name="readers")
+            teams[org].add_member("reader")
+        repo = registry.repository.get(Repository.create_id(name))
+        repo.grant("readers", "read-only")
+        batch.append(repo)
+    registry.save(*batch, *teams.values())
+    return count / (time.perf_counter() - started), names
+
+
+def timed(queries: SearchQueries, facts: CallerFacts, terms: list[str]) -> list[float]:
+    times = []
+    for term in terms:
+        started = time.perf_counter()
+        queries.search(facts, term, 20)
+        times.append((time.perf_counter() - started) * 1000)
+    return times
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--database-url")
+    parser.add_argument("--repositories", type=int, default=100_000)
+    parser.add_argument("--queries", type=int, default=400)
+    args = parser.parse_args()
+    rng = random.Random(12)
+    url, dropped = args.database_url, None
+    if url and url.rstrip("/").count("/") == 2:  # no database name: a fresh one
+        import psycopg
+
+        dropped = "dockyard_bench_" + uuid.uuid4().hex[:8]
+        with psycopg.connect(url.rstrip("/") + "/postgres", autocommit=True) as conn:
+            conn.execute(f'CREATE DATABASE "{dropped}"')
+        url = url.rstrip("/") + "/" + dropped
+    registry = Registry(event_store_env(tempfile.mkdtemp(prefix="dockyard-bench-"), url))
+    try:
+        rate, names = fill(registry, args.repositories, rng)
+        started = time.perf_counter()
+        ProjectionRunner(registry, RepositorySearch(fts=registry.dialect.name == "sqlite")).catch_up()
+        folded = time.perf_counter() - started
+        if registry.dialect.name == "postgres":  # what autovacuum would have done after the bulk fill
+            with registry.recorder.datastore.get_connection() as connection:
+                connection.execute("ANALYZE")
+        queries = SearchQueries(registry.recorder.datastore, registry.dialect)
+        reader = queries.caller_facts(Principal("reader", "none"))
+        admin = CallerFacts(Principal("root", "admin"))
+        readable = len(queries.search(reader, "", 100_000))
+        terms = []
+        for _ in range(args.queries):
+            name = rng.choice(names)
+            terms.append(rng.choice([name.split("/")[1], name.split("/")[1][:4], rng.choice(WORDS),
+                                     rng.choice(WORDS)[1:4], "zz" + uuid.uuid4().hex[:6], "ba"]))
+        print(f"backend: {registry.dialect.name}; {args.repositories:,} repositories written at {rate:,.0f}/s; "
+              f"search projection caught up in {folded:.1f} s; reader can read {readable}")
+        for label, facts in (("reader", reader), ("global admin", admin)):
+            timed(queries, facts, terms[:20])  # warm the caches
+            ms = sorted(timed(queries, facts, terms))
+            p99 = ms[min(len(ms) - 1, int(len(ms) * 0.99))]
+            print(f"search as {label}: p50 {statistics.median(ms):.1f} ms, p99 {p99:.1f} ms, max {ms[-1]:.1f} ms "
+                  f"({len(ms)} queries, 20 per page)")
+    finally:
+        registry.close()
+        if dropped:
+            import psycopg
+
+            with psycopg.connect(args.database_url.rstrip("/") + "/postgres", autocommit=True) as conn:
+                conn.execute(f'DROP DATABASE IF EXISTS "{dropped}" WITH (FORCE)')
+
+
+if __name__ == "__main__":
+    main()
