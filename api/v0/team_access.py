@@ -11,7 +11,7 @@ from fastapi import APIRouter, Request, Response, status
 from starlette.concurrency import run_in_threadpool
 
 from dockyard.api.v0.as_of import At, readable_views
-from dockyard.api.v0.deps import PrincipalDep, ServicesDep, SignedIn, readable_repository
+from dockyard.api.v0.deps import PrincipalDep, ServicesDep, SignedIn
 from dockyard.api.v0.paging import Cursor, Limit, link_next, page
 from dockyard.api.v0.schemas import TeamAccess, TeamAccessChange, TeamAccessList
 

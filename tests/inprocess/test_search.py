@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 
 from tests.inprocess.conftest import API, Dockyard
+from tests.inprocess.test_tag_history import named_user
 
 pytestmark = pytest.mark.anyio
 
@@ -39,8 +40,8 @@ async def test_ranking_exact_then_prefix_then_word_then_substring_recent_first(d
 
 
 async def test_a_repository_the_caller_cannot_read_never_shows_up(dockyard: Dockyard) -> None:
-    ahab = await dockyard.user(name="ahab")
-    tina = await dockyard.user(name="tina")
+    ahab = await named_user(dockyard, "ahab")
+    tina = await named_user(dockyard, "tina")
     await dockyard.org(name="engineering")
     team = await dockyard.team("engineering", "frontend", members=["tina"])
     admin = dockyard.client()

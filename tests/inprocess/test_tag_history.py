@@ -10,9 +10,19 @@ from tests.inprocess.conftest import API, Dockyard
 pytestmark = pytest.mark.anyio
 
 
+async def named_user(dockyard: Dockyard, name: str, role: str = "none") -> tuple[str, str]:
+    """A user with a lab name (the conftest's `user(name=…)` password is too short for names of
+    four letters)."""
+    password = f"{name}-password"
+    r = await dockyard.client().post(f"{API}/accounts", json={"type": "user", "name": name, "password": password,
+                                                             "role": role})
+    assert r.status_code == 201, r.text
+    return name, password
+
+
 async def test_history_lists_each_push_move_and_delete_with_actor_and_address(dockyard: Dockyard) -> None:
-    orca = await dockyard.user(role="read-write", name="orca")
-    ahab = await dockyard.user(name="ahab")
+    orca = await named_user(dockyard, "orca", "read-write")
+    ahab = await named_user(dockyard, "ahab")
     await dockyard.org(name="engineering")
     admin = dockyard.client()
     first = await dockyard.push(admin, "engineering/barca", "lona")

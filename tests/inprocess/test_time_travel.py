@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 import pytest
 
 from tests.inprocess.conftest import API, Dockyard
+from tests.inprocess.test_tag_history import named_user
 
 pytestmark = pytest.mark.anyio
 MADRID = f"{API}/repositories/engineering/madrid"
@@ -33,7 +34,7 @@ async def _could_push(dockyard: Dockyard, users: list[str], at: str | None) -> s
 async def test_who_could_push_to_madrid_before_and_after_a_team_change(dockyard: Dockyard) -> None:
     for name, role in (("ahab", "none"), ("moby", "read-only"), ("orca", "read-write"), ("tina", "none"),
                        ("olive", "none")):
-        await dockyard.user(role=role, name=name)
+        await named_user(dockyard, name, role)
     await dockyard.org(name="engineering")
     admin = dockyard.client()
     r = await admin.put(f"{API}/accounts/engineering/teams/owners/members/olive")
@@ -65,7 +66,7 @@ async def test_who_could_push_to_madrid_before_and_after_a_team_change(dockyard:
     assert grants == [{"team": "frontend", "accessLevel": "read-write"}]
 
     # Each caller sees the past they could read then: tina then, not ahab.
-    async with dockyard.client(("tina", "tina-pw")) as as_tina, dockyard.client(("ahab", "ahab-pw")) as as_ahab:
+    async with dockyard.client(("tina", "tina-password")) as as_tina, dockyard.client(("ahab", "ahab-password")) as as_ahab:
         assert (await as_tina.get(MADRID, params={"at": moment})).status_code == 200
         assert (await as_tina.get(MADRID)).status_code == 404
         assert (await as_ahab.get(MADRID, params={"at": moment})).status_code == 404
