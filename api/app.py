@@ -37,8 +37,10 @@ from dockyard.commands.management import Management
 from dockyard.commands.persistence import event_store_env
 from dockyard.commands.registry import Registry
 from dockyard.commands.uploads import UploadSessions
+from dockyard.commands.webhooks import Webhooks
 from dockyard.gc import schedule as housekeeping
 from dockyard.projections.read_side import ReadSide
+from dockyard.projections.webhook_delivery import WebhookDelivery
 from dockyard.storage import BlobStore, open_store
 from dockyard.storage.switchable import SwitchableStore
 
@@ -61,9 +63,10 @@ def build_services(settings: Settings, clock: Callable[[], float] = time.time) -
     auth = Auth(settings, accounts, secrets.signing_key(), clock)
     sessions = SessionStore(registry.recorder.datastore, registry.dialect, settings.portal_idle_minutes * 60, clock)
     uploads = UploadSessions(store, registry, clock, settings.max_upload_sessions_per_user)
-    return Services(settings, registry, store, uploads, accounts, auth, identity, tokens, secrets,
-                    ReadSide(registry, secrets.audit_signing_key(), settings.audit_checkpoint_every), sessions,
-                    General(registry), storage_setting, Management(identity, accounts))
+    read_side = ReadSide(registry, secrets.audit_signing_key(), settings.audit_checkpoint_every)
+    return Services(settings, registry, store, uploads, accounts, auth, identity, tokens, secrets, read_side, sessions,
+                    General(registry), storage_setting, Management(identity, accounts), Webhooks(registry, secrets),
+                    WebhookDelivery(registry, read_side, secrets, source=settings.public_url or "", clock=clock))
 
 
 async def _health(request: Request) -> Response:
@@ -101,6 +104,7 @@ def create_app(settings: Settings, *, clock: Callable[[], float] = time.time) ->
         app.state.services = build_services(settings, clock)
         app.state.services.accounts.failed_listeners.append(app.state.metrics.login_failed)
         app.state.services.read_side.start()  # followed projections: one leader across processes
+        app.state.services.webhook_delivery.start()  # one leader across processes, too
         app.state.recent_logs.attach()
         scheduler = housekeeping.start(app.state.services.uploads,
                                        purge_age_hours=settings.upload_purge_age_hours,
@@ -110,6 +114,7 @@ def create_app(settings: Settings, *, clock: Callable[[], float] = time.time) ->
         finally:
             if scheduler is not None:
                 scheduler.shutdown(wait=False)
+            app.state.services.webhook_delivery.stop()
             app.state.services.read_side.stop()
             app.state.recent_logs.detach()
             app.state.services.registry.close()

@@ -32,6 +32,7 @@ from dockyard.api.v0 import (
     team_access,
     teams,
     tokens,
+    webhooks,
 )
 from dockyard.api.v0.schemas import PROBLEM_RESPONSES, Problem
 from dockyard.domain.account import MIN_PASSWORD_LENGTH
@@ -42,7 +43,7 @@ PREFIX = "/api/v0"
 def router() -> APIRouter:
     api = APIRouter(prefix=PREFIX, responses=PROBLEM_RESPONSES)
     for module in (account_access, accounts, teams, tokens, history, tags, team_access, repositories, settings,
-                   general_settings, storage_settings, event_stream, events, audit, projections, gc, search):
+                   general_settings, storage_settings, event_stream, events, audit, projections, gc, search, webhooks):
         api.include_router(module.router)
     return api
 

@@ -20,9 +20,11 @@ from dockyard.commands.management import Management
 from dockyard.commands.registry import Registry
 from dockyard.commands.storage_settings import StorageSetting
 from dockyard.commands.uploads import UploadSessions
+from dockyard.commands.webhooks import Webhooks
 from dockyard.domain.errors import PaginationInvalid
 from dockyard.domain.names import check_repository_name
 from dockyard.projections.read_side import ReadSide
+from dockyard.projections.webhook_delivery import WebhookDelivery
 from dockyard.storage import BlobStore
 
 API_VERSION = {"Docker-Distribution-API-Version": "registry/2.0"}
@@ -47,6 +49,8 @@ class Services:
     general: General  # Settings > General (the domain name)
     storage_setting: StorageSetting  # Settings > Storage (`store` follows it in every process)
     management: Management  # who may manage what, then the identity command (API and portal)
+    webhooks: Webhooks  # webhook subscriptions (events; secrets in `secrets`)
+    webhook_delivery: WebhookDelivery  # follows the audit trail for each subscription (one leader)
 
 
 def services(request: Request) -> Services:

@@ -31,6 +31,7 @@ import pytest
 from dockyard.api.app import create_app
 from dockyard.api import portal
 from dockyard.api.settings import Settings
+from dockyard.domain.access import Principal
 from tests.inprocess.conftest import InProcessServer
 
 CALLERS = ("anonymous", "none", "read-only", "read-write", "admin", "team-member", "owner", "token")
@@ -257,6 +258,19 @@ CASES: list[Case] = [
     Case("GET", "/api/v0/events", SIGNED_IN, lambda w, c: ("/api/v0/events", {})),
     # The change feed, as a snapshot (`follow=false` closes; tests/inprocess/test_event_stream.py follows).
     Case("GET", "/api/v0/events/stream", SIGNED_IN, lambda w, c: ("/api/v0/events/stream?follow=false", {})),
+    # Webhooks: global admins and the organisation's owners (tests/inprocess/test_webhooks.py).
+    Case("POST", "/api/v0/webhooks", ORG_MANAGER,
+         lambda w, c: ("/api/v0/webhooks", {"json": {"url": DEAD_RECEIVER, "events": ["push"],
+                                                     "namespace": "engineering", "secret": "s" * 16}})),
+    Case("GET", "/api/v0/webhooks", SIGNED_IN, lambda w, c: ("/api/v0/webhooks", {})),
+    Case("GET", "/api/v0/webhooks/{webhook_id}", ORG_MANAGER,
+         lambda w, c: (f"/api/v0/webhooks/{_webhook(w, c)}", {}), denied_as_missing=True),
+    Case("DELETE", "/api/v0/webhooks/{webhook_id}", ORG_MANAGER,
+         lambda w, c: (f"/api/v0/webhooks/{_webhook(w, c)}", {}), denied_as_missing=True),
+    Case("GET", "/api/v0/webhooks/{webhook_id}/deliveries", ORG_MANAGER,
+         lambda w, c: (f"/api/v0/webhooks/{_webhook(w, c)}/deliveries", {}), denied_as_missing=True),
+    Case("POST", "/api/v0/webhooks/{webhook_id}/deliveries/{delivery_id}/redeliver", ORG_MANAGER,
+         lambda w, c: (f"/api/v0/webhooks/{_delivery(w, c)}/redeliver", {}), denied_as_missing=True),
     Case("GET", "/api/v0/audit/public-key", EVERYONE, lambda w, c: ("/api/v0/audit/public-key", {})),
     Case("GET", "/api/v0/repositories/{namespace}/{repo:path}/tags/{tag}/history", PULL,
          lambda w, c: (f"/api/v0/repositories/{REPO}/tags/v1/history", {}), denied_as_missing=True),
@@ -290,6 +304,30 @@ def _tagged(w: World, caller: str) -> str:
     tag = "d" + _unique(caller)
     w.push_manifest(tag)
     return tag
+
+
+DEAD_RECEIVER = "http://127.0.0.1:9/hook"  # the discard port: nothing listens, deliveries fail
+
+
+def _webhook(w: World, caller: str) -> str:
+    r = w.admin.post("/api/v0/webhooks", json={"url": DEAD_RECEIVER, "events": ["push"], "namespace": "engineering",
+                                               "secret": "s" * 16})
+    w.ok(r)
+    return str(r.json()["id"])
+
+
+def _delivery(w: World, caller: str) -> str:
+    """A webhook and one (failed) delivery attempt of it, for redelivery."""
+    webhook = _webhook(w, caller)
+    w.push_manifest("w" + _unique(caller))
+    delivery = w.server.services.webhook_delivery
+    subscription = w.server.services.webhooks.get(Principal("admin", "admin"), webhook)
+    assert delivery.read_side.wait("audit", w.server.services.read_side.head())
+    for _ in range(50):  # the runner may be waiting out a backoff: attempt it here
+        if delivery.deliveries(webhook):
+            break
+        delivery._deliver(subscription)
+    return f"{webhook}/deliveries/{delivery.deliveries(webhook)[0]['id']}"
 
 
 def _routes(routes: list[Any]) -> list[tuple[str, set[str]]]:

@@ -1,0 +1,147 @@
+"""Webhooks (`/api/v0/webhooks`) against a real HTTP receiver (a threaded `http.server` on the
+loopback): every event after the subscription arrives once acknowledged, in log order, in
+Distribution's envelope, signed with the secret — also after the receiver was down for a while
+(the delivery runner retries with backoff on the app's clock, which the test moves). Who may
+subscribe, the secret never answered nor logged, the delivery history and redelivery."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import anyio
+import orjson
+import pytest
+
+from tests.inprocess.conftest import API, Dockyard
+
+pytestmark = pytest.mark.anyio
+SECRET = "a-secret-of-sixteen-or-more"
+MEDIA_TYPE = "application/vnd.docker.distribution.events.v1+json"
+
+
+class Receiver:
+    """Records each POST it acknowledges (200): headers and body. `stop()`/`start()` keep the port."""
+
+    def __init__(self) -> None:
+        self.received: list[tuple[dict[str, str], bytes]] = []
+        self.port = 0
+        self._server: ThreadingHTTPServer | None = None
+
+    def start(self) -> None:
+        received = self.received
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:  # noqa: N802 - http.server's name
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                received.append(({k.lower(): v for k, v in self.headers.items()}, body))
+                self.send_response(200)
+                self.end_headers()
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        ThreadingHTTPServer.allow_reuse_address = True
+        self._server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
+        self.port = self._server.server_address[1]
+        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/hook"
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    r = Receiver()
+    r.start()
+    yield r
+    r.stop()
+
+
+async def until(check: Any, what: str, bound: float = 20.0) -> None:
+    """Poll `check()` (bounded) — the delivery runner works in its own thread."""
+    with anyio.fail_after(bound):
+        while not check():
+            await anyio.sleep(0.05)
+    assert check(), what
+
+
+def events_of(receiver: Receiver) -> list[dict[str, Any]]:
+    found = []
+    for headers, body in receiver.received:
+        assert headers["content-type"] == MEDIA_TYPE
+        expected = "sha256=" + hmac.new(SECRET.encode(), body, hashlib.sha256).hexdigest()
+        assert hmac.compare_digest(headers["x-dockyard-signature"], expected)
+        found.extend(orjson.loads(body)["events"])
+    return found
+
+
+async def test_a_receiver_that_was_down_gets_everything_in_order(dockyard: Dockyard, receiver: Receiver) -> None:
+    olive = await dockyard.user()
+    ahab = await dockyard.user()
+    org = await dockyard.org(owner=olive)
+    as_olive = dockyard.client(olive)
+    before = await dockyard.push(as_olive, f"{org}/app", "v0")  # before the subscription: never sent
+    body = {"url": receiver.url, "events": ["push", "delete"], "namespace": org, "secret": SECRET}
+    r = await dockyard.client(ahab).post(f"{API}/webhooks", json=body)
+    assert r.status_code == 403, r.text
+    r = await as_olive.post(f"{API}/webhooks", json={**body, "secret": "short"})
+    assert r.status_code == 422 or r.status_code == 400
+    r = await as_olive.post(f"{API}/webhooks", json=body)
+    assert r.status_code == 201, r.text
+    hook = r.json()
+    assert "secret" not in hook and hook["owner"] == olive[0] and hook["namespace"] == org
+    assert SECRET not in str(dockyard.events(200))
+    assert (await dockyard.client(ahab).get(f"{API}/webhooks/{hook['id']}")).status_code == 404
+    assert [h["id"] for h in (await as_olive.get(f"{API}/webhooks")).json()["webhooks"]] == [hook["id"]]
+
+    first = await dockyard.push(as_olive, f"{org}/app", "v1")
+    await until(lambda: len(receiver.received) == 1, "the first push is delivered")
+
+    receiver.stop()
+    second = await dockyard.push(as_olive, f"{org}/app", "v2")
+    r = await as_olive.delete(f"{API}/repositories/{org}/app/tags/v1")
+    assert r.status_code in (200, 204), r.text
+    deliveries = f"{API}/webhooks/{hook['id']}/deliveries"
+
+    async def failed() -> bool:
+        rows = (await as_olive.get(deliveries)).json()["deliveries"]
+        return any(d["status"] is None for d in rows)
+
+    with anyio.fail_after(20):
+        while not await failed():
+            await anyio.sleep(0.05)
+    receiver.start()
+    dockyard.clock.advance(3600)  # past any backoff: the runner retries on the app's clock
+    await until(lambda: len(receiver.received) == 3, "everything after the subscription, once receiver is back")
+
+    sent = events_of(receiver)
+    assert [(e["action"], e["target"]["tag"], e["target"]["digest"]) for e in sent] == [
+        ("push", "v1", first), ("push", "v2", second), ("delete", "v1", first)]
+    assert before not in {e["target"]["digest"] for e in sent}  # v0 was pushed before the subscription
+    assert len({e["id"] for e in sent}) == 3
+    assert all(e["target"]["repository"] == f"{org}/app" and e["actor"]["name"] == olive[0] for e in sent)
+    assert all(e["request"]["addr"] == "127.0.0.1" for e in sent)
+
+    history = (await as_olive.get(deliveries)).json()["deliveries"]
+    assert {d["status"] for d in history} >= {200, None}
+    acknowledged = [d for d in history if d["status"] == 200]
+    assert sorted(d["position"] for d in acknowledged) == sorted({d["position"] for d in acknowledged})
+    r = await as_olive.post(f"{deliveries}/{acknowledged[-1]['id']}/redeliver")
+    assert r.status_code == 200 and r.json()["status"] == 200 and r.json()["redelivery"] is True
+    assert len(receiver.received) == 4 and events_of(receiver)[3]["id"] == sent[0]["id"]
+
+    assert (await dockyard.client(ahab).delete(f"{API}/webhooks/{hook['id']}")).status_code == 404
+    assert (await as_olive.delete(f"{API}/webhooks/{hook['id']}")).status_code == 204
+    assert (await as_olive.get(f"{API}/webhooks")).json()["webhooks"] == []
