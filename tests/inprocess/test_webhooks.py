@@ -6,59 +6,17 @@ subscribe, the secret never answered nor logged, the delivery history and redeli
 
 from __future__ import annotations
 
-import hashlib
-import hmac
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import anyio
-import orjson
 import pytest
 
 from tests.inprocess.conftest import API, Dockyard
+from tests.webhook_receiver import Receiver, verified_events
 
 pytestmark = pytest.mark.anyio
 SECRET = "a-secret-of-sixteen-or-more"
-MEDIA_TYPE = "application/vnd.docker.distribution.events.v1+json"
-
-
-class Receiver:
-    """Records each POST it acknowledges (200): headers and body. `stop()`/`start()` keep the port."""
-
-    def __init__(self) -> None:
-        self.received: list[tuple[dict[str, str], bytes]] = []
-        self.port = 0
-        self._server: ThreadingHTTPServer | None = None
-
-    def start(self) -> None:
-        received = self.received
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802 - http.server's name
-                body = self.rfile.read(int(self.headers["Content-Length"]))
-                received.append(({k.lower(): v for k, v in self.headers.items()}, body))
-                self.send_response(200)
-                self.end_headers()
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        ThreadingHTTPServer.allow_reuse_address = True
-        self._server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
-        self.port = self._server.server_address[1]
-        threading.Thread(target=self._server.serve_forever, daemon=True).start()
-
-    def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}/hook"
 
 
 @pytest.fixture
@@ -78,13 +36,7 @@ async def until(check: Any, what: str, bound: float = 20.0) -> None:
 
 
 def events_of(receiver: Receiver) -> list[dict[str, Any]]:
-    found = []
-    for headers, body in receiver.received:
-        assert headers["content-type"] == MEDIA_TYPE
-        expected = "sha256=" + hmac.new(SECRET.encode(), body, hashlib.sha256).hexdigest()
-        assert hmac.compare_digest(headers["x-dockyard-signature"], expected)
-        found.extend(orjson.loads(body)["events"])
-    return found
+    return verified_events(receiver, SECRET)
 
 
 async def test_a_receiver_that_was_down_gets_everything_in_order(dockyard: Dockyard, receiver: Receiver) -> None:
