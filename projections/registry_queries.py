@@ -73,6 +73,13 @@ class RegistryQueries:
         )
         return StoredManifest(row["digest"], row["media_type"], row["size"], bytes(row["body"])) if row else None
 
+    def manifest_ever(self, repository: str, digest: str) -> dict[str, Any] | None:
+        """A manifest once pushed to `repository`, deleted or not: its media type and exact bytes
+        (what a restore pushes again)."""
+        row = self._row("SELECT media_type, body FROM manifests WHERE repository = %(repository)s "
+                        "AND digest = %(digest)s", {"repository": repository, "digest": digest})
+        return {"media_type": row["media_type"], "body": bytes(row["body"])} if row else None
+
     def tag_digest(self, repository: str, tag: str) -> str | None:
         row = self._row(
             "SELECT digest FROM tags WHERE repository = %(repository)s AND tag = %(tag)s",

@@ -25,6 +25,7 @@ from dockyard.api.v0 import (
     history,
     projections,
     repositories,
+    restore,
     search,
     settings,
     storage_settings,
@@ -42,8 +43,9 @@ PREFIX = "/api/v0"
 
 def router() -> APIRouter:
     api = APIRouter(prefix=PREFIX, responses=PROBLEM_RESPONSES)
-    for module in (account_access, accounts, teams, tokens, history, tags, team_access, repositories, settings,
-                   general_settings, storage_settings, event_stream, events, audit, projections, gc, search, webhooks):
+    for module in (account_access, accounts, teams, tokens, history, restore, tags, team_access, repositories,
+                   settings, general_settings, storage_settings, event_stream, events, audit, projections, gc, search,
+                   webhooks):
         api.include_router(module.router)
     return api
 

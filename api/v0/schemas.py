@@ -322,3 +322,30 @@ class AccountAccess(Model):
     position: int = Field(description="The log position the answer is as of (the head when no `at` was given).")
     access_level: AccessLevel = Field(description="The account's level on the repository then.")
     actions: list[str] = Field(description="The Docker token actions that level allowed then (`pull`, `push`, …).")
+
+
+# -- restore -------------------------------------------------------------------------------------
+
+class TagRestore(Model):
+    at: str | None = Field(None, description="Point the tag where it pointed at this instant (RFC 3339 time or "
+                                             "log position).")
+    digest: str | None = Field(None, description="Point the tag at this manifest, once pushed to the repository.")
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> TagRestore:
+        if (self.at is None) == (self.digest is None):
+            raise ValueError("give exactly one of 'at' or 'digest'")
+        return self
+
+
+class TagRestored(Model):
+    repository: str
+    tag: str
+    digest: str
+
+
+class RepositoryRestored(Model):
+    repository: str
+    tags: dict[str, str] = Field(description="Each tag brought back, and the digest it points at.")
+    team_access: dict[str, str] = Field(description="Each team granted its level again.")
+    skipped_teams: list[str] = Field(description="Teams that had access but no longer exist.")

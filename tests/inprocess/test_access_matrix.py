@@ -279,6 +279,12 @@ CASES: list[Case] = [
     # What an account could do (now or ?at=): admins, the account itself, the organisation's owners.
     Case("GET", "/api/v0/accounts/{name}/access", frozenset({"admin", "owner", "team-member"}),
          lambda w, c: ("/api/v0/accounts/tina/access", {"params": {"repository": REPO}})),
+    # Restores need the delete's rights (for a repository: admin on it as it was before the delete).
+    Case("POST", "/api/v0/repositories/{namespace}/{repo:path}/tags/{tag}/restore", PUSH,
+         lambda w, c: (f"/api/v0/repositories/{REPO}/tags/{_tagged(w, c)}/restore", {"json": {"digest": w.manifest}}),
+         denied_as_missing=True),
+    Case("POST", "/api/v0/repositories/{namespace}/{repo:path}/restore", REPO_ADMIN,
+         lambda w, c: (f"/api/v0/repositories/{_deleted_repo(w, c)}/restore", {}), denied_as_missing=True),
     Case("GET", "/api/v0/search", EVERYONE, lambda w, c: ("/api/v0/search", {"params": {"q": "madrid"}})),
     Case("GET", "/api/v0/projections", GLOBAL_ADMIN, lambda w, c: ("/api/v0/projections", {})),
     Case("GET", "/api/v0/settings/general", SIGNED_IN, lambda w, c: ("/api/v0/settings/general", {})),
@@ -328,6 +334,13 @@ def _delivery(w: World, caller: str) -> str:
             break
         delivery._deliver(subscription)
     return f"{webhook}/deliveries/{delivery.deliveries(webhook)[0]['id']}"
+
+
+def _deleted_repo(w: World, caller: str) -> str:
+    """A repository (frontend: read-write) deleted by admin, for a restore."""
+    name = _new_repo(w, caller)
+    w.ok(w.admin.delete(f"/api/v0/repositories/{name}"))
+    return name
 
 
 def _routes(routes: list[Any]) -> list[tuple[str, set[str]]]:

@@ -1,0 +1,148 @@
+"""Restore: bring back a deleted or moved tag, or a deleted repository, from the log.
+
+Nothing is rewritten: a restore records new events — the repository's `Restored` (and its
+visibility, description and team grants as they were just before the delete), a manifest's
+`Pushed` again with the exact bytes it had, blob links `Linked` again, the tag's `Moved` — so
+a pull works right after and the history shows the restore as one more step.
+
+Rights are the delete's: `read-write` on the repository for a tag, `admin` for a repository —
+for a deleted repository, as the caller had them just before the delete (the policy of
+`domain.access` on the facts of that instant). Before anything is recorded every blob the
+images need is looked for in the blob store: when garbage collection already removed some,
+the restore is refused (`Conflict`) naming each missing digest, and nothing is stored.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from dockyard.domain import access
+from dockyard.domain.access import Principal
+from dockyard.domain.errors import Conflict, Denied, NotFound
+from dockyard.domain.manifest_format import parse_manifest
+from dockyard.domain.repository import Repository
+from dockyard.projections.as_of import AsOf, PastState
+from dockyard.projections.audit_queries import EVERYTHING, AuditFilter, AuditQueries
+from dockyard.storage import BlobStore, blob_key
+
+
+@dataclass(frozen=True)
+class Restored:
+    repository: str
+    tags: dict[str, str]  # tag -> digest it points at now
+    teams: dict[str, str]  # team -> level granted again
+    skipped_teams: tuple[str, ...] = ()  # grants whose team no longer exists
+
+
+class Restore:
+    def __init__(self, registry: Any, store: BlobStore, as_of: AsOf, management: Any, audit: AuditQueries) -> None:
+        """`audit` must have folded the log up to the request (the delete's position is read there)."""
+        self.registry, self.store, self.as_of, self.management, self.audit = registry, store, as_of, management, audit
+
+    # -- tags ------------------------------------------------------------------------------------
+
+    def tag_digest_at(self, repository: str, tag: str, position: int) -> str:
+        """What `repository:tag` pointed at right after `position` (`NotFound` if nothing)."""
+        digest = self.as_of.at(position).queries.tag_digest(repository, tag)
+        if digest is None:
+            raise NotFound("the tag pointed at nothing at that instant", {"repository": repository, "tag": tag,
+                                                                         "at": position})
+        return digest
+
+    def restore_tag(self, principal: Principal, repository: str, tag: str, digest: str) -> str:
+        """Point `repository:tag` at `digest` again, a manifest once pushed to the repository
+        (re-pushed and its blobs linked again if they were deleted). Returns the digest."""
+        self.management.check_level(principal, repository, "read-write")
+        manifest = self._manifest(repository, digest)
+        self.check_blobs([manifest])
+        self._bring_back(repository, tag, manifest)
+        return digest
+
+    # -- repositories ------------------------------------------------------------------------------
+
+    def restore_repository(self, principal: Principal, repository: str) -> Restored:
+        """Undo the last delete of `repository`: live again with the tags, visibility,
+        description and team access it had just before."""
+        repo = self.registry.load(Repository, Repository.create_id(repository))
+        if repo is None:
+            raise NotFound("no such repository", {"repository": repository})
+        if not repo.deleted:
+            raise Conflict("the repository is not deleted", {"repository": repository})
+        deleted_at = self._deleted_at(repository)
+        before = self.as_of.at(deleted_at - 1)
+        self._check_admin_then(principal, repository, before)
+        row = before.queries.repository(repository)
+        if row is None:  # the log says it was live before its delete; a guard, not a path
+            raise NotFound("no such repository before its delete", {"repository": repository})
+        tags = {r["tag"]: r["digest"] for r in before.queries.tag_rows(repository)}
+        manifests = {digest: self._manifest(repository, digest) for digest in set(tags.values())}
+        self.check_blobs(list(manifests.values()))
+        grants = {r["team"]: r["level"] for r in before.identity.team_access(repository)}
+        teams = {r["name"] for r in self.registry.identity.teams(repo.namespace)}
+        kept = {team: level for team, level in grants.items() if team in teams}
+
+        def command() -> None:
+            aggregate = self.registry.load(Repository, Repository.create_id(repository))
+            if not aggregate.deleted:
+                raise Conflict("the repository is not deleted", {"repository": repository})
+            aggregate.recreate(row["visibility"], row["description"])
+            for team, level in sorted(kept.items()):
+                aggregate.grant(team, level)
+            self.registry.save(aggregate)
+
+        self.registry.retrying(command)
+        for tag, digest in sorted(tags.items()):
+            self._bring_back(repository, tag, manifests[digest])
+        return Restored(repository, tags, kept, tuple(sorted(set(grants) - set(kept))))
+
+    # -- shared ------------------------------------------------------------------------------------
+
+    def _manifest(self, repository: str, digest: str) -> dict[str, Any]:
+        found = self.registry.queries.manifest_ever(repository, digest)
+        if found is None:
+            raise NotFound("no manifest with this digest was ever pushed to the repository",
+                           {"repository": repository, "digest": digest})
+        parsed = parse_manifest(found["body"], found["media_type"])
+        return {**found, "parsed": parsed}
+
+    def check_blobs(self, manifests: list[dict[str, Any]]) -> None:
+        """`Conflict` naming every blob (config, layer, child manifest's) the manifests need that
+        is no longer in the blob store."""
+        missing = sorted({d for m in manifests for d in m["parsed"].blobs if not self.store.exists(blob_key(d))})
+        if missing:
+            raise Conflict("garbage collection already removed blobs this image needs, so it cannot be "
+                           f"restored: {', '.join(missing)}", {"missingBlobs": missing})
+
+    def _bring_back(self, repository: str, tag: str, manifest: dict[str, Any]) -> None:
+        parsed = manifest["parsed"]
+        for digest in parsed.blobs:
+            if self.registry.queries.blob_size(repository, digest) is None:
+                key = blob_key(digest)
+                self.registry.link_blob(repository, digest, self.store.stat(key), "restore",
+                                        lambda key=key: self.store.exists(key))
+        self.registry.push_manifest(repository, tag, manifest["media_type"], manifest["body"])
+
+    def _deleted_at(self, repository: str) -> int:
+        """The position of the first event of the repository's last delete: the delete revokes
+        its team grants right before its `Deleted` event, in the same transaction."""
+        rows = self.audit.latest(AuditFilter(repository=repository, action="repository.deleted"), EVERYTHING, 1)
+        if not rows:
+            raise NotFound("no delete of this repository is in the log", {"repository": repository})
+        first = int(rows[0]["position"])
+        for row in self.audit.latest(AuditFilter(repository=repository), EVERYTHING, 1000, before=first):
+            if row["position"] != first - 1 or row["action"] != "repository.team_access_revoked":
+                break
+            first -= 1
+        return first
+
+    def _check_admin_then(self, principal: Principal, repository: str, before: PastState) -> None:
+        facts = before.identity.repository_facts(principal.name, repository)
+        level = access.repository_level(principal, repository, facts) if facts.exists else "none"
+        if principal.is_anonymous and principal.is_admin:  # auth mode `none`
+            level = "admin"
+        if level == "none":
+            raise NotFound("no such repository", {"repository": repository})
+        if level != "admin":
+            raise Denied("restoring a repository needs admin on it, as deleting it did", {"repository": repository})
+
