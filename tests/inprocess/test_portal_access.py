@@ -16,10 +16,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+import anyio
+import anyio.to_thread
 import httpx
 import pytest
 
 from dockyard.api import portal
+from dockyard.domain.access import Principal
 from tests.conftest import ADMIN_PASSWORD
 from tests.inprocess.conftest import BASE_URL, Dockyard
 
@@ -38,6 +41,8 @@ class World:
     repo: str  # <org>/madrid: private, frontend has read-write
     tag: str
     users: dict[str, tuple[str, str]]
+    webhooks: dict[str, str]  # per visitor (each may delete its own), and "shared"
+    delivery: str  # "<webhook>/deliveries/<delivery>": one recorded attempt, to redeliver
 
 
 def _unique() -> str:
@@ -122,6 +127,16 @@ CASES = [
 ]
 
 
+DEAD_RECEIVER = "http://127.0.0.1:9/hook"  # the discard port: nothing listens
+CASES += [
+    Case("GET", "/webhooks", SIGNED_IN, _same("/webhooks")),
+    Case("POST", "/webhooks", MANAGERS, lambda w, v: ("/webhooks", {
+        "url": DEAD_RECEIVER, "namespace": w.org, "secret": "s" * 16, "event_push": "1"})),
+    Case("GET", "/webhooks/{webhook_id}", MANAGERS, lambda w, v: (f"/webhooks/{w.webhooks['shared']}", {})),
+    Case("POST", "/webhooks/{webhook_id}/delete", MANAGERS, lambda w, v: (f"/webhooks/{w.webhooks[v]}/delete", {})),
+    Case("POST", "/webhooks/{webhook_id}/deliveries/{delivery_id}/redeliver", MANAGERS,
+         lambda w, v: (f"/webhooks/{w.delivery}/redeliver", {})),
+]
 NOT_SIGN_IN_PAGES = ("/login", "/tokens/{token_id}/revoke")  # refused otherwise than by a sign-in redirect
 
 
@@ -164,7 +179,14 @@ async def test_each_visitor_gets_what_the_access_model_allows(dockyard: Dockyard
             r = await client.post(f"/api/v0/repositories/{org}", json={"name": name, "visibility": "private"})
             assert r.status_code == 201, r.text
         await dockyard.grant(f"{org}/keep-{visitor}", "frontend", "read-only")
-    world = World(org, f"{org}/madrid", "v1", users)
+    hooks = {}
+    for key in (*VISITORS, "shared"):
+        r = await client.post("/api/v0/webhooks", json={"url": DEAD_RECEIVER, "events": ["push"], "namespace": org,
+                                                        "secret": "s" * 16})
+        assert r.status_code == 201, r.text
+        hooks[key] = r.json()["id"]
+    await dockyard.push(client, f"{org}/madrid", "hooked")
+    world = World(org, f"{org}/madrid", "v1", users, hooks, await _a_delivery(dockyard, hooks["shared"]))
 
     wrong = []
     for visitor in VISITORS:
@@ -178,6 +200,18 @@ async def test_each_visitor_gets_what_the_access_model_allows(dockyard: Dockyard
         finally:
             await page.aclose()
     assert not wrong, "\n".join(wrong)
+
+
+async def _a_delivery(dockyard: Dockyard, webhook: str) -> str:
+    """One (failed) delivery attempt of `webhook`, made here rather than waited for."""
+    delivery = dockyard.services.webhook_delivery
+    subscription = dockyard.services.webhooks.get(Principal("admin", "admin"), webhook)
+    assert await anyio.to_thread.run_sync(delivery.read_side.wait, "audit", dockyard.services.read_side.head())
+    for _ in range(50):  # the runner may be waiting out a backoff: attempt it here
+        if delivery.deliveries(webhook):
+            break
+        await anyio.to_thread.run_sync(delivery._deliver, subscription)
+    return f"{webhook}/deliveries/{delivery.deliveries(webhook)[0]['id']}"
 
 
 async def _try(page: httpx.AsyncClient, csrf: str, case: Case, world: World, visitor: str,
