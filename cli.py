@@ -38,7 +38,7 @@ def _settings(args: argparse.Namespace) -> Settings:
     overrides = {k: v for k, v in {
         "data_dir": getattr(args, "data_dir", None), "listen": getattr(args, "listen", None),
         "database_url": getattr(args, "database_url", None), "storage": getattr(args, "storage", None),
-        "workers": getattr(args, "workers", None),
+        "workers": getattr(args, "workers", None), "log_format": getattr(args, "log_format", None),
     }.items() if v is not None}
     return Settings(**overrides)
 
@@ -166,6 +166,9 @@ def serve(args: argparse.Namespace) -> int:
     log_config = copy.deepcopy(LOGGING_CONFIG)
     log_config["loggers"]["dockyard"] = {"handlers": ["default"], "level": settings.log_level.upper(),
                                          "propagate": False}
+    # Every line names its component; text for a terminal, JSON lines with --log-format json.
+    log_config["formatters"]["default"] = {"()": "dockyard.api.log_format.ComponentFormatter",
+                                           "fmt": settings.log_format}
     # httptools with header size, header time and body stall limits (api/http_limits.py, under plain_http).
     _run_uvicorn(sock, "dockyard.api.app:factory", factory=True, host=settings.host, port=settings.port,
                  workers=settings.workers, http="dockyard.api.plain_http:PlainHttpProtocol", loop="uvloop",
@@ -413,6 +416,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--listen", help="HOST:PORT (default 127.0.0.1:5000)")
     p.add_argument("--storage", help="blob storage URL (default file://DATA_DIR/blobs)")
     p.add_argument("--workers", type=int, help="worker processes (default: one per core)")
+    p.add_argument("--log-format", choices=("text", "json"), help="log lines as text (default) or JSON lines")
     p.set_defaults(func=serve)
 
     p = sub.add_parser("projections", help="read models")

@@ -18,7 +18,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from dockyard.api import errors, metrics, portal, v0, v2
+from dockyard.api import access_log, errors, metrics, portal, v0, v2
 from dockyard.api.auth import Auth
 from dockyard.api.auth import routes as auth_routes
 from dockyard.api.portal.sessions import SessionStore
@@ -128,7 +128,7 @@ def create_app(settings: Settings, *, clock: Callable[[], float] = time.time) ->
     app.router.routes.extend(auth_routes.routes())  # /auth/token
     app.router.routes.append(Route("/healthz", _health, methods=["GET"]))
     app.router.routes.append(Route("/readyz", _ready, methods=["GET"]))
-    metrics.install(app)  # GET /metrics, and every request metered
+    metrics.install(app).listeners.append(access_log.log_request)  # GET /metrics; every request metered and logged
     app.state.recent_logs = RecentLogs()
     portal.install(app)  # the web portal at `/`, after every API route
     metrics.tag_routes(app)  # after every route: each names its template for the request metrics

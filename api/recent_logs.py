@@ -4,6 +4,8 @@ tab shows (DTR's per-component log view).
 A `logging.Handler` attached to Dockyard's and uvicorn's loggers; each record goes to the ring
 of its component (the second part of a `dockyard.<component>` logger name; uvicorn's are
 `api`). Each ring keeps the last `per_component` lines. Per process: each replica shows its own.
+Each line has a sequence number, so a follower (`/api/v0/logs?follow=true`) asks for what came
+after the last one it saw (`since`).
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ import threading
 from collections import deque
 
 COMPONENTS = ("api", "auth", "registry", "storage", "projections", "gc", "database")
-_FORMAT = logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
+_TEXT = "%(asctime)s %(levelname)-7s %(component)-11s %(message)s"  # as api/log_format.TEXT
 
 
 def component_of(logger_name: str) -> str:
@@ -26,25 +28,34 @@ def component_of(logger_name: str) -> str:
 class RecentLogs(logging.Handler):
     def __init__(self, per_component: int = 1000) -> None:
         super().__init__(logging.INFO)
-        self._rings: dict[str, deque[tuple[float, str]]] = {c: deque(maxlen=per_component) for c in COMPONENTS}
+        self._rings: dict[str, deque[tuple[int, str]]] = {c: deque(maxlen=per_component) for c in COMPONENTS}
         self._guard = threading.Lock()
+        self._seq = 0
+        self._format = logging.Formatter(_TEXT)
 
     def emit(self, record: logging.LogRecord) -> None:
+        component = component_of(record.name)
         try:
-            line = _FORMAT.format(record)
+            record.component = component
+            line = self._format.format(record)
         except Exception:  # noqa: BLE001 — a bad log call must not break the request that made it
             return
         with self._guard:
-            self._rings[component_of(record.name)].append((record.created, line))
+            self._seq += 1
+            self._rings[component].append((self._seq, line))
 
     def lines(self, component: str | None = None, limit: int = 500) -> list[str]:
         """The last `limit` lines of one component, or of all of them in time order."""
+        return [line for _, line in self.since(component, 0, limit)[0]]
+
+    def since(self, component: str | None, after: int, limit: int = 500) -> tuple[list[tuple[int, str]], int]:
+        """(sequence, line) of one component (all when None) after sequence `after`, oldest first,
+        at most the last `limit` of them; and the sequence to ask after next time."""
         with self._guard:
-            if component in self._rings:
-                entries = list(self._rings[component])
-            else:
-                entries = sorted(e for ring in self._rings.values() for e in ring)
-        return [line for _, line in entries[-limit:]]
+            rings = [self._rings[component]] if component in self._rings else list(self._rings.values())
+            entries = sorted(e for ring in rings for e in ring if e[0] > after)
+            last = self._seq
+        return entries[-limit:], last
 
     def attach(self) -> None:
         for name in ("dockyard", "uvicorn", "uvicorn.error", "uvicorn.access"):

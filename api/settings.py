@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -35,6 +36,7 @@ class Settings(BaseSettings):
     upload_purge_age_hours: float = 168.0
     upload_purge_interval_hours: float = 24.0
     log_level: str = "info"
+    log_format: Literal["text", "json"] = "text"  # json: one JSON object per log line (api/log_format.py)
     # The password policy: the least number of characters a password may have (API, portal, CLI).
     password_min_length: int = Field(MIN_PASSWORD_LENGTH, ge=1)
     # A portal session ends after this long without a request.

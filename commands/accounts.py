@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import logging
 import os
 import secrets
 import threading
@@ -48,6 +49,8 @@ RECHECK_SECONDS = 5.0
 MAX_FAILURES = 5
 FAILURE_WINDOW = 60.0
 LOCKOUT = 60.0
+
+auth_log = logging.getLogger("dockyard.auth")  # component `auth` of the logs
 
 
 # A remembered password sign-in: (forget at, principal, the hash it was checked against, re-read at).
@@ -257,6 +260,7 @@ class Accounts:
             raise _throttled(remaining)
 
     def _failed(self, name: str, address: str, now: float) -> None:
+        auth_log.warning("sign-in refused for %r from %s", name, address)
         for listener in self.failed_listeners:
             listener(name, address)
         with self._lock:

@@ -23,6 +23,7 @@ from dockyard.api.v0 import (
     gc,
     general_settings,
     history,
+    logs,
     projections,
     repositories,
     restore,
@@ -45,7 +46,7 @@ def router() -> APIRouter:
     api = APIRouter(prefix=PREFIX, responses=PROBLEM_RESPONSES)
     for module in (account_access, accounts, teams, tokens, history, restore, tags, team_access, repositories,
                    settings, general_settings, storage_settings, event_stream, events, audit, projections, gc, search,
-                   webhooks):
+                   webhooks, logs):
         api.include_router(module.router)
     return api
 

@@ -349,3 +349,9 @@ class RepositoryRestored(Model):
     tags: dict[str, str] = Field(description="Each tag brought back, and the digest it points at.")
     team_access: dict[str, str] = Field(description="Each team granted its level again.")
     skipped_teams: list[str] = Field(description="Teams that had access but no longer exist.")
+
+
+class LogLines(Model):
+    """Recent log lines of this process, oldest first (all components when `component` is null)."""
+    component: str | None
+    lines: list[str]

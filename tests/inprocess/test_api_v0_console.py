@@ -39,6 +39,7 @@ ROUTES = {
     ("post", "/repositories/{namespace}/{repo}/restore", False),
     ("get", "/repositories/{namespace}/{repo}/tags/{tag}/history", False),
     ("get", "/repositories/{namespace}/{repo}/activity", False), ("get", "/accounts/{name}/access", False),
+    ("get", "/logs", False),
 }
 
 # Routes anyone may call that answer a PEM document (the audit checkpoints' public key).

@@ -1,0 +1,28 @@
+"""The access log: one line per HTTP request, component `api` (logger `dockyard.api.access`):
+method, path (without the query, which may carry tokens), status, bytes sent, duration, the user
+the request acted as (`-` when it named none) and the client address. Fed by the request meter
+(api/metrics.py), which already holds the status, sizes and duration, so the hot path is wrapped once.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from starlette.types import Scope
+
+from dockyard.domain.actor import SYSTEM, current_actor
+
+access = logging.getLogger("dockyard.api.access")
+
+
+def log_request(scope: Scope, status: int, received: int, sent: int, seconds: float) -> None:
+    if not access.isEnabledFor(logging.INFO):
+        return
+    actor = current_actor.get()
+    user = actor.name if actor is not SYSTEM else "-"
+    client = scope.get("client")
+    address = client[0] if client else "-"
+    method, path, ms = scope.get("method", "-"), scope.get("path", "-"), seconds * 1000
+    access.info("%s %s %d %dB %.1fms user=%s client=%s", method, path, status, sent, ms, user, address,
+                extra={"http": {"method": method, "path": path, "status": status, "received": received,
+                                "sent": sent, "ms": round(ms, 2), "user": user, "client": address}})
