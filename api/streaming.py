@@ -20,6 +20,7 @@ import anyio
 from starlette.responses import FileResponse
 from starlette.types import Receive, Scope, Send
 
+from dockyard.api.errors import error_response
 from dockyard.domain.errors import SizeInvalid
 
 BATCH = 1 << 20
@@ -162,6 +163,14 @@ class BlobFileResponse(FileResponse):
     chunk_size = BATCH
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if not await anyio.to_thread.run_sync(os.path.exists, self.path):
+            # Garbage collection removed the blob after its link was read: the OCI answer for a
+            # blob that is not there (once the file is open, a removal no longer matters).
+            missing = error_response("BLOB_UNKNOWN", "blob unknown to registry", 404,
+                                     headers={k: v for k, v in self.headers.items()
+                                              if k.lower() == "docker-distribution-api-version"})
+            await missing(scope, receive, send)
+            return
         ranged = [value for name, value in scope["headers"] if name == b"range"]
         if ranged and not all(valid_range(v.decode("latin-1")) for v in ranged):
             scope = {**scope, "headers": [(n, v) for n, v in scope["headers"] if n != b"range"]}

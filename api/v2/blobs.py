@@ -11,7 +11,7 @@ from dockyard.api.streaming import BATCH, BlobFileResponse
 from dockyard.api.v2.common import headers, repository, scope, services
 from dockyard.domain.digest import Digest
 from dockyard.domain.errors import BlobUnknown
-from dockyard.storage import blob_key
+from dockyard.storage import BlobNotFound, blob_key
 
 
 async def get_blob(request: Request) -> Response:
@@ -33,8 +33,13 @@ async def get_blob(request: Request) -> Response:
     if request.method == "HEAD":
         return Response(status_code=200, media_type="application/octet-stream", headers=extra)
 
+    try:  # opened before the answer starts: a blob swept since the link was read is a 404, not a 500
+        reader = await run_in_threadpool(svc.store.open_read, key)
+    except BlobNotFound:
+        raise BlobUnknown(detail={"digest": digest}) from None
+
     def chunks():  # noqa: ANN202 - a blocking generator Starlette runs in its threadpool
-        with svc.store.open_read(key) as f:
+        with reader as f:
             while data := f.read(BATCH):
                 yield data
 

@@ -122,3 +122,16 @@ def test_blob_ranges_resume_a_pull(client) -> None:
     r = client.get(path, headers={"Range": "bytes=1000-"})
     assert r.status_code == 416
     assert r.headers["content-range"] == "bytes */1000"
+
+
+def test_a_blob_file_gone_since_its_link_was_read_is_unknown(client, shared_server) -> None:
+    """Garbage collection may remove a blob's file between the link check and the read (the
+    filesystem store's sendfile path): the answer is 404 BLOB_UNKNOWN, not a 500."""
+    repo = unique_repo("swept")
+    digest = push_blob(client, repo, random_bytes(2000))
+    algorithm, hexpart = digest.split(":")
+    (shared_server.data_dir / "blobs" / "blobs" / algorithm / hexpart[:2] / hexpart).unlink()
+    for method in ("GET", "HEAD"):
+        r = client.request(method, f"/v2/{repo}/blobs/{digest}")
+        assert r.status_code == 404, (method, r.status_code)
+    assert client.get(f"/v2/{repo}/blobs/{digest}").json()["errors"][0]["code"] == "BLOB_UNKNOWN"
