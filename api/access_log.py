@@ -19,7 +19,9 @@ def log_request(scope: Scope, status: int, received: int, sent: int, seconds: fl
     if not access.isEnabledFor(logging.INFO):
         return
     actor = current_actor.get()
-    user = actor.name if actor is not SYSTEM else "-"
+    # A request that named nobody still runs under the process's actor (`system`, or the OS user
+    # `dockyard serve` was started by, address `local`): that is not who called.
+    user = actor.name if actor is not SYSTEM and actor.address != "local" else "-"
     client = scope.get("client")
     address = client[0] if client else "-"
     method, path, ms = scope.get("method", "-"), scope.get("path", "-"), seconds * 1000

@@ -25,6 +25,11 @@ def component_of(logger_name: str) -> str:
     return "api" if parts[0] == "uvicorn" else "registry"
 
 
+# Not uvicorn.access: Dockyard's own access log (`dockyard.api.access`) has a line per request
+# with the user and duration; uvicorn's would repeat each one.
+_LOGGERS = ("dockyard", "uvicorn", "uvicorn.error")
+
+
 class RecentLogs(logging.Handler):
     def __init__(self, per_component: int = 1000) -> None:
         super().__init__(logging.INFO)
@@ -58,7 +63,7 @@ class RecentLogs(logging.Handler):
         return entries[-limit:], last
 
     def attach(self) -> None:
-        for name in ("dockyard", "uvicorn", "uvicorn.error", "uvicorn.access"):
+        for name in _LOGGERS:
             logger = logging.getLogger(name)
             if self not in logger.handlers:
                 logger.addHandler(self)
@@ -66,5 +71,5 @@ class RecentLogs(logging.Handler):
                 logger.setLevel(logging.INFO)
 
     def detach(self) -> None:
-        for name in ("dockyard", "uvicorn", "uvicorn.error", "uvicorn.access"):
+        for name in _LOGGERS:
             logging.getLogger(name).removeHandler(self)
