@@ -64,6 +64,8 @@ class RepositorySearch:
             "namespace TEXT NOT NULL, short_name TEXT NOT NULL, description TEXT NOT NULL, tags TEXT NOT NULL, "
             "pushed_at TEXT NOT NULL, document TEXT NOT NULL, words TEXT NOT NULL)",
         ]
+        if dialect.name == "postgres":  # for the GIN index of `index_statements`
+            statements.insert(0, "CREATE EXTENSION IF NOT EXISTS pg_trgm")
         if dialect.name == "sqlite" and self.fts:
             statements.append(f"CREATE VIRTUAL TABLE IF NOT EXISTS {self.fts_table} USING fts5(document, "
                               "tokenize='trigram')")
@@ -73,7 +75,6 @@ class RepositorySearch:
         statements = [f"CREATE INDEX IF NOT EXISTS {self.table}_namespace ON {self.table} (namespace)",
                       f"CREATE INDEX IF NOT EXISTS {self.table}_short ON {self.table} (short_name)"]
         if dialect.name == "postgres":
-            statements.append("CREATE EXTENSION IF NOT EXISTS pg_trgm")
             statements.append(f"CREATE INDEX IF NOT EXISTS {self.table}_trgm ON {self.table} "
                               "USING GIN (document gin_trgm_ops)")
         return statements

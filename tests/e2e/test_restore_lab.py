@@ -2,7 +2,8 @@
 another image, deleted; its history lists each step with actor and address; `?at=` before the
 move answers the first digest; restoring the tag to that instant brings it back and skopeo
 pulls it byte-identical. A deleted repository comes back with its grants: ahab's access to
-madrid after the restore is what it was before the delete, and ahab pulls it again."""
+madrid after the restore is what it was before the delete, and ahab pulls it again; search
+finds madrid for ahab and never barca (on both backends: pg_trgm and FTS5)."""
 
 from __future__ import annotations
 
@@ -71,6 +72,16 @@ def test_a_deleted_repository_is_restored_with_its_grants(server, tmp_path) -> N
     r = admin.post(f"{API}/{MADRID}/restore")
     assert r.status_code == 200, r.text
     assert ahab_access() == before
+
+    # Search (the followed projection, the readable set in SQL): ahab finds madrid, never barca.
+    r = admin.post(f"{API}/engineering", json={"name": "barca", "description": "madrid's rival"})
+    assert r.status_code == 201, r.text
+    found = admin.get("/api/v0/search", params={"q": "madrid"}).json()["repositories"]
+    assert [h["fullName"] for h in found] == [MADRID, BARCA]  # the exact name first, then a word
+    with server.client(auth=("ahab", "ahab-password")) as ahab:
+        found = ahab.get("/api/v0/search", params={"q": "madrid"}).json()["repositories"]
+        assert [(h["fullName"], h["accessLevel"]) for h in found] == [(MADRID, "read-only")]
+        assert [h["fullName"] for h in ahab.get("/api/v0/search").json()["repositories"]] == [MADRID]
 
     as_ahab = Skopeo(server, tmp_path / "ahab", user="ahab", password="ahab-password")
     pulled = Layout(tmp_path / "pulled", "v1")

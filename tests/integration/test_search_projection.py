@@ -1,0 +1,57 @@
+"""The search projection on both backends: a fold from scratch, an online rebuild (fresh tables,
+FTS5 table or pg_trgm index included, then the swap) answers the very same searches, and a
+reader's search holds only what they may read."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from dockyard.commands.registry import Registry
+from dockyard.domain.access import Principal
+from dockyard.domain.repository import PRIVATE, PUBLIC, Repository
+from dockyard.domain.tag import Tag
+from dockyard.domain.team import Team
+from dockyard.projections.online_rebuild import rebuild
+from dockyard.projections.repository_search import RepositorySearch
+from dockyard.projections.runner import ProjectionRunner
+from dockyard.projections.search_queries import SearchQueries
+from tests.integration.test_rebuild import place, registry  # noqa: F401 - the same fixtures
+
+
+def _fill(registry: Registry) -> None:  # noqa: F811
+    words = ("api", "web", "barca", "madrid", "ledger")
+    batch: list[Any] = []
+    for i in range(300):
+        name = f"org{i % 3}/{words[i % 5]}-{i}"
+        batch.append(Repository(name=name, visibility=PUBLIC if i % 50 == 0 else PRIVATE,
+                                description=f"the {words[(i + 2) % 5]} service"))
+        tag = Tag(repository=name, name=f"v{i % 4}")
+        tag.point_at(f"sha256:{i:064x}")
+        batch.append(tag)
+    registry.save(*batch)
+    team = Team(organization="org1", name="readers")
+    team.add_member("reader")
+    granted = []
+    for i in (1, 4, 7):
+        repo = registry.load(Repository, Repository.create_id(f"org1/{words[i % 5]}-{i}"))
+        assert repo is not None
+        repo.grant("readers", "read-only")
+        granted.append(repo)
+    registry.save(team, *granted)
+
+
+def test_rebuilt_search_answers_as_the_live_one_and_only_what_a_reader_may_read(registry: Registry) -> None:  # noqa: F811
+    _fill(registry)
+    live = ProjectionRunner(registry, RepositorySearch(fts=registry.dialect.name == "sqlite"))
+    live.catch_up()
+    queries = SearchQueries(registry.recorder.datastore, registry.dialect)
+    admin = queries.caller_facts(Principal("root", "admin"))
+    reader = queries.caller_facts(Principal("reader", "none"))
+    terms = ("api", "barca", "ma", "v3", "org1/web-1", "nothing-here")
+    before = {term: queries.search(admin, term, 1000) for term in terms}
+    assert len(before["api"]) == 120 and before["org1/web-1"][0]["name"] == "org1/web-1"
+    assert rebuild(registry, live).events > 0
+    assert {term: queries.search(admin, term, 1000) for term in terms} == before
+    readable = {row["name"] for row in queries.search(reader, "", 1000)}
+    public = {f"org{i % 3}/{('api', 'web', 'barca', 'madrid', 'ledger')[i % 5]}-{i}" for i in range(0, 300, 50)}
+    assert readable == public | {"org1/web-1", "org1/ledger-4", "org1/barca-7"}
