@@ -61,7 +61,7 @@ def build_services(settings: Settings, clock: Callable[[], float] = time.time) -
     tokens = AccessTokens(registry, clock)
     accounts = Accounts(registry, identity, tokens, secrets.ldap_bind_password)
     auth = Auth(settings, accounts, secrets.signing_key(), clock)
-    sessions = SessionStore(registry.recorder.datastore, registry.dialect, settings.portal_idle_minutes * 60, clock)
+    sessions = SessionStore(registry.datastore, registry.dialect, settings.portal_idle_minutes * 60, clock)
     uploads = UploadSessions(store, registry, clock, settings.max_upload_sessions_per_user)
     read_side = ReadSide(registry, secrets.audit_signing_key(), settings.audit_checkpoint_every)
     return Services(settings, registry, store, uploads, accounts, auth, identity, tokens, secrets, read_side, sessions,

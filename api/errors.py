@@ -148,7 +148,7 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     if exc.status_code == 405:
         return _method_not_allowed(request)
     if not _is_api(request):
-        return await http_exception_handler(request, exc)  # type: ignore[arg-type]
+        return await http_exception_handler(request, exc)
     phrase = HTTPStatus(exc.status_code).phrase
     detail = exc.detail if isinstance(exc.detail, str) else phrase
     return problem_response(exc.status_code, phrase, detail, headers=getattr(exc, "headers", None))

@@ -30,7 +30,7 @@ AUDIT_KEY = "audit-checkpoint"
 
 class SecretStore:
     def __init__(self, registry: Registry) -> None:
-        self._datastore = registry.recorder.datastore
+        self._datastore = registry.datastore
         self._dialect = registry.dialect
         with self._datastore.transaction(commit=True) as cursor:
             cursor.execute(_CREATE)

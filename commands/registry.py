@@ -15,9 +15,11 @@ from uuid import UUID
 
 from eventsourcing.application import AggregateNotFoundError, Application
 from eventsourcing.persistence import IntegrityError
-from eventsourcing.postgres import PostgresApplicationRecorder
+from eventsourcing.postgres import PostgresApplicationRecorder, PostgresDatastore
+from eventsourcing.sqlite import SQLiteApplicationRecorder, SQLiteDatastore
 
 from dockyard.domain.access import namespace_of
+from dockyard.domain.aggregate import RegistryAggregate
 from dockyard.domain.blob_link import BlobLink
 from dockyard.domain.digest import Digest, is_digest
 from dockyard.domain.errors import (
@@ -50,9 +52,14 @@ class Registry(Application[UUID]):
 
     def __init__(self, env: dict[str, str]) -> None:
         super().__init__(env=env)
-        self.dialect: Dialect = POSTGRES if isinstance(self.recorder, PostgresApplicationRecorder) else SQLITE
-        self.queries = RegistryQueries(self.recorder.datastore, self.dialect)
-        self.identity = IdentityQueries(self.recorder.datastore, self.dialect)
+        recorder = self.recorder
+        if not isinstance(recorder, SQLiteApplicationRecorder | PostgresApplicationRecorder):
+            raise TypeError(f"unsupported event store recorder: {type(recorder).__name__}")
+        # The database of the log, which also holds the read models and the secrets.
+        self.datastore: SQLiteDatastore | PostgresDatastore = recorder.datastore
+        self.dialect: Dialect = POSTGRES if isinstance(recorder, PostgresApplicationRecorder) else SQLITE
+        self.queries = RegistryQueries(self.datastore, self.dialect)
+        self.identity = IdentityQueries(self.datastore, self.dialect)
 
     # -- plumbing ------------------------------------------------------------------------------
 
@@ -73,7 +80,7 @@ class Registry(Application[UUID]):
 
     def load(self, cls: type[A], aggregate_id: UUID) -> A | None:
         try:
-            return self.repository.get(aggregate_id)  # type: ignore[return-value]
+            return self.repository.get(aggregate_id)
         except AggregateNotFoundError:
             return None
 
@@ -123,8 +130,9 @@ class Registry(Application[UUID]):
                 return False
             tags, manifests, blobs = self.queries.contents(repository)
             changed: list[Any] = []
-            for cls, keys, remove in ((Tag, tags, Tag.delete), (Manifest, manifests, Manifest.delete),
-                                      (BlobLink, blobs, BlobLink.unlink)):
+            removals: list[tuple[type[RegistryAggregate], list[str], Callable[[Any], object]]] = [
+                (Tag, tags, Tag.delete), (Manifest, manifests, Manifest.delete), (BlobLink, blobs, BlobLink.unlink)]
+            for cls, keys, remove in removals:
                 for key in keys:
                     aggregate = self.load(cls, cls.create_id(repository, key))
                     if aggregate is not None:

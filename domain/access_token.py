@@ -4,6 +4,7 @@ accounts, Quay's app tokens). The secret is shown once; only its sha256 is kept.
 from __future__ import annotations
 
 from datetime import datetime
+from typing import TYPE_CHECKING
 from uuid import UUID
 
 from eventsourcing.domain import event
@@ -57,6 +58,20 @@ class AccessToken(RegistryAggregate):
     """
 
     TOPIC = "dockyard.AccessToken"
+
+    if TYPE_CHECKING:  # the event classes `@event` makes at run time (fields: the method's)
+        class Created(RegistryAggregate.Created):
+            token_id: str
+            user: str
+            name: str
+            secret_hash: str
+            expires_at: str | None
+            level: str
+            repositories: list[str]
+
+        class Revoked(RegistryAggregate.Event):
+            token_id: str
+            user: str
 
     @staticmethod
     def create_id(token_id: str, user: str, name: str, secret_hash: str, expires_at: str | None,

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 from uuid import UUID
 
 from eventsourcing.domain import event
@@ -64,6 +65,27 @@ def check_keeps_an_admin(user: User, role: str | None, active: bool | None,
 class User(RegistryAggregate):
     TOPIC = "dockyard.User"
 
+    if TYPE_CHECKING:  # the event classes `@event` makes at run time (fields: the method's)
+        class Created(RegistryAggregate.Created):
+            name: str
+            password_hash: str
+            role: str
+            source: str
+
+        class PasswordChanged(RegistryAggregate.Event):
+            name: str
+            password_hash: str
+
+        class RoleChanged(RegistryAggregate.Event):
+            name: str
+            role: str
+
+        class Deactivated(RegistryAggregate.Event):
+            name: str
+
+        class Activated(RegistryAggregate.Event):
+            name: str
+
     @staticmethod
     def create_id(name: str, password_hash: str, role: str, source: str = "managed") -> UUID:
         return account_id(name)
@@ -103,6 +125,10 @@ class User(RegistryAggregate):
 
 class Organization(RegistryAggregate):
     TOPIC = "dockyard.Organization"
+
+    if TYPE_CHECKING:  # the event classes `@event` makes at run time (fields: the method's)
+        class Created(RegistryAggregate.Created):
+            name: str
 
     @staticmethod
     def create_id(name: str) -> UUID:

@@ -4,7 +4,7 @@ even the system's own acts are events)."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
 from eventsourcing.domain import event
@@ -14,6 +14,12 @@ from dockyard.domain.aggregate import RegistryAggregate, name_id
 
 class AuditChain(RegistryAggregate):
     TOPIC = "dockyard.AuditChain"
+
+    if TYPE_CHECKING:  # the event classes `@event` makes at run time (fields: the method's)
+        class Created(RegistryAggregate.Created):
+            backfilled: int
+            first_position: int
+            last_position: int
 
     @staticmethod
     def create_id(**_: Any) -> UUID:

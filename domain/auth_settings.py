@@ -7,6 +7,7 @@ was changed (`bind_password_changed`), and the application keeps the value in it
 from __future__ import annotations
 
 import re
+from typing import TYPE_CHECKING
 from uuid import UUID
 
 from eventsourcing.domain import event
@@ -36,6 +37,15 @@ def check_mode(mode: str) -> str:
 
 class AuthSettings(RegistryAggregate):
     TOPIC = "dockyard.AuthSettings"
+
+    if TYPE_CHECKING:  # the event classes `@event` makes at run time (fields: the method's)
+        class Created(RegistryAggregate.Created):
+            pass
+
+        class Changed(RegistryAggregate.Event):
+            mode: str
+            ldap: dict[str, object]
+            bind_password_changed: bool
 
     @staticmethod
     def create_id() -> UUID:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
 from uuid import UUID
 
 from eventsourcing.domain import event
@@ -11,6 +12,21 @@ from dockyard.domain.aggregate import RegistryAggregate, name_id
 
 class BlobLink(RegistryAggregate):
     TOPIC = "dockyard.BlobLink"
+
+    if TYPE_CHECKING:  # the event classes `@event` makes at run time (fields: the method's)
+        class Created(RegistryAggregate.Created):
+            repository: str
+            digest: str
+
+        class Linked(RegistryAggregate.Event):
+            repository: str
+            digest: str
+            size: int
+            source: str
+
+        class Unlinked(RegistryAggregate.Event):
+            repository: str
+            digest: str
 
     @staticmethod
     def create_id(repository: str, digest: str) -> UUID:

@@ -7,6 +7,7 @@ blob is gone that is still stored (storage first, then metadata, as GitLab's onl
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
 from uuid import UUID, uuid4
 
 from eventsourcing.domain import event
@@ -16,6 +17,28 @@ from dockyard.domain.aggregate import RegistryAggregate
 
 class GcRun(RegistryAggregate):
     TOPIC = "dockyard.GcRun"
+
+    if TYPE_CHECKING:  # the event classes `@event` makes at run time (fields: the method's)
+        class Started(RegistryAggregate.Event):
+            position: int
+            dry_run: bool
+            grace_seconds: float
+            delete_untagged: bool
+
+        class BlobCollected(RegistryAggregate.Event):
+            digest: str
+            size: int
+            reason: str
+            reason_position: int | None
+
+        class Finished(RegistryAggregate.Event):
+            candidates: int
+            deleted: int
+            kept: int
+            bytes_freed: int
+            errors: list[str]
+            duration_seconds: float
+            orphans_seen: list[str]
 
     class Created(RegistryAggregate.Created):
         TOPIC = "dockyard.GcRun.Created"  # unused: a run begins with `Started`

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
 from uuid import UUID
 
 from eventsourcing.domain import event
@@ -23,6 +24,15 @@ class GcSettings(RegistryAggregate):
     checked by the command (the domain does not know the cron library)."""
 
     TOPIC = "dockyard.GcSettings"
+
+    if TYPE_CHECKING:  # the event classes `@event` makes at run time (fields: the method's)
+        class Created(RegistryAggregate.Created):
+            pass
+
+        class Changed(RegistryAggregate.Event):
+            schedule: str | None
+            delete_untagged: bool
+            grace_hours: float
 
     @staticmethod
     def create_id() -> UUID:

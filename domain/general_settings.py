@@ -8,6 +8,7 @@ Dockyard's own TLS certificate (operations) follows it. Empty: not set.
 from __future__ import annotations
 
 import re
+from typing import TYPE_CHECKING
 from uuid import UUID
 
 from eventsourcing.domain import event
@@ -34,6 +35,13 @@ def check_domain_name(name: str) -> str:
 
 class GeneralSettings(RegistryAggregate):
     TOPIC = "dockyard.GeneralSettings"
+
+    if TYPE_CHECKING:  # the event classes `@event` makes at run time (fields: the method's)
+        class Created(RegistryAggregate.Created):
+            pass
+
+        class DomainNameChanged(RegistryAggregate.Event):
+            domain_name: str
 
     @staticmethod
     def create_id() -> UUID:

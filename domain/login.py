@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
 from uuid import UUID
 
 from eventsourcing.domain import event
@@ -11,6 +12,17 @@ from dockyard.domain.aggregate import RegistryAggregate, name_id
 
 class LoginGuard(RegistryAggregate):
     TOPIC = "dockyard.LoginGuard"
+
+    if TYPE_CHECKING:  # the event classes `@event` makes at run time (fields: the method's)
+        class Created(RegistryAggregate.Created):
+            user: str
+            address: str
+
+        class Throttled(RegistryAggregate.Event):
+            user: str
+            address: str
+            failures: int
+            until: str
 
     @staticmethod
     def create_id(user: str, address: str) -> UUID:

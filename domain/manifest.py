@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+from typing import TYPE_CHECKING
 from uuid import UUID
 
 from eventsourcing.domain import event
@@ -18,6 +19,27 @@ class Manifest(RegistryAggregate):
     """
 
     TOPIC = "dockyard.Manifest"
+
+    if TYPE_CHECKING:  # the event classes `@event` makes at run time (fields: the method's)
+        class Created(RegistryAggregate.Created):
+            repository: str
+            digest: str
+
+        class Pushed(RegistryAggregate.Event):
+            repository: str
+            digest: str
+            media_type: str
+            size: int
+            payload: str
+            blobs: list[str]
+            manifests: list[str]
+            subject: str | None
+            artifact_type: str | None
+            annotations: dict[str, str]
+
+        class Deleted(RegistryAggregate.Event):
+            repository: str
+            digest: str
 
     @staticmethod
     def create_id(repository: str, digest: str) -> UUID:

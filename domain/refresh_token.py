@@ -18,6 +18,7 @@ that: the family is still its own sign-in's.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
 from uuid import UUID
 
 from eventsourcing.domain import event
@@ -29,6 +30,23 @@ REUSE = "reuse"
 
 class RefreshTokenFamily(RegistryAggregate):
     TOPIC = "dockyard.RefreshTokenFamily"
+
+    if TYPE_CHECKING:  # the event classes `@event` makes at run time (fields: the method's)
+        class Created(RegistryAggregate.Created):
+            family_id: str
+            user: str
+            token_id: str | None
+            credentials_epoch: int
+
+        class Rotated(RegistryAggregate.Event):
+            family_id: str
+            user: str
+            generation: int
+
+        class Ended(RegistryAggregate.Event):
+            family_id: str
+            user: str
+            reason: str
 
     @staticmethod
     def create_id(family_id: str, user: str, token_id: str | None, credentials_epoch: int) -> UUID:

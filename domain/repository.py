@@ -3,6 +3,7 @@ access teams of its organisation have on it; soft-deleted and restored."""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
 from uuid import UUID
 
 from eventsourcing.domain import event
@@ -29,6 +30,37 @@ def check_team_level(level: str) -> str:
 
 class Repository(RegistryAggregate):
     TOPIC = "dockyard.Repository"
+
+    if TYPE_CHECKING:  # the event classes `@event` makes at run time (fields: the method's)
+        class Created(RegistryAggregate.Created):
+            name: str
+            visibility: str
+            description: str
+
+        class Deleted(RegistryAggregate.Event):
+            name: str
+
+        class Restored(RegistryAggregate.Event):
+            name: str
+
+        class VisibilityChanged(RegistryAggregate.Event):
+            name: str
+            visibility: str
+
+        class DescriptionChanged(RegistryAggregate.Event):
+            name: str
+            description: str
+
+        class TeamAccessGranted(RegistryAggregate.Event):
+            name: str
+            organization: str
+            team: str
+            level: str
+
+        class TeamAccessRevoked(RegistryAggregate.Event):
+            name: str
+            organization: str
+            team: str
 
     @staticmethod
     def create_id(name: str, visibility: str = PRIVATE, description: str = "") -> UUID:

@@ -7,6 +7,7 @@ to credentials kept in the secret store, never in the log. Empty URL: none chose
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
 from urllib.parse import urlparse
 from uuid import UUID
 
@@ -34,6 +35,14 @@ def check_storage_url(url: str) -> str:
 
 class StorageSettings(RegistryAggregate):
     TOPIC = "dockyard.StorageSettings"
+
+    if TYPE_CHECKING:  # the event classes `@event` makes at run time (fields: the method's)
+        class Created(RegistryAggregate.Created):
+            pass
+
+        class Changed(RegistryAggregate.Event):
+            url: str
+            credentials_ref: str
 
     @staticmethod
     def create_id() -> UUID:

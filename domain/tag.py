@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
 from uuid import UUID
 
 from eventsourcing.domain import event
@@ -13,6 +14,22 @@ class Tag(RegistryAggregate):
     """One aggregate per (repository, tag), so pushes of different tags never conflict."""
 
     TOPIC = "dockyard.Tag"
+
+    if TYPE_CHECKING:  # the event classes `@event` makes at run time (fields: the method's)
+        class Created(RegistryAggregate.Created):
+            repository: str
+            name: str
+
+        class Moved(RegistryAggregate.Event):
+            repository: str
+            name: str
+            digest: str
+            previous: str | None
+
+        class Deleted(RegistryAggregate.Event):
+            repository: str
+            name: str
+            digest: str
 
     @staticmethod
     def create_id(repository: str, name: str) -> UUID:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from typing import TYPE_CHECKING
 from uuid import UUID
 
 from eventsourcing.domain import event
@@ -22,6 +23,31 @@ def check_team_name(name: str) -> str:
 
 class Team(RegistryAggregate):
     TOPIC = "dockyard.Team"
+
+    if TYPE_CHECKING:  # the event classes `@event` makes at run time (fields: the method's)
+        class Created(RegistryAggregate.Created):
+            organization: str
+            name: str
+            description: str
+
+        class MemberAdded(RegistryAggregate.Event):
+            organization: str
+            team: str
+            user: str
+
+        class MemberRemoved(RegistryAggregate.Event):
+            organization: str
+            team: str
+            user: str
+
+        class Deleted(RegistryAggregate.Event):
+            organization: str
+            team: str
+
+        class Recreated(RegistryAggregate.Event):
+            organization: str
+            team: str
+            description: str
 
     @staticmethod
     def create_id(organization: str, name: str, description: str = "") -> UUID:

@@ -174,7 +174,7 @@ class GarbageCollector:
             report.deleted += 1
             report.bytes_freed += size
             return run
-        return self.registry.repository.get(run.id)  # type: ignore[return-value]
+        return self.registry.repository.get(run.id)
 
     def _size(self, digest: str) -> int:
         from dockyard.storage import blob_key

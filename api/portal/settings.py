@@ -98,7 +98,7 @@ async def save_auth(request: Request, current: AdminViewer, form: Form) -> Respo
         if form.get("action") == "test":
             test_result = await run_in_threadpool(try_ldap_settings, svc, ldap)
         else:
-            change = AuthSettingsChange(mode=form.get("method", "managed"), ldap=ldap)  # type: ignore[arg-type]
+            change = AuthSettingsChange(mode=form.get("method", "managed"), ldap=ldap)
             await run_in_threadpool(save_auth_settings, svc, change)
             return redirect("/settings/auth")
         error = None
