@@ -149,7 +149,7 @@ def _fastapi_template(scope: Scope) -> str:
     """The template of a FastAPI route (the management API, the portal's pages), prefixes
     included: the route FastAPI chose for the request records it. Not the hot path."""
     try:
-        from fastapi.routing import _get_scope_effective_route_context  # type: ignore[attr-defined]
+        from fastapi.routing import _get_scope_effective_route_context
 
         context = _get_scope_effective_route_context(scope)
     except Exception:  # noqa: BLE001 — FastAPI's internals moved: fall back to the route object

@@ -43,16 +43,16 @@ async def gc_page(request: Request, current: AdminViewer) -> Response:
 
 @router.post("/settings/gc")
 async def save_gc(request: Request, current: AdminViewer, form: Form) -> Response:
-    values = {"schedule": form.get("schedule", "").strip(), "grace_hours": form.get("grace_hours", "1").strip(),
-              "delete_untagged": form.get("delete_untagged") == "on"}
+    schedule, grace_hours = form.get("schedule", "").strip(), form.get("grace_hours", "1").strip()
+    delete_untagged = form.get("delete_untagged") == "on"
+    values = {"schedule": schedule, "grace_hours": grace_hours, "delete_untagged": delete_untagged}
 
     def save() -> None:
         try:
-            grace = float(values["grace_hours"] or "1")
+            grace = float(grace_hours or "1")
         except ValueError:
             raise InvalidRequest("Grace period must be a number of hours.") from None
-        change_gc_settings(services(request).registry, values["schedule"] or None, bool(values["delete_untagged"]),
-                           grace)
+        change_gc_settings(services(request).registry, schedule or None, delete_untagged, grace)
 
     try:
         await run_in_threadpool(save)
