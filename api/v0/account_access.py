@@ -46,7 +46,7 @@ def account_access(svc: Services, principal: Principal, name: str, repository: s
         then = Principal(name, account["role"])
         facts = state.identity.repository_facts(name, repository)
         level = access.repository_level(then, repository, facts) if facts.exists else "none"
-    return AccountAccess(account=name, repository=repository, position=position, access_level=level,  # type: ignore[arg-type]
+    return AccountAccess(account=name, repository=repository, position=position, access_level=level,
                          actions=sorted(access.ACTIONS[level]))
 
 

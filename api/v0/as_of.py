@@ -41,7 +41,7 @@ def position_of(svc: Services, at: str) -> int:
 
 def as_of(svc: Services) -> AsOf:
     registry = svc.registry
-    return AsOf(registry, registry.recorder.datastore, registry.dialect)
+    return AsOf(registry, registry.datastore, registry.dialect)
 
 
 def past(svc: Services, at: str) -> PastState:

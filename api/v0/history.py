@@ -47,7 +47,7 @@ def step(row: dict[str, Any]) -> TagStep:
         action = "deleted"
     else:
         action = "pushed" if previous is None else "moved"
-    return TagStep(position=row["position"], recorded_at=row["recorded_at"], action=action,  # type: ignore[arg-type]
+    return TagStep(position=row["position"], recorded_at=row["recorded_at"], action=action,
                    digest=row["digest"], previous=previous if action != "deleted" else row["digest"],
                    actor=row["actor"], client_address=row["client_address"], token=row["token"])
 

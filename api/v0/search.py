@@ -46,9 +46,9 @@ def ranked_search(svc: Services, principal: Principal, term: str, limit: int, cu
 def hit(row: dict[str, object]) -> SearchHit:
     full = str(row["name"])
     namespace, _, name = full.partition("/")
-    return SearchHit(namespace=namespace, name=name, full_name=full, visibility=row["visibility"],  # type: ignore[arg-type]
+    return SearchHit(namespace=namespace, name=name, full_name=full, visibility=row["visibility"],
                      description=str(row["description"]), created_at=str(row["created_at"]),
-                     access_level=row["access_level"], tags=str(row["tags"]).split(),  # type: ignore[arg-type]
+                     access_level=row["access_level"], tags=str(row["tags"]).split(),
                      pushed_at=str(row["pushed_at"]))
 
 
