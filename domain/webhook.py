@@ -7,6 +7,7 @@ auditors): the command keeps it in the secret store under `secret_id(id)`.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 from uuid import UUID
 
@@ -64,6 +65,17 @@ def check_may_subscribe(principal: Principal, namespace: str, is_owner: bool) ->
 
 class Webhook(RegistryAggregate):
     TOPIC = "dockyard.Webhook"
+
+    if TYPE_CHECKING:  # the event classes `@event` makes at run time (fields: the method's)
+        class Created(RegistryAggregate.Created):
+            url: str
+            events: list[str]
+            namespace: str
+            repository: str | None
+            owner: str
+
+        class Deleted(RegistryAggregate.Event):
+            pass
 
     @event("Created", topic="dockyard.Webhook.Created")
     def __init__(self, url: str, events: list[str], namespace: str, repository: str | None, owner: str) -> None:
