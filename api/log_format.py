@@ -30,12 +30,13 @@ class ComponentFormatter(logging.Formatter):
         self.json = fmt == "json"
 
     def format(self, record: logging.LogRecord) -> str:
-        record.component = component_of(record.name)
+        component = component_of(record.name)
+        setattr(record, "component", component)  # for `%(component)s`: LogRecord takes extra attributes
         if not self.json:
             return super().format(record)
         entry: dict[str, object] = {
             "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
-            "level": record.levelname, "component": record.component, "logger": record.name,
+            "level": record.levelname, "component": component, "logger": record.name,
             "message": record.getMessage()}
         http = getattr(record, "http", None)
         if http is not None:
