@@ -224,8 +224,11 @@ class WebhookDelivery:
                 while not self._stop.is_set():
                     folded = self.read_side.positions.position("audit")
                     if not self.deliver_due():
-                        # Idle: until the trail moves on, or a backoff may be due.
-                        self.read_side.wait("audit", folded + 1, self.idle)
+                        # Idle: until the trail moves on, or a backoff may be due. A failed audit
+                        # projection answers at once: then wait out the rest of `idle` here.
+                        started = time.monotonic()
+                        if not self.read_side.wait("audit", folded + 1, self.idle):
+                            self._stop.wait(max(0.0, self.idle - (time.monotonic() - started)))
             except Exception:  # noqa: BLE001 - database gone: give up the lead, stand by, retry
                 log.warning("webhook delivery: giving up the lead", exc_info=True)
             finally:

@@ -97,3 +97,28 @@ async def test_a_receiver_that_was_down_gets_everything_in_order(dockyard: Docky
     assert (await dockyard.client(ahab).delete(f"{API}/webhooks/{hook['id']}")).status_code == 404
     assert (await as_olive.delete(f"{API}/webhooks/{hook['id']}")).status_code == 204
     assert (await as_olive.get(f"{API}/webhooks")).json()["webhooks"] == []
+
+
+async def test_nothing_is_sent_about_what_the_owner_cannot_read(dockyard: Dockyard, receiver: Receiver) -> None:
+    gordon = await dockyard.user(role="admin")
+    org = await dockyard.org()
+    client = dockyard.client()
+    for name, visibility in (("hidden", "private"), ("shown", "public")):
+        r = await client.post(f"{API}/repositories/{org}", json={"name": name, "visibility": visibility})
+        assert r.status_code == 201, r.text
+    r = await dockyard.client(gordon).post(f"{API}/webhooks", json={
+        "url": receiver.url, "events": ["push"], "namespace": org, "secret": SECRET})
+    assert r.status_code == 201, r.text
+    hook = r.json()["id"]
+    # Gordon is no longer an admin: what he cannot read now is not sent on his subscription.
+    r = await client.patch(f"{API}/accounts/{gordon[0]}", json={"role": "none"})
+    assert r.status_code == 200, r.text
+    await dockyard.push(client, f"{org}/hidden", "v1")
+    shown = await dockyard.push(client, f"{org}/shown", "v1")
+    await until(lambda: len(receiver.received) == 1, "the public repository's push")
+    [event] = events_of(receiver)
+    assert event["target"]["repository"] == f"{org}/shown" and event["target"]["digest"] == shown
+    # Delivered in log order, so the private push before it was passed over, not merely late:
+    # the only attempt is the public one.
+    r = await client.get(f"{API}/webhooks/{hook}/deliveries")
+    assert [d["status"] for d in r.json()["deliveries"]] == [200]
