@@ -66,18 +66,58 @@ async def put_gc_settings(body: GcSettingsChange, principal: GlobalAdmin, svc: S
     return await run_in_threadpool(change)
 
 
-@router.post("/gc/run", summary="Run garbage collection now (409 while one runs)")
-async def run_gc(principal: GlobalAdmin, svc: ServicesDep, body: GcRunRequest | None = None) -> dict[str, Any]:
+class GcBlobDecision(Model):
+    digest: str
+    action: str = Field(description="DELETE or KEEP.")
+    size: int | None = None
+    reason: dict[str, Any] = Field(description="What keeps it (manifests, tags, repositories, from which "
+                                               "position), or the event that left it unreferenced.")
+
+
+class GcRunReport(Model):
+    id: str
+    position: int = Field(description="The log position the run marked at.")
+    dry_run: bool
+    candidates: int
+    deleted: int
+    kept: int
+    bytes_freed: int
+    errors: list[str]
+    duration_seconds: float
+    mark_seconds: float
+    blobs: list[GcBlobDecision] | None = Field(None, description="With `explain`: every stored blob's decision.")
+
+
+class GcRunSummary(Model):
+    id: str
+    state: str = Field(description="running, done or failed.")
+    position: int
+    dry_run: bool
+    grace_seconds: float
+    delete_untagged: bool
+    started_at: datetime
+    started_by: str
+    finished_at: datetime | None = None
+    candidates: int | None = None
+    deleted: int | None = None
+    kept: int | None = None
+    bytes_freed: int | None = None
+    errors: list[str] | None = None
+    duration_seconds: float | None = None
+
+
+@router.post("/gc/run", summary="Run garbage collection now (409 while one runs)", response_model_exclude_none=True)
+async def run_gc(principal: GlobalAdmin, svc: ServicesDep, body: GcRunRequest | None = None) -> GcRunReport:
     require_token_admin(principal)
     request = body or GcRunRequest.model_validate({})
 
-    def run() -> dict[str, Any]:
+    def run() -> GcRunReport:
         collector = GarbageCollector(svc.registry, svc.store, svc.uploads.clock)
-        return collector.run(dry_run=request.dry_run).as_dict(explain=request.explain)
+        return GcRunReport.model_validate(collector.run(dry_run=request.dry_run).as_dict(explain=request.explain))
 
     return await run_in_threadpool(run)
 
 
-@router.get("/gc/runs", summary="Garbage-collection runs, newest first")
-async def list_gc_runs(principal: GlobalAdmin, svc: ServicesDep) -> list[dict[str, Any]]:
-    return await run_in_threadpool(gc_runs, svc.registry)
+@router.get("/gc/runs", summary="Garbage-collection runs, newest first", response_model_exclude_none=True)
+async def list_gc_runs(principal: GlobalAdmin, svc: ServicesDep) -> list[GcRunSummary]:
+    return [GcRunSummary.model_validate(run) for run in await run_in_threadpool(gc_runs, svc.registry)]

@@ -50,7 +50,11 @@ def sha256(data: bytes) -> str:
     return "sha256:" + hashlib.sha256(data).hexdigest()
 
 
+SIZES: dict[str, int] = {}  # digest -> size of what `upload` stored, for the manifests' descriptors
+
+
 def upload(uploads: UploadSessions, repository: str, data: bytes) -> str:
+    SIZES[sha256(data)] = len(data)
     upload_id = uploads.start(repository)
     for start in range(0, len(data), 7):  # in several PATCHes
         append = uploads.append(repository, upload_id, start)
@@ -64,8 +68,9 @@ def image(config: str, *layers: str, **extra: Any) -> bytes:
     return orjson.dumps({
         "schemaVersion": 2,
         "mediaType": OCI_MANIFEST,
-        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": config, "size": 2},
-        "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", "digest": d, "size": 9}
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": config,
+                   "size": SIZES[config]},
+        "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", "digest": d, "size": SIZES[d]}
                    for d in layers],
         **extra,
     }, option=orjson.OPT_INDENT_2)
