@@ -39,6 +39,8 @@ def _settings(args: argparse.Namespace) -> Settings:
         "data_dir": getattr(args, "data_dir", None), "listen": getattr(args, "listen", None),
         "database_url": getattr(args, "database_url", None), "storage": getattr(args, "storage", None),
         "workers": getattr(args, "workers", None), "log_format": getattr(args, "log_format", None),
+        "tls": getattr(args, "tls", None) or None, "tls_cert": getattr(args, "tls_cert", None),
+        "tls_key": getattr(args, "tls_key", None),
     }.items() if v is not None}
     return Settings(**overrides)
 
@@ -148,6 +150,7 @@ def serve(args: argparse.Namespace) -> int:
         admin_existed = registry.identity.user(ADMIN) is not None
         generated = Accounts(registry, Identity(registry, settings.password_min_length),
                              AccessTokens(registry)).ensure_admin(settings.admin_password)
+        tls_files = _tls_files(settings, registry)
     except InvalidRequest as exc:  # DOCKYARD_ADMIN_PASSWORD breaks the password policy
         raise CliError(f"DOCKYARD_ADMIN_PASSWORD: {exc.message}") from None
     finally:
@@ -160,7 +163,8 @@ def serve(args: argparse.Namespace) -> int:
               "it was given then (change it with `dockyard users set-password admin`)", file=sys.stderr, flush=True)
     _export(settings)
     metrics_dir = _metrics_dir()
-    print(f"Dockyard serving on http://{settings.listen} (data: {os.path.abspath(settings.data_dir)}, "
+    scheme = "https" if tls_files else "http"
+    print(f"Dockyard serving on {scheme}://{settings.listen} (data: {os.path.abspath(settings.data_dir)}, "
           f"metadata: {'PostgreSQL' if settings.database_url else 'SQLite'})", flush=True)
     # Dockyard's own loggers (`dockyard.*`) print beside uvicorn's, in its format.
     log_config = copy.deepcopy(LOGGING_CONFIG)
@@ -173,10 +177,51 @@ def serve(args: argparse.Namespace) -> int:
     _run_uvicorn(sock, "dockyard.api.app:factory", factory=True, host=settings.host, port=settings.port,
                  workers=settings.workers, http="dockyard.api.plain_http:PlainHttpProtocol", loop="uvloop",
                  log_level=settings.log_level, log_config=log_config, access_log=False, timeout_graceful_shutdown=10,
-                 timeout_keep_alive=settings.keepalive_timeout_seconds)
+                 timeout_keep_alive=settings.keepalive_timeout_seconds,
+                 **_tls_options(settings, tls_files))
     if metrics_dir.startswith(tempfile.gettempdir() + os.sep + "dockyard-metrics-"):
         shutil.rmtree(metrics_dir, ignore_errors=True)
     return 0
+
+
+def _tls_files(settings: Settings, registry: Any) -> tuple[str, str] | None:
+    """(certificate chain, key) files for --tls: the given ones, or a certificate from the local
+    CA for the domain name (Settings > General), else the listen host. None without --tls."""
+    if not settings.tls:
+        return None
+    if settings.tls_cert or settings.tls_key:
+        if not (settings.tls_cert and settings.tls_key):
+            raise CliError("--tls-cert and --tls-key go together")
+        for path in (settings.tls_cert, settings.tls_key):
+            if not os.path.isfile(path):
+                raise CliError(f"--tls: no file {path}")
+        return settings.tls_cert, settings.tls_key
+    from pathlib import Path
+
+    from dockyard.api import tls
+    from dockyard.api.secret_store import SecretStore
+    from dockyard.commands.general_settings import General
+
+    name = General(registry).domain_name() or settings.host
+    chain, key = tls.leaf(SecretStore(registry), name)
+    return tls.write_pair(Path(settings.data_dir) / "tls", chain, key)
+
+
+def _tls_options(settings: Settings, tls_files: tuple[str, str] | None) -> dict[str, Any]:
+    """uvicorn's TLS options; for a generated certificate, a context factory that lets each worker
+    load a new one when the domain name changes (api/tls.py), where this uvicorn has it."""
+    if not tls_files:
+        return {}
+    import inspect
+
+    import uvicorn
+
+    options: dict[str, Any] = {"ssl_certfile": tls_files[0], "ssl_keyfile": tls_files[1]}
+    if not settings.tls_cert and "ssl_context_factory" in inspect.signature(uvicorn.Config).parameters:
+        from dockyard.api.tls import context_factory
+
+        options["ssl_context_factory"] = context_factory
+    return options
 
 
 def _metrics_dir() -> str:
@@ -416,6 +461,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--listen", help="HOST:PORT (default 127.0.0.1:5000)")
     p.add_argument("--storage", help="blob storage URL (default file://DATA_DIR/blobs)")
     p.add_argument("--workers", type=int, help="worker processes (default: one per core)")
+    p.add_argument("--tls", action="store_true", help="serve HTTPS (DOCKYARD_TLS=1)")
+    p.add_argument("--tls-cert", help="PEM certificate chain (default: one from Dockyard's own CA)")
+    p.add_argument("--tls-key", help="PEM private key of --tls-cert")
     p.add_argument("--log-format", choices=("text", "json"), help="log lines as text (default) or JSON lines")
     p.set_defaults(func=serve)
 

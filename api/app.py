@@ -10,6 +10,7 @@ import logging
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 import orjson
 from fastapi import FastAPI
@@ -18,7 +19,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from dockyard.api import access_log, errors, metrics, portal, v0, v2
+from dockyard.api import access_log, errors, metrics, portal, tls, v0, v2
 from dockyard.api.auth import Auth
 from dockyard.api.auth import routes as auth_routes
 from dockyard.api.portal.sessions import SessionStore
@@ -95,6 +96,14 @@ async def _ready(request: Request) -> Response:
                     headers={"Cache-Control": "no-store"})
 
 
+def _certificate_follower(settings: Settings, services: Services) -> tls.CertificateFollower | None:
+    """With a certificate Dockyard generated (serve --tls, no --tls-cert), one that follows the domain name."""
+    if not settings.tls or settings.tls_cert:
+        return None
+    return tls.CertificateFollower(services.secrets, services.general.domain_name, settings.host,
+                                   Path(settings.data_dir) / "tls").start()
+
+
 def create_app(settings: Settings, *, clock: Callable[[], float] = time.time) -> FastAPI:
     """The app; its lifespan builds the services (`app.state.services`) and the housekeeping.
     Tests pass `clock` to move time instead of waiting (tests/inprocess/conftest.py)."""
@@ -106,6 +115,7 @@ def create_app(settings: Settings, *, clock: Callable[[], float] = time.time) ->
         app.state.services.read_side.start()  # followed projections: one leader across processes
         app.state.services.webhook_delivery.start()  # one leader across processes, too
         app.state.recent_logs.attach()
+        follower = _certificate_follower(settings, app.state.services)
         scheduler = housekeeping.start(app.state.services.uploads,
                                        purge_age_hours=settings.upload_purge_age_hours,
                                        purge_interval_hours=settings.upload_purge_interval_hours)
@@ -116,6 +126,8 @@ def create_app(settings: Settings, *, clock: Callable[[], float] = time.time) ->
                 scheduler.shutdown(wait=False)
             app.state.services.webhook_delivery.stop()
             app.state.services.read_side.stop()
+            if follower is not None:
+                follower.stop()
             app.state.recent_logs.detach()
             app.state.services.registry.close()
 

@@ -45,6 +45,14 @@ class SecretStore:
         with self._datastore.transaction(commit=True) as cursor:
             cursor.execute(self._dialect.sql(_UPSERT), {"id": secret_id, "value": value})
 
+    def first(self, secret_id: str, value: str) -> str:
+        """The value stored under `secret_id`, storing `value` if there is none: the first
+        process to get here wins and every other one (replicas included) reads its value."""
+        with self._datastore.transaction(commit=True) as cursor:
+            cursor.execute(self._dialect.sql(_INSERT), {"id": secret_id, "value": value})
+            cursor.execute(self._dialect.sql(_SELECT), {"id": secret_id})
+            return str(cursor.fetchall()[0]["private_pem"])
+
     def _key(self, secret_id: str, generate: Any) -> Any:
         """The private key stored under `secret_id`; the first caller's `generate()` wins."""
         pem = generate().private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,

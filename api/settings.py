@@ -36,6 +36,9 @@ class Settings(BaseSettings):
     upload_purge_age_hours: float = 168.0
     upload_purge_interval_hours: float = 24.0
     log_level: str = "info"
+    tls: bool = False  # serve HTTPS on the listen address (api/tls.py)
+    tls_cert: str | None = None  # PEM chain; with tls_key. Neither: a certificate from the local CA
+    tls_key: str | None = None
     log_format: Literal["text", "json"] = "text"  # json: one JSON object per log line (api/log_format.py)
     # The password policy: the least number of characters a password may have (API, portal, CLI).
     password_min_length: int = Field(MIN_PASSWORD_LENGTH, ge=1)

@@ -21,12 +21,13 @@ def free_port() -> int:
 
 class DockyardServer:
     def __init__(self, data_dir: Path, database_url: str | None, admin_password: str,
-                 workers: int = 1, extra_env: dict[str, str] | None = None) -> None:
+                 workers: int = 1, extra_env: dict[str, str] | None = None, tls: bool = False) -> None:
         self.data_dir = Path(data_dir)
         self.database_url = database_url
         self.admin_password = admin_password
         self.workers = workers
         self.extra_env = extra_env or {}
+        self.tls = tls  # serve --tls: https, its own CA (the health check does not verify it)
         self.port = free_port()
         self.process: subprocess.Popen[bytes] | None = None
         self.log_path = self.data_dir.parent / f"server-{self.port}.log"
@@ -38,7 +39,7 @@ class DockyardServer:
 
     @property
     def url(self) -> str:
-        return f"http://{self.host}"
+        return f"{'https' if self.tls else 'http'}://{self.host}"
 
     @property
     def backend(self) -> str:
@@ -49,7 +50,7 @@ class DockyardServer:
         env = {k: v for k, v in os.environ.items() if not k.startswith("DOCKYARD_")}
         env.update(DOCKYARD_ADMIN_PASSWORD=self.admin_password, **self.extra_env)
         cmd = [sys.executable, "-m", "dockyard", "serve", "--data-dir", str(self.data_dir),
-               "--listen", self.host, "--workers", str(self.workers)]
+               "--listen", self.host, "--workers", str(self.workers), *(["--tls"] if self.tls else [])]
         if self.database_url:
             cmd += ["--database-url", self.database_url]
         log = open(self.log_path, "ab")  # noqa: SIM115 - owned by the process
@@ -60,7 +61,7 @@ class DockyardServer:
             if self.process.poll() is not None:
                 raise RuntimeError(f"dockyard exited {self.process.returncode}:\n{self.log()}")
             try:
-                if httpx.get(self.url + "/healthz", timeout=1).status_code == 200:
+                if httpx.get(self.url + "/healthz", timeout=1, verify=False).status_code == 200:
                     return
             except httpx.HTTPError:
                 pass
