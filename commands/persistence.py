@@ -89,6 +89,10 @@ class SQLiteRegistryRecorder(SQLiteApplicationRecorder):
 PIPELINE_MAX_BYTES = 256 * 1024
 
 
+# pg_advisory_lock key for schema creation (any fixed bigint no other lock of ours uses).
+SCHEMA_LOCK_KEY = 0x646F636B79617264  # b"dockyard"
+
+
 class PostgresRegistryRecorder(PostgresApplicationRecorder):
     def __init__(self, datastore: Any, **kwargs: Any) -> None:
         super().__init__(datastore, **kwargs)
@@ -106,6 +110,22 @@ class PostgresRegistryRecorder(PostgresApplicationRecorder):
             "FROM unnest(%b::{schema}.{stored_event_type}[]) RETURNING notification_id"
         ).format(schema=Identifier(self.datastore.schema), table=Identifier(self.events_table_name),
                  stored_event_type=Identifier(self.stored_event_type_name))
+
+    def create_table(self) -> None:
+        """The library's schema creation, one process at a time.
+
+        `serve` starts one worker per core and each creates the schema on start; PostgreSQL
+        fails concurrent runs of the same DDL (`CREATE TYPE`, `CREATE OR REPLACE FUNCTION`,
+        `IF NOT EXISTS` on one name) with a duplicate `pg_type` key or "tuple concurrently
+        updated", which stopped a fresh two-worker start.
+        A session advisory lock, held on its own connection, serialises them.
+        """
+        with self.datastore.get_connection() as conn:
+            conn.execute("SELECT pg_advisory_lock(%s)", (SCHEMA_LOCK_KEY,))
+            try:
+                super().create_table()
+            finally:
+                conn.execute("SELECT pg_advisory_unlock(%s)", (SCHEMA_LOCK_KEY,))
 
     def insert_events(self, stored_events: Sequence[StoredEvent], **kwargs: Any) -> Sequence[int] | None:
         # A fence may raise to refuse the write: outside pipeline mode that rolls back cleanly
