@@ -31,9 +31,12 @@ from dockyard.domain.errors import NotFound
 
 
 class _RepositoryPath(PathConvertor):
-    """A repository path under its namespace, not ending in `tags[/x]` or `teamAccess[/x]`."""
+    """A repository path under its namespace, not ending in a sub-resource of another router:
+    `tags[/x]`, `teamAccess[/x]`, `tags/x/history`, `tags/x/restore`, `activity`, `restore`
+    (so that an undeclared method there is a 405 of that route, not this route's 422)."""
 
-    regex = r"[^/]+(?:/(?!(?:tags|teamAccess)(?:/[^/]*)?$)[^/]+)*"
+    regex = (r"[^/]+(?:/(?!(?:(?:tags|teamAccess)(?:/[^/]*)?|tags/[^/]+/(?:history|restore)|activity|restore)$)"
+             r"[^/]+)*")
 
 
 register_url_convertor("repository", _RepositoryPath())
