@@ -1,0 +1,133 @@
+"""Two `dockyard serve` replicas on one PostgreSQL and one blob store behind a real HAProxy
+(Debian's package, deploy/haproxy.cfg with local addresses): a skopeo push whose requests
+alternate between them, a replica killed with the client's next push and pull still served,
+and the compose file that describes that shape validated by a compose implementation."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.conftest import ADMIN_PASSWORD, require_tool
+from tests.e2e.clients import Layout, Skopeo, assert_same_image, make_image
+from tests.server import DockyardServer, free_port
+
+pytestmark = pytest.mark.e2e
+ROOT = Path(__file__).resolve().parents[2]
+
+
+class Balancer:
+    """HAProxy in front of `servers`, with the project's configuration and local addresses."""
+
+    def __init__(self, servers: list[DockyardServer], workdir: Path) -> None:
+        self.binary = require_tool("haproxy")
+        self.port = free_port()
+        config = (ROOT / "deploy" / "haproxy.cfg").read_text()
+        config = config.replace("bind :5000", f"bind 127.0.0.1:{self.port}")
+        config = re.sub(r"    server dockyard\d .*\n", "", config)
+        config += "".join(f"    server dockyard{i + 1} {s.host} check inter 500ms fall 1 rise 1\n"
+                          for i, s in enumerate(servers))
+        self.config = workdir / "haproxy.cfg"
+        self.config.write_text(config)
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def host(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        subprocess.run([self.binary, "-c", "-f", str(self.config)], check=True, capture_output=True)
+        self.process = subprocess.Popen([self.binary, "-db", "-f", str(self.config)],
+                                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                if httpx.get(f"http://{self.host}/healthz", timeout=2).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            assert time.monotonic() < deadline, "haproxy did not start"
+            time.sleep(0.1)
+
+    def stop(self) -> None:
+        if self.process is not None:
+            self.process.terminate()
+            self.process.wait(10)
+
+
+class _Via(DockyardServer):
+    """What the skopeo helper needs of a server (host, password), pointed at the balancer."""
+
+    def __init__(self, balancer: Balancer) -> None:  # noqa: D107 — not started: an address only
+        self.balancer = balancer
+        self.admin_password = ADMIN_PASSWORD
+        self.tls = False
+
+    @property
+    def host(self) -> str:
+        return self.balancer.host
+
+
+@pytest.fixture
+def replicas(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[list[DockyardServer], Balancer]]:
+    database_url = request.getfixturevalue("postgres").create()
+    blobs = f"file://{tmp_path / 'blobs'}"
+    servers = [DockyardServer(tmp_path / f"replica{i}", database_url, ADMIN_PASSWORD,
+                              extra_env={"DOCKYARD_STORAGE": blobs}) for i in range(2)]
+    for server in servers:
+        server.start()
+    balancer = Balancer(servers, tmp_path)
+    balancer.start()
+    yield servers, balancer
+    balancer.stop()
+    for server in servers:
+        server.stop()
+
+
+def v2_lines(server: DockyardServer, repository: str) -> list[str]:
+    with server.client() as admin:
+        lines = admin.get("/api/v0/logs", params={"component": "api"}).json()["lines"]
+    return [line for line in lines if f"/v2/{repository}/" in line]
+
+
+def test_a_push_alternates_and_a_pull_survives_a_dead_replica(replicas, tmp_path: Path) -> None:
+    servers, balancer = replicas
+    skopeo = Skopeo(_Via(balancer), tmp_path / "skopeo")
+    image = make_image(tmp_path / "img", ["4K", "64K", "256K"], seed="replicas", tag="v1")
+    skopeo.copy(image.ref, skopeo.docker("admin/replicated", "v1"))
+    # Both replicas served part of that one push (each process's own access log says which).
+    served = [v2_lines(s, "admin/replicated") for s in servers]
+    assert all(served), served
+
+    # One replica dies (SIGKILL, no goodbye): the balancer's health check takes it out; a
+    # request that was sent to it is sent again to the other (retries, redispatch).
+    servers[0].kill()
+    back = tmp_path / "back"
+    skopeo.copy(skopeo.docker("admin/replicated", "v1"), f"oci:{back}:v1")
+    assert_same_image(image, Layout(back, "v1"))
+    second = make_image(tmp_path / "img2", ["8K", "128K"], seed="replicas-2", tag="v2")
+    skopeo.copy(second.ref, skopeo.docker("admin/replicated", "v2"))
+    assert skopeo.list_tags("admin/replicated") == ["v1", "v2"]
+
+
+def test_the_compose_file_is_valid(tmp_path: Path) -> None:
+    compose = shutil.which("docker-compose") or require_tool("podman-compose")
+    env = {"PATH": "/usr/bin:/bin", "POSTGRES_PASSWORD": "p" * 12, "MINIO_ROOT_PASSWORD": "m" * 12,
+           "DOCKYARD_ADMIN_PASSWORD": "a" * 12}
+    out = subprocess.run([compose, "-f", str(ROOT / "docker-compose.yml"), "config"], env=env,
+                         capture_output=True, text=True, cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    for service in ("haproxy", "dockyard1", "dockyard2", "postgres", "minio"):
+        assert f"  {service}:" in out.stdout
+    assert "/readyz" in out.stdout
+    # Without the secrets, it refuses (none is written in the file).
+    refused = subprocess.run([compose, "-f", str(ROOT / "docker-compose.yml"), "config"],
+                             env={"PATH": "/usr/bin:/bin"}, capture_output=True, text=True, cwd=tmp_path)
+    assert refused.returncode != 0
