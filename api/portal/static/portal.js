@@ -3,6 +3,7 @@
 //   no-JavaScript fallback and the form posts to the same URL).
 // - [data-copy=ID] buttons copy the text of element ID.
 // - [data-dialog-open=ID] buttons open dialog ID; [data-dialog-close] buttons close theirs.
+// - form[data-confirm] asks before it posts (a destructive action that is not a typed DELETE).
 "use strict";
 
 function csrfToken() {
@@ -68,6 +69,12 @@ document.addEventListener("click", (event) => {
       summary.textContent = chosen.length ? "Members: " + chosen.join(", ") : "No members chosen";
     }
   }
+});
+
+document.addEventListener("submit", (event) => {
+  const form = event.target instanceof HTMLFormElement ? event.target : null;
+  const question = form && form.getAttribute("data-confirm");
+  if (question && !window.confirm(question)) event.preventDefault();
 });
 
 // Logs: follow a component live (the page's data-follow-url answers JSON lines).

@@ -25,6 +25,8 @@ def test_every_page_at_both_widths(portal_server: DockyardServer, context) -> No
         "name": "web", "visibility": "public", "description": "The <b>front</b> end"}).raise_for_status()
     context.grant_permissions(["clipboard-read", "clipboard-write"])
     page = context.new_page()
+    asked: list[str] = []  # destructive actions ask first (window.confirm): answer yes, note the question
+    page.on("dialog", lambda dialog: (asked.append(dialog.message), dialog.accept()))
     sign_in(page, server, "gordon", "gordon-pw-1")
 
     for path, name in [("/repositories", "repositories"), ("/repositories/new", "repository-new"),
@@ -60,6 +62,7 @@ def test_every_page_at_both_widths(portal_server: DockyardServer, context) -> No
     assert secret not in page.content()  # shown once
     page.get_by_role("button", name="Revoke ci").click()
     expect(page.get_by_role("cell", name="Revoked")).to_be_visible()
+    assert asked[-1].startswith("Revoke the token ci?")
     assert server.client(("gordon", secret)).get("/api/v0/repositories").status_code == 401
 
     # Users: deactivate and activate, with the last-admin rule's refusal shown.
@@ -68,6 +71,7 @@ def test_every_page_at_both_widths(portal_server: DockyardServer, context) -> No
     page.goto(server.url + "/users")
     page.get_by_role("button", name="Deactivate moby").click()
     expect(page.get_by_role("button", name="Activate moby")).to_be_visible()
+    assert asked[-1].startswith("Deactivate moby?")
     page.get_by_role("button", name="Activate moby").click()
     expect(page.get_by_role("button", name="Deactivate moby")).to_be_visible()
 
