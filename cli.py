@@ -9,6 +9,7 @@
     dockyard storage migrate --to URL [--from URL]
     dockyard users list|create NAME [--role R]|set-role NAME --role R|set-password NAME|deactivate NAME|activate NAME
     dockyard uploads purge [--older-than-hours H] [--dry-run]
+    dockyard backup DIR | restore DIR [--storage URL]
 
 `serve` creates its data directory (or the tables in its PostgreSQL database) on first start.
 Every other verb works on an existing one: it says on stderr which one it uses, and refuses
@@ -280,6 +281,43 @@ def _registry(args: argparse.Namespace):  # noqa: ANN202
     return _open_registry(_settings(args))
 
 
+def backup_cmd(args: argparse.Namespace) -> int:
+    import json
+    from pathlib import Path
+
+    from dockyard.commands.backup import BackupError, backup
+
+    settings = _settings(args)
+    _open_registry(settings).close()  # refuses a data dir or database that is not there, says which
+    try:
+        report = backup(settings.data_dir, settings.database_url, Path(args.out))
+    except (BackupError, OSError) as exc:
+        raise CliError(f"backup: {exc}") from None
+    print(json.dumps(report))
+    return 0
+
+
+def restore_cmd(args: argparse.Namespace) -> int:
+    import json
+    from pathlib import Path
+
+    from dockyard.commands.backup import BackupError, restore
+    from dockyard.storage import blob_key, open_store
+
+    settings = _settings(args)
+    store = open_store(settings.storage_url)
+    try:
+        report = restore(Path(args.source), settings.data_dir, settings.database_url,
+                         lambda digest: store.exists(blob_key(digest)))
+    except (BackupError, OSError, KeyError, ValueError) as exc:
+        raise CliError(f"restore: {exc}") from None
+    print(json.dumps(report))
+    if report["missingBlobs"]:
+        print(f"dockyard: {len(report['missingBlobs'])} referenced blobs are not in {settings.storage_url}: "
+              "the images using them will not pull until they are copied there", file=sys.stderr)
+    return 0
+
+
 def _blob_store(settings: Settings, registry):  # noqa: ANN001, ANN202 - a Registry; a BlobStore
     """The store the registry uses: Settings > Storage when one was chosen at run time, else --storage."""
     from dockyard.api.secret_store import SecretStore
@@ -492,6 +530,16 @@ def main(argv: list[str] | None = None) -> int:
     u.add_argument("--older-than-hours", type=float, help="default DOCKYARD_UPLOAD_PURGE_AGE_HOURS or 168")
     u.add_argument("--dry-run", action="store_true", help="list them, delete nothing")
     u.set_defaults(func=uploads)
+
+    p = sub.add_parser("backup", help="copy the metadata online, with the list of blobs it references")
+    common(p)
+    p.add_argument("out", help="an empty or new directory")
+    p.set_defaults(func=backup_cmd)
+    p = sub.add_parser("restore", help="restore a backup into a new data directory or an empty database")
+    common(p)
+    p.add_argument("source", help="a directory written by `dockyard backup`")
+    p.add_argument("--storage", help="blob storage URL to check for the referenced blobs (default file://DATA_DIR/blobs)")
+    p.set_defaults(func=restore_cmd)
 
     p = sub.add_parser("gc", help="garbage collection")
     gsub = p.add_subparsers(dest="verb", required=True)
