@@ -62,11 +62,13 @@ def build_services(settings: Settings, clock: Callable[[], float] = time.time) -
     tokens = AccessTokens(registry, clock)
     accounts = Accounts(registry, identity, tokens, secrets.ldap_bind_password)
     auth = Auth(settings, accounts, secrets.signing_key(), clock)
+    general = General(registry)
+    auth.domain_name = general.domain_name  # the token realm names the domain name once one is set
     sessions = SessionStore(registry.datastore, registry.dialect, settings.portal_idle_minutes * 60, clock)
     uploads = UploadSessions(store, registry, clock, settings.max_upload_sessions_per_user)
     read_side = ReadSide(registry, secrets.audit_signing_key(), settings.audit_checkpoint_every)
     return Services(settings, registry, store, uploads, accounts, auth, identity, tokens, secrets, read_side, sessions,
-                    General(registry), storage_setting, Management(identity, accounts), Webhooks(registry, secrets),
+                    general, storage_setting, Management(identity, accounts), Webhooks(registry, secrets),
                     WebhookDelivery(registry, read_side, secrets, source=settings.public_url or "", clock=clock))
 
 

@@ -60,7 +60,16 @@ def local_ca(secrets: SecretStore) -> tuple[ec.EllipticCurvePrivateKey, x509.Cer
     return key, x509.load_pem_x509_certificate(stored.encode())
 
 
+def host_of(name: str) -> str:
+    """The host of a domain name that may carry a port (`registry.example.com:5443`, `[::1]:5000`)."""
+    if name.startswith("["):
+        return name[1:name.index("]")]
+    host, sep, port = name.rpartition(":")
+    return host if sep and port.isdigit() and ":" not in host else name
+
+
 def _san(name: str) -> x509.GeneralName:
+    name = host_of(name)
     try:
         return x509.IPAddress(ipaddress.ip_address(name.strip("[]")))
     except ValueError:
@@ -74,7 +83,7 @@ def leaf(secrets: SecretStore, name: str) -> tuple[str, str]:
     key = ec.generate_private_key(ec.SECP256R1())
     now = dt.datetime.now(dt.UTC)
     cert = (x509.CertificateBuilder()
-            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)]))
+            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, host_of(name))]))
             .issuer_name(ca_cert.subject).public_key(key.public_key())
             .serial_number(x509.random_serial_number()).not_valid_before(now - dt.timedelta(minutes=5))
             .not_valid_after(now + dt.timedelta(days=LEAF_DAYS))

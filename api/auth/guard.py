@@ -33,6 +33,9 @@ class Auth:
         self.settings = settings
         self.accounts = accounts
         self.tokens = TokenService(settings, accounts, key, clock)
+        # Settings > General's domain name (set by build_services), read at most every few seconds.
+        self.domain_name: Callable[[], str] = lambda: ""
+        self._domain: tuple[float, str] = (0.0, "")
 
     def mode(self) -> str:
         """The auth mode (`none`, `managed`, `ldap`). Blocking at most once a second."""
@@ -72,8 +75,21 @@ class Auth:
 
     # -- what they may do ----------------------------------------------------------------------
 
+    def _domain_base(self, request: Request) -> str | None:
+        """`scheme://DOMAIN[:port]` when a domain name is set (its own port, else the request's)."""
+        now = time.monotonic()
+        if now >= self._domain[0]:
+            self._domain = (now + 5.0, self.domain_name())
+        domain = self._domain[1]
+        if not domain:
+            return None
+        port = request.url.port
+        has_port = domain.rsplit("]", 1)[-1].count(":") == 1
+        return f"{request.url.scheme}://{domain}" + (f":{port}" if port and not has_port else "")
+
     def realm(self, request: Request) -> str:
-        base = self.settings.public_url or str(request.base_url).rstrip("/")
+        """Where clients get tokens: DOCKYARD_PUBLIC_URL, else the domain name, else the address asked."""
+        base = self.settings.public_url or self._domain_base(request) or str(request.base_url).rstrip("/")
         return base.rstrip("/") + "/auth/token"
 
     def challenge(self, request: Request, scope: Scope | None, error: str | None = None,

@@ -38,3 +38,10 @@ async def test_only_admins_change_it(dockyard: Dockyard) -> None:
     async with dockyard.client(alice) as as_alice:
         assert (await as_alice.put(PATH, json={"domainName": "x.example"})).status_code == 403
         assert (await as_alice.get(PATH)).status_code == 200
+
+
+async def test_the_token_realm_names_the_domain_name(client: httpx.AsyncClient, anon_client: httpx.AsyncClient) -> None:
+    assert (await client.put(PATH, json={"domainName": "registry.example.test:5443"})).status_code == 200
+    r = await anon_client.get("/v2/")
+    assert r.status_code == 401
+    assert r.headers["www-authenticate"].startswith('Bearer realm="http://registry.example.test:5443/auth/token"')
