@@ -131,3 +131,29 @@ def test_the_compose_file_is_valid(tmp_path: Path) -> None:
     refused = subprocess.run([compose, "-f", str(ROOT / "docker-compose.yml"), "config"],
                              env={"PATH": "/usr/bin:/bin"}, capture_output=True, text=True, cwd=tmp_path)
     assert refused.returncode != 0
+
+
+def test_a_replica_killed_mid_push_and_the_client_retry_succeeds(replicas, tmp_path: Path) -> None:
+    servers, balancer = replicas
+    skopeo = Skopeo(_Via(balancer), tmp_path / "skopeo")
+    image = make_image(tmp_path / "img", ["4M", "4M", "4M", "4M"], seed="mid-push", tag="v1")
+    push = subprocess.Popen([skopeo.binary, "copy", "--retry-times=5", "--preserve-digests", "--dest-tls-verify=false",
+                             f"--dest-creds={skopeo.creds}", image.ref, skopeo.docker("admin/midpush", "v1")],
+                            env=skopeo.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        # Once the first replica has taken part of this push, SIGKILL it.
+        deadline = time.monotonic() + 60
+        while not any("blobs/uploads" in line for line in v2_lines(servers[0], "admin/midpush")):
+            assert push.poll() is None, "the push ended before a replica was killed"
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        assert push.poll() is None, "the push ended before a replica was killed"
+        servers[0].kill()
+        output, _ = push.communicate(timeout=300)
+    finally:
+        if push.poll() is None:
+            push.kill()
+    assert push.returncode == 0, output
+    back = tmp_path / "back"
+    skopeo.copy(skopeo.docker("admin/midpush", "v1"), f"oci:{back}:v1")
+    assert_same_image(image, Layout(back, "v1"))
