@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from dockyard.domain.account import MIN_PASSWORD_LENGTH
@@ -29,8 +29,8 @@ class Settings(BaseSettings):
     public_url: str | None = None
     token_service: str = "dockyard"
     token_ttl_seconds: int = 300
-    # Worker processes: one per core by default, as Distribution uses every core.
-    workers: int = Field(default_factory=lambda: os.cpu_count() or 1, ge=1)
+    # Worker processes; 0 (unset) means the default chosen in `_default_workers`.
+    workers: int = Field(0, ge=0)
     # Upload sessions not finished this long after they started are deleted, checked every
     # `upload_purge_interval_hours` (0 turns the check off). Distribution's defaults.
     upload_purge_age_hours: float = 168.0
@@ -56,6 +56,15 @@ class Settings(BaseSettings):
     header_timeout_seconds: float = 10.0  # from connect, or a request's first byte, to its last header
     keepalive_timeout_seconds: int = 5  # an idle connection between requests (uvicorn's default)
     body_stall_timeout_seconds: float = 60.0  # no byte of a request body for this long (nginx: 60 s)
+
+    @model_validator(mode="after")
+    def _default_workers(self) -> Settings:
+        """With PostgreSQL, one worker per core (as Distribution uses every core). On SQLite one:
+        with two, eight concurrent pushes got 500s (the library's 5 s wait for the SQLite writer
+        connection ran out, benchmarks/RESULTS.md, issue 14) where one worker pushed as fast."""
+        if self.workers == 0:
+            self.workers = (os.cpu_count() or 1) if self.database_url else 1
+        return self
 
     @property
     def storage_url(self) -> str:
