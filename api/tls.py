@@ -143,9 +143,21 @@ class CertificateFollower:
         self._stop.set()
 
     def check(self) -> bool:
-        """Issue and load a certificate for the current name if it changed; whether it did."""
+        """Load the certificate an admin uploaded, or issue one for the current name if that
+        changed; whether a new one was loaded."""
+        if _served is None:
+            return False
+        uploaded = self.secrets.get(UPLOADED_CHAIN)
+        if uploaded:
+            if uploaded == self.serving:
+                return False
+            cert_path, key_path = write_pair(self.directory, uploaded, self.secrets.get(UPLOADED_KEY) or "")
+            _served.load_cert_chain(cert_path, key_path)
+            log.info("TLS certificate now the one an admin uploaded")
+            self.serving = uploaded
+            return True
         name = self.domain_name() or self.fallback
-        if name == self.serving or _served is None:
+        if name == self.serving:
             return False
         chain, key = leaf(self.secrets, name)
         cert_path, key_path = write_pair(self.directory, chain, key)
@@ -160,3 +172,53 @@ class CertificateFollower:
                 self.check()
             except Exception:  # noqa: BLE001 — keep serving the old certificate; try again next time
                 log.exception("TLS certificate for the new domain name could not be issued")
+
+
+# -- a certificate an admin uploads ------------------------------------------------------------
+
+UPLOADED_CHAIN = "tls-uploaded-chain"
+UPLOADED_KEY = "tls-uploaded-key"
+
+
+def _covers(cert: x509.Certificate, host: str) -> bool:
+    try:
+        names = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    except x509.ExtensionNotFound:
+        return False
+    try:
+        return ipaddress.ip_address(host) in names.get_values_for_type(x509.IPAddress)
+    except ValueError:
+        pass
+    for dns in names.get_values_for_type(x509.DNSName):
+        dns = dns.lower()
+        if dns == host or (dns.startswith("*.") and host.count(".") >= 2 and host.split(".", 1)[1] == dns[2:]):
+            return True
+    return False
+
+
+def check_uploaded(chain_pem: str, key_pem: str, name: str, now: dt.datetime | None = None) -> x509.Certificate:
+    """The leaf of an uploaded PEM chain and key, if they can serve `name`: the key is the leaf's,
+    the leaf is valid now and its subjectAltName covers the host. `InvalidRequest` saying why not."""
+    from dockyard.domain.errors import InvalidRequest
+
+    now = now or dt.datetime.now(dt.UTC)
+    try:
+        chain = x509.load_pem_x509_certificates(chain_pem.encode())
+    except ValueError:
+        raise InvalidRequest("certificateChain: not a PEM certificate chain") from None
+    try:
+        key = serialization.load_pem_private_key(key_pem.encode(), password=None)
+    except (ValueError, TypeError):
+        raise InvalidRequest("privateKey: not an unencrypted PEM private key") from None
+    leaf_cert = chain[0]
+    spki = serialization.PublicFormat.SubjectPublicKeyInfo
+    if (key.public_key().public_bytes(serialization.Encoding.DER, spki)
+            != leaf_cert.public_key().public_bytes(serialization.Encoding.DER, spki)):
+        raise InvalidRequest("privateKey: it is not the key of the chain's first certificate")
+    if not leaf_cert.not_valid_before_utc <= now < leaf_cert.not_valid_after_utc:
+        raise InvalidRequest(f"certificateChain: not valid now (valid {leaf_cert.not_valid_before_utc.isoformat()} "
+                             f"to {leaf_cert.not_valid_after_utc.isoformat()})")
+    host = host_of(name)
+    if not _covers(leaf_cert, host):
+        raise InvalidRequest(f"certificateChain: its subjectAltName does not cover {host!r}")
+    return leaf_cert

@@ -33,6 +33,7 @@ from dockyard.api.v0 import (
     tags,
     team_access,
     teams,
+    tls_settings,
     tokens,
     webhooks,
 )
@@ -46,7 +47,7 @@ def router() -> APIRouter:
     api = APIRouter(prefix=PREFIX, responses=PROBLEM_RESPONSES)
     for module in (account_access, accounts, teams, tokens, history, restore, tags, team_access, repositories,
                    settings, general_settings, storage_settings, event_stream, events, audit, projections, gc, search,
-                   webhooks, logs):
+                   webhooks, logs, tls_settings):
         api.include_router(module.router)
     return api
 

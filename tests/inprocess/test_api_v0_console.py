@@ -40,6 +40,7 @@ ROUTES = {
     ("get", "/repositories/{namespace}/{repo}/tags/{tag}/history", False),
     ("get", "/repositories/{namespace}/{repo}/activity", False), ("get", "/accounts/{name}/access", False),
     ("get", "/logs", False),
+    ("put", "/settings/tls", True),
 }
 
 # Routes anyone may call that answer a PEM document (the audit checkpoints' public key).
