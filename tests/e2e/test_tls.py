@@ -16,6 +16,7 @@ from cryptography import x509
 
 from tests.conftest import ADMIN_PASSWORD, require_tool
 from tests.e2e.clients import Layout, Skopeo, assert_same_image, make_image
+from tests.inprocess.test_tls_upload import pair
 from tests.server import DockyardServer
 
 pytestmark = pytest.mark.e2e
@@ -81,5 +82,19 @@ def test_the_lab_trust_procedure_then_push_and_pull_verified(tmp_path: Path) -> 
             if in_a_row == 0:
                 time.sleep(0.5)
         assert server.process is not None and server.process.poll() is None
+
+        # An admin uploads a chain and key of their own: every worker serves it within seconds.
+        chain_pem, key_pem = pair("registry.example.test")
+        by_address = ssl.create_default_context(cafile=str(ca_file))
+        by_address.check_hostname = False  # the certificate names the domain now; we dial 127.0.0.1
+        with httpx.Client(base_url=server.url, verify=by_address, auth=("admin", ADMIN_PASSWORD), timeout=30) as admin:
+            r = admin.put("/api/v0/settings/tls", json={"certificateChain": chain_pem, "privateKey": key_pem})
+            assert r.status_code == 200, r.text
+        deadline, in_a_row = time.monotonic() + 60, 0
+        while in_a_row < 4:
+            in_a_row = in_a_row + 1 if served_chain(server)[0] == chain_pem else 0
+            assert time.monotonic() < deadline, "the uploaded certificate is not served"
+            if in_a_row == 0:
+                time.sleep(0.5)
     finally:
         server.stop()
