@@ -239,13 +239,21 @@ def add_parsers(sub: Any, common: Callable[[argparse.ArgumentParser], None]) -> 
     v.set_defaults(func=audit_verify)
 
 
+def _progress(name: str, started: float) -> Callable[[int, int], None]:
+    def show(position: int, head: int) -> None:
+        rate = position / max(time.perf_counter() - started, 1e-9)
+        print(f"\r{name}: {position}/{head} ({rate:,.0f} events/s)", end="", file=sys.stderr, flush=True)
+
+    return show
+
+
 def projections_rebuild(args: argparse.Namespace) -> int:
-    """`projections rebuild NAME... | --all`: followed projections online (fresh tables, then a
-    swap); `registry`/`identity` (the inline views) by replaying under the log's write lock."""
+    """`projections rebuild NAME... | --all`: into fresh tables while the old ones serve, then a
+    swap (`registry` and `identity`, the inline views, share one fold and are rebuilt together)."""
     from dockyard.cli import _registry
     from dockyard.projections.online_rebuild import rebuild
     from dockyard.projections.read_side import ReadSide
-    from dockyard.projections.rebuild import rebuild_registry_view
+    from dockyard.projections.rebuild import rebuild_inline_online
     from dockyard.projections.status import INLINE
 
     registry = _registry(args)
@@ -259,17 +267,13 @@ def projections_rebuild(args: argparse.Namespace) -> int:
         if unknown:
             print(f"error: no projection {', '.join(unknown)} (known: {', '.join(known)})", file=sys.stderr)
             return 2
-        if any(n in INLINE for n in names):
-            count = rebuild_registry_view(registry)
-            print(f"registry view rebuilt from {count} events")
-        for name in (n for n in names if n in read_side.runners):
+        if any(n in INLINE for n in names):  # the inline views share one fold: rebuilt together
             started = time.perf_counter()
-
-            def progress(position: int, head: int, name: str = name, started: float = started) -> None:
-                rate = position / max(time.perf_counter() - started, 1e-9)
-                print(f"\r{name}: {position}/{head} ({rate:,.0f} events/s)", end="", file=sys.stderr, flush=True)
-
-            result = rebuild(registry, read_side.runners[name], progress=progress)
+            count = rebuild_inline_online(registry, progress=_progress("inline", started))
+            print(file=sys.stderr)
+            print(f"registry and identity views rebuilt from {count} events in {time.perf_counter() - started:.2f} s")
+        for name in (n for n in names if n in read_side.runners):
+            result = rebuild(registry, read_side.runners[name], progress=_progress(name, time.perf_counter()))
             print(file=sys.stderr)
             print(f"{name} rebuilt from {result.events} events in {result.seconds:.2f} s "
                   f"({result.rate:,.0f} events/s), swapped in at position {result.position}")

@@ -52,5 +52,5 @@ def test_query_export_and_status(place: tuple[Path, str | None], registry) -> No
     # Step 5: rebuilding every projection leaves the same audit rows.
     before = dockyard(place, "audit", "export", "--format", "csv")
     out = dockyard(place, "projections", "rebuild", "--all")
-    assert "registry view rebuilt" in out and f"audit rebuilt from {len(log)} events" in out
+    assert "registry and identity views rebuilt" in out and f"audit rebuilt from {len(log)} events" in out
     assert dockyard(place, "audit", "export", "--format", "csv") == before
