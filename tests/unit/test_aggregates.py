@@ -45,6 +45,7 @@ STORED_TOPICS = {
     "dockyard.Tag": ["Created", "Deleted", "Moved"],
     "dockyard.Team": ["Created", "Deleted", "MemberAdded", "MemberRemoved", "Recreated"],
     "dockyard.User": ["Activated", "Created", "Deactivated", "PasswordChanged", "RoleChanged"],
+    "dockyard.Webhook": ["Created", "Deleted"],
 }
 
 
