@@ -579,14 +579,17 @@ def main(argv: list[str] | None = None) -> int:
 
     from dockyard.domain.actor import Actor, current_actor
 
-    token = current_actor.set(Actor(getpass.getuser(), "local"))  # rule 6: a CLI verb's events name the OS user
+    # Rule 6: an admin verb's events name the OS user. Not `serve`'s: there each request names
+    # its own caller, and what runs on its own (first-start admin, GC, purges) is `system`.
+    token = None if args.func is serve else current_actor.set(Actor(getpass.getuser(), "local"))
     try:
         return args.func(args)
     except CliError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     finally:
-        current_actor.reset(token)
+        if token is not None:
+            current_actor.reset(token)
 
 
 if __name__ == "__main__":

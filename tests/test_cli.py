@@ -252,3 +252,21 @@ def test_a_client_trying_tls_first_gets_400_without_a_warning(tmp_path: Path, se
     assert raw_exchange(srv.port, b"NOT HTTP AT ALL\r\n\r\n").startswith(b"HTTP/1.1 400 ")
     err = srv.stop()
     assert err.count("Invalid HTTP request received.") == 1, err  # the garbage, not the handshake
+
+
+def test_serve_acts_as_system_and_admin_verbs_as_the_os_user(monkeypatch: pytest.MonkeyPatch,
+                                                              tmp_path: Path) -> None:
+    """Rule 6: an admin verb's events name the OS user who ran it; `serve` is no admin verb —
+    each request names its caller, and what the server does unasked is `system` (with one
+    worker, uvicorn runs in this very context, so an OS user set here would stamp them all)."""
+    import getpass
+
+    import dockyard.cli as cli
+    from dockyard.domain.actor import current_actor
+
+    seen: dict[str, str] = {}
+    monkeypatch.setattr(cli, "serve", lambda args: seen.setdefault("serve", current_actor.get().name) and 0)
+    monkeypatch.setattr(cli, "tail", lambda args: seen.setdefault("tail", current_actor.get().name) and 0)
+    cli.main(["serve", "--data-dir", str(tmp_path / "data")])
+    cli.main(["events", "tail", "--data-dir", str(tmp_path / "data")])
+    assert seen == {"serve": "system", "tail": getpass.getuser()}

@@ -135,3 +135,4 @@ def test_a_blob_file_gone_since_its_link_was_read_is_unknown(client, shared_serv
         r = client.request(method, f"/v2/{repo}/blobs/{digest}")
         assert r.status_code == 404, (method, r.status_code)
     assert client.get(f"/v2/{repo}/blobs/{digest}").json()["errors"][0]["code"] == "BLOB_UNKNOWN"
+
