@@ -12,6 +12,7 @@ from starlette.concurrency import run_in_threadpool
 from dockyard.api import tls
 from dockyard.api.v0.deps import GlobalAdmin, ServicesDep, require_token_admin
 from dockyard.api.v0.schemas import Model
+from dockyard.commands.certificates import check_uploaded
 
 router = APIRouter(prefix="/settings/tls", tags=["settings"])
 
@@ -32,7 +33,7 @@ async def upload_tls(body: TlsUpload, principal: GlobalAdmin, svc: ServicesDep) 
 
     def store() -> TlsCertificate:
         name = svc.general.domain_name() or svc.settings.host
-        leaf = tls.check_uploaded(body.certificate_chain, body.private_key, name)
+        leaf = check_uploaded(body.certificate_chain, body.private_key, name)
         svc.secrets.put(tls.UPLOADED_KEY, body.private_key)
         svc.secrets.put(tls.UPLOADED_CHAIN, body.certificate_chain)
         return TlsCertificate(subject=leaf.subject.rfc4514_string(), not_after=leaf.not_valid_after_utc.isoformat())
