@@ -17,6 +17,7 @@ import re
 from http import HTTPStatus
 
 import orjson
+from eventsourcing.persistence import ConnectionUnavailableError
 from fastapi.exception_handlers import http_exception_handler, request_validation_exception_handler
 from fastapi.exceptions import RequestValidationError
 from starlette.applications import Starlette
@@ -172,6 +173,15 @@ async def _unexpected(request: Request, exc: Exception) -> Response:
     return error_response("UNKNOWN", "internal server error", 500)
 
 
+async def _busy(request: Request, exc: Exception) -> Response:
+    # The event store's writer stayed busy past its wait (SQLite's single writer under many
+    # concurrent pushes): nothing was written, and the client may simply retry — a 503, not a 500.
+    log.warning("database busy on %s %s: %s", request.method, request.url.path, exc)
+    busy = e.Unavailable("the registry is busy; retry", {"retryAfterSeconds": 1})
+    busy.headers = {"Retry-After": "1"}  # type: ignore[attr-defined]
+    return await _domain_error(request, busy)
+
+
 async def _client_gone(request: Request, exc: Exception) -> Response:
     # The client closed the connection mid-request (e.g. an aborted PATCH): nothing to answer,
     # nothing to alarm anyone about. What it sent so far is handled by the route's own cleanup.
@@ -182,6 +192,7 @@ async def _client_gone(request: Request, exc: Exception) -> Response:
 def install(app: Starlette) -> None:
     app.add_exception_handler(ClientDisconnect, _client_gone)
     app.add_exception_handler(e.DomainError, _domain_error)
+    app.add_exception_handler(ConnectionUnavailableError, _busy)
     app.add_exception_handler(HTTPException, _http_error)
     app.add_exception_handler(RequestValidationError, _invalid_request)
     app.add_exception_handler(Exception, _unexpected)
