@@ -83,7 +83,7 @@ def test_a_full_disk_answers_507_drops_the_upload_and_recovers(small_disk: Path)
             assert admin.get("/v2/admin/app/tags/list").json()["tags"] == ["v1"]
 
             # Not a byte left: the event log (SQLite, on the same disk) cannot grow either.
-            with open(small_disk / "filler2", "wb") as f:
+            with open(small_disk / "filler2", "wb", buffering=0) as f:  # unbuffered: close() has nothing left to flush
                 try:
                     while True:
                         f.write(b"\0" * 65536)
