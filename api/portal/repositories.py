@@ -18,6 +18,7 @@ from starlette.responses import Response
 
 from dockyard.api.portal.audit import scope_of
 from dockyard.api.portal.web import CurrentViewer, Form, PortalRoute, Viewer, redirect, render, services, status_of
+from dockyard.api.v0.as_of import past, past_readable
 from dockyard.api.v2.common import Services
 from dockyard.domain import access
 from dockyard.domain.errors import DomainError, InvalidRequest, NotFound
@@ -125,24 +126,40 @@ def image_size(body: bytes) -> int:
     return total
 
 
-def repository_view(svc: Services, viewer: Viewer, full: str) -> dict[str, Any]:
-    level = svc.management.check_level(viewer.principal, full)
-    row = svc.registry.queries.repository(full)
+def moment(value: str | None) -> str | None:
+    """The `at` of the "as of" form: a browser's `datetime-local` value is UTC here (the page says
+    so); a log position or a full RFC 3339 time passes as it is. None: now."""
+    value = (value or "").strip()
+    if not value or value.isdigit() or value.endswith(("Z", "z")) or "+" in value[10:]:
+        return value or None
+    return value + ("" if value.count(":") >= 2 else ":00") + "+00:00"
+
+
+def repository_view(svc: Services, viewer: Viewer, full: str, at: str | None = None) -> dict[str, Any]:
+    """What the repository page shows: today, or as of `at` (the read models folded up to that
+    instant and the access policy on its facts, as `?at=` on /api/v0; read only)."""
+    if at is None:
+        level, views, position = svc.management.check_level(viewer.principal, full), svc.registry, None
+    else:
+        views = past(svc, at)
+        level, position = past_readable(views, viewer.principal, full), views.position
+    row = views.queries.repository(full)
     if row is None:
         raise NotFound("no such repository", {"repository": full})
     tags = []
-    for tag in svc.registry.queries.tag_rows(full):
-        manifest = svc.registry.queries.manifest_by_digest(full, tag["digest"])
+    for tag in views.queries.tag_rows(full):
+        manifest = views.queries.manifest_by_digest(full, tag["digest"])
         tags.append({**tag, "size": image_size(manifest.body) if manifest else None,
                      "media_type": manifest.media_type if manifest else ""})
     namespace = full.split("/", 1)[0]
-    org = svc.registry.identity.account(namespace)
+    org = views.identity.account(namespace)
+    writable = at is None
     return {
         "repository": row, "level": level, "tags": tags, "namespace": namespace,
-        "name": full.split("/", 1)[1], "team_access": svc.registry.identity.team_access(full),
-        "is_org": bool(org and org["kind"] == "organization"),
-        "can_push": access.LEVELS.index(level) >= access.LEVELS.index("read-write"),
-        "can_admin": level == "admin",
+        "name": full.split("/", 1)[1], "team_access": views.identity.team_access(full),
+        "is_org": bool(org and org["kind"] == "organization"), "at": at, "at_position": position,
+        "can_push": writable and access.LEVELS.index(level) >= access.LEVELS.index("read-write"),
+        "can_admin": writable and level == "admin",
         "host": svc.general.domain_name() or "",
         "activity": svc.read_side.audit.latest(AuditFilter(repository=full), scope_of(svc, viewer), ACTIVITY),
     }
@@ -227,7 +244,8 @@ async def change_settings(request: Request, namespace: str, repo: str, current: 
 
 
 @router.get("/repositories/{namespace}/{repo:path}")
-async def repository_page(request: Request, namespace: str, repo: str, current: CurrentViewer) -> Response:
-    view = await run_in_threadpool(repository_view, services(request), current, f"{namespace}/{repo}")
+async def repository_page(request: Request, namespace: str, repo: str, current: CurrentViewer,
+                          at: str | None = None) -> Response:
+    view = await run_in_threadpool(repository_view, services(request), current, f"{namespace}/{repo}", moment(at))
     return render(request, "repository.html", section="repositories", settings_error=None,
                   **{**view, "host": view["host"] or request.url.netloc})

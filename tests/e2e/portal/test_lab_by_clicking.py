@@ -8,6 +8,7 @@ clicks set up is then tried with skopeo, as the lab's Task 4 does with docker.
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -173,6 +174,7 @@ def test_the_lab_by_clicking(portal_server: DockyardServer, context, tmp_path: P
     page.goto(server.url + "/repositories/engineering/barca")
     expect(page.locator("#pull-command")).to_contain_text(f"docker pull {server.host}/engineering/barca")
     both_widths(page, "repository")
+    before_delete = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S")
     page.get_by_role("link", name="Delete tag lona").click()
     dialog = page.get_by_role("dialog")
     dialog.get_by_label("Type DELETE to confirm").fill("DELETE")
@@ -183,6 +185,16 @@ def test_the_lab_by_clicking(portal_server: DockyardServer, context, tmp_path: P
     expect(page.get_by_role("heading", name="barca")).to_be_visible()
     tags = Skopeo(server, tmp_path / "gordon-list", "gordon", PASSWORDS["gordon"]).list_tags("engineering/barca")
     assert "lona" not in (tags or [])
+
+    # The log keeps it: the repository "as of" before the delete still shows lona (read only).
+    page.get_by_label("As of (UTC)").fill(before_delete)
+    page.get_by_role("button", name="Show").click()
+    expect(page.get_by_role("status")).to_contain_text("As of")
+    expect(page.get_by_role("cell", name="lona", exact=True)).to_be_visible()
+    expect(page.get_by_role("link", name="Delete tag lona")).to_have_count(0)
+    both_widths(page, "repository-as-of")
+    page.get_by_role("link", name="Now").click()
+    expect(page.get_by_role("cell", name="lona", exact=True)).to_have_count(0)
 
     # ... and Garbage Collection on the lab's schedule, with its next run shown; a bad one refused.
     page.get_by_role("link", name="Settings").click()
