@@ -12,7 +12,8 @@ from __future__ import annotations
 import os
 import threading
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
 from urllib.parse import unquote, urlparse
@@ -20,13 +21,12 @@ from urllib.parse import unquote, urlparse
 import orjson
 from eventsourcing.persistence import InterfaceError, Mapper, OperationalError, StoredEvent, Transcoder
 from eventsourcing.postgres import PostgresApplicationRecorder
-from eventsourcing.sqlite import SQLiteApplicationRecorder
+from eventsourcing.sqlite import SQLiteApplicationRecorder, SQLiteConnection, SQLiteTransaction
 from eventsourcing.utils import get_topic, retry
 
 from dockyard.commands import database
 from dockyard.projections import chain, inline
 from dockyard.projections.dialect import POSTGRES, SQLITE, Dialect
-
 
 # A check run inside an event transaction while it holds the log's single write lock (SQLite's
 # writer lock, PostgreSQL's EXCLUSIVE lock on the events table): what it reads cannot change
@@ -59,6 +59,31 @@ class RegistryMapper(Mapper):
 def _chain_rows(ids: Sequence[int], stored_events: Sequence[StoredEvent]) -> list[chain.StoredRow]:
     return [chain.StoredRow(i, e.topic, e.originator_id, e.originator_version, e.state)
             for i, e in zip(ids, stored_events, strict=True)]
+
+
+class _WriteFirstTransaction(SQLiteTransaction):
+    """The library's SQLite transaction, but a writing one begins `BEGIN IMMEDIATE`.
+
+    In WAL mode a deferred transaction that reads and then writes fails at once with "database is
+    locked" (SQLITE_BUSY_SNAPSHOT, no busy wait) when another connection committed in between —
+    as a second process starting its projection runners beside a busy first one did. Taking the
+    write lock at BEGIN makes the writer wait its turn (the lock timeout) instead. Read-only
+    transactions stay deferred.
+    """
+
+    def __enter__(self) -> Any:
+        cursor = self.connection.cursor()
+        cursor.execute("BEGIN IMMEDIATE" if self.commit else "BEGIN")
+        return cursor
+
+
+@contextmanager
+def _transaction(self: SQLiteConnection, *, commit: bool) -> Iterator[Any]:
+    with _WriteFirstTransaction(self, commit=commit) as curs, curs:
+        yield curs
+
+
+SQLiteConnection.transaction = _transaction  # type: ignore[method-assign]
 
 
 class SQLiteRegistryRecorder(SQLiteApplicationRecorder):

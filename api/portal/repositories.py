@@ -138,11 +138,13 @@ def moment(value: str | None) -> str | None:
 def repository_view(svc: Services, viewer: Viewer, full: str, at: str | None = None) -> dict[str, Any]:
     """What the repository page shows: today, or as of `at` (the read models folded up to that
     instant and the access policy on its facts, as `?at=` on /api/v0; read only)."""
+    views: Any  # the live read models (`Registry`) or those of the instant (`PastState`): `.queries`, `.identity`
+    position: int | None = None
     if at is None:
-        level, views, position = svc.management.check_level(viewer.principal, full), svc.registry, None
+        level, views = svc.management.check_level(viewer.principal, full), svc.registry
     else:
-        views = past(svc, at)
-        level, position = past_readable(views, viewer.principal, full), views.position
+        state = past(svc, at)
+        level, views, position = past_readable(state, viewer.principal, full), state, state.position
     row = views.queries.repository(full)
     if row is None:
         raise NotFound("no such repository", {"repository": full})
