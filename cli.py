@@ -319,18 +319,17 @@ def restore_cmd(args: argparse.Namespace) -> int:
 
 
 def _blob_store(settings: Settings, registry):  # noqa: ANN001, ANN202 - a Registry; a BlobStore
-    """The store the registry uses: Settings > Storage when one was chosen at run time, else --storage."""
+    """The store the registry uses: Settings > Storage when one was chosen at run time, else --storage.
+    A store that cannot be opened is a one-line `CliError` naming what is wrong."""
     from dockyard.api.secret_store import SecretStore
     from dockyard.commands.storage_settings import StorageSetting
     from dockyard.storage import StorageConfigError, StorageError, open_store
 
     setting = StorageSetting(registry, SecretStore(registry), open_store)
-    if not setting.version():
-        return open_store(settings.storage_url)
     try:
-        return setting.open_current()
-    except StorageError as exc:
-        raise StorageConfigError(str(exc)) from None
+        return setting.open_current() if setting.version() else open_store(settings.storage_url)
+    except (StorageConfigError, StorageError) as exc:
+        raise CliError(f"storage: {exc}") from None
 
 
 def _read_password(name: str) -> str:
@@ -390,15 +389,11 @@ def uploads(args: argparse.Namespace) -> int:
 
     from dockyard.commands.uploads import UploadSessions
     from dockyard.gc.upload_purge import purge_uploads
-    from dockyard.storage import StorageConfigError
 
     settings = _settings(args)
     registry = _registry(args)  # first: opening a filesystem store creates its folder
     try:
-        try:
-            store = _blob_store(settings, registry)
-        except StorageConfigError as exc:
-            raise CliError(f"storage: {exc}") from None
+        store = _blob_store(settings, registry)
         sessions = UploadSessions(store, registry)
         hours = settings.upload_purge_age_hours if args.older_than_hours is None else args.older_than_hours
         purged = purge_uploads(sessions, timedelta(hours=hours), dry_run=args.dry_run)
@@ -419,15 +414,11 @@ def gc(args: argparse.Namespace) -> int:
 
     from dockyard.domain.errors import DomainError
     from dockyard.gc.collector import GarbageCollector
-    from dockyard.storage import StorageConfigError
 
     settings = _settings(args)
     registry = _registry(args)  # first: opening a filesystem store creates its folder
     try:
-        try:
-            store = _blob_store(settings, registry)
-        except StorageConfigError as exc:
-            raise CliError(f"storage: {exc}") from None
+        store = _blob_store(settings, registry)
         collector = GarbageCollector(registry, store)
         with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                       console=None if sys.stderr.isatty() else _quiet_console(), transient=False) as bar:
