@@ -223,25 +223,34 @@ class Registry(Application[UUID]):
 
         def command() -> None:
             changed: list[Any] = self._live_repository(repository)
-            manifest = self.load(Manifest, Manifest.create_id(repository, parsed.digest)) or Manifest(
-                repository=repository, digest=parsed.digest)
-            if not manifest.present:
-                manifest.push(
-                    repository=repository, digest=parsed.digest, media_type=parsed.media_type,
-                    size=parsed.size, payload=Manifest.encode_payload(body), blobs=list(parsed.blobs),
-                    manifests=list(parsed.manifests), subject=parsed.subject,
-                    artifact_type=parsed.artifact_type, annotations=parsed.annotations,
-                )
-                changed.append(manifest)
+            changed += self.manifest_pushed(repository, parsed, body)
             if tag is not None:
-                tag_aggregate = self.load(Tag, Tag.create_id(repository, tag)) or Tag(repository=repository, name=tag)
-                if tag_aggregate.point_at(parsed.digest) or tag_aggregate.version == 1:
-                    changed.append(tag_aggregate)
+                changed += self.tag_moved(repository, tag, parsed.digest)
             if changed:
                 self.save(*changed, fence=check_references)
 
         self.retrying(command)
         return parsed
+
+    def manifest_pushed(self, repository: str, parsed: ParsedManifest, body: bytes) -> list[Manifest]:
+        """The manifest aggregate with `body` pushed, to save (an empty list when it is present
+        already: pushing it again records nothing)."""
+        manifest = self.load(Manifest, Manifest.create_id(repository, parsed.digest)) or Manifest(
+            repository=repository, digest=parsed.digest)
+        if manifest.present:
+            return []
+        manifest.push(
+            repository=repository, digest=parsed.digest, media_type=parsed.media_type,
+            size=parsed.size, payload=Manifest.encode_payload(body), blobs=list(parsed.blobs),
+            manifests=list(parsed.manifests), subject=parsed.subject,
+            artifact_type=parsed.artifact_type, annotations=parsed.annotations,
+        )
+        return [manifest]
+
+    def tag_moved(self, repository: str, name: str, digest: str) -> list[Tag]:
+        """The tag aggregate pointed at `digest`, to save (empty when it points there already)."""
+        tag = self.load(Tag, Tag.create_id(repository, name)) or Tag(repository=repository, name=name)
+        return [tag] if tag.point_at(digest) or tag.version == 1 else []
 
     def delete_manifest(self, repository: str, digest: str) -> list[str]:
         """Delete a manifest revision and every tag pointing at it; returns those tags."""

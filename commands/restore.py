@@ -3,7 +3,9 @@
 Nothing is rewritten: a restore records new events — the repository's `Restored` (and its
 visibility, description and team grants as they were just before the delete), a manifest's
 `Pushed` again with the exact bytes it had, blob links `Linked` again, the tag's `Moved` — so
-a pull works right after and the history shows the restore as one more step.
+a pull works right after and the history shows the restore as one more step. A restore is one
+save, so one transaction: all of its events are recorded or none (a crash or a refusal half way
+leaves nothing half restored).
 
 Rights are the delete's: `read-write` on the repository for a tag, `admin` for a repository —
 for a deleted repository, as the caller had them just before the delete (the policy of
@@ -19,11 +21,14 @@ from typing import Any
 
 from dockyard.domain import access
 from dockyard.domain.access import Principal
+from dockyard.domain.blob_link import BlobLink
 from dockyard.domain.errors import Conflict, Denied, NotFound
+from dockyard.domain.manifest import Manifest
 from dockyard.domain.manifest_format import parse_manifest
 from dockyard.domain.repository import Repository
 from dockyard.projections.as_of import AsOf, PastState
 from dockyard.projections.audit_queries import EVERYTHING, AuditFilter, AuditQueries
+from dockyard.projections.dialect import Dialect
 from dockyard.storage import BlobStore, blob_key
 
 
@@ -52,11 +57,12 @@ class Restore:
 
     def restore_tag(self, principal: Principal, repository: str, tag: str, digest: str) -> str:
         """Point `repository:tag` at `digest` again, a manifest once pushed to the repository
-        (re-pushed and its blobs linked again if they were deleted). Returns the digest."""
+        (re-pushed and its blobs linked again if they were deleted), in one transaction.
+        Returns the digest."""
         self.management.check_level(principal, repository, "read-write")
-        manifest = self._manifest(repository, digest)
-        self.check_blobs([manifest])
-        self._bring_back(repository, tag, manifest)
+        manifests = self._manifests(repository, {digest})
+        self.check_blobs(list(manifests.values()))
+        self.registry.retrying(lambda: self._save_back(repository, {tag: digest}, manifests))
         return digest
 
     # -- repositories ------------------------------------------------------------------------------
@@ -76,7 +82,7 @@ class Restore:
         if row is None:  # the log says it was live before its delete; a guard, not a path
             raise NotFound("no such repository before its delete", {"repository": repository})
         tags = {r["tag"]: r["digest"] for r in before.queries.tag_rows(repository)}
-        manifests = {digest: self._manifest(repository, digest) for digest in set(tags.values())}
+        manifests = self._manifests(repository, set(tags.values()))
         self.check_blobs(list(manifests.values()))
         grants = {r["team"]: r["level"] for r in before.identity.team_access(repository)}
         teams = {r["name"] for r in self.registry.identity.teams(repo.namespace)}
@@ -89,22 +95,30 @@ class Restore:
             aggregate.recreate(row["visibility"], row["description"])
             for team, level in sorted(kept.items()):
                 aggregate.grant(team, level)
-            self.registry.save(aggregate)
+            self._save_back(repository, tags, manifests, aggregate)
 
         self.registry.retrying(command)
-        for tag, digest in sorted(tags.items()):
-            self._bring_back(repository, tag, manifests[digest])
         return Restored(repository, tags, kept, tuple(sorted(set(grants) - set(kept))))
 
     # -- shared ------------------------------------------------------------------------------------
 
-    def _manifest(self, repository: str, digest: str) -> dict[str, Any]:
-        found = self.registry.queries.manifest_ever(repository, digest)
-        if found is None:
-            raise NotFound("no manifest with this digest was ever pushed to the repository",
-                           {"repository": repository, "digest": digest})
-        parsed = parse_manifest(found["body"], found["media_type"])
-        return {**found, "parsed": parsed}
+    def _manifests(self, repository: str, digests: set[str]) -> dict[str, dict[str, Any]]:
+        """Each manifest of `digests` as once pushed to the repository, and an index's children
+        (they come back with it), by digest; `NotFound` for one never pushed there."""
+        found: dict[str, dict[str, Any]] = {}
+        todo = sorted(digests)
+        while todo:
+            digest = todo.pop()
+            if digest in found:
+                continue
+            manifest = self.registry.queries.manifest_ever(repository, digest)
+            if manifest is None:
+                raise NotFound("no manifest with this digest was ever pushed to the repository",
+                               {"repository": repository, "digest": digest})
+            parsed = parse_manifest(manifest["body"], manifest["media_type"])
+            found[digest] = {**manifest, "parsed": parsed}
+            todo.extend(parsed.manifests)
+        return found
 
     def check_blobs(self, manifests: list[dict[str, Any]]) -> None:
         """`Conflict` naming every blob (config, layer, child manifest's) the manifests need that
@@ -114,14 +128,42 @@ class Restore:
             raise Conflict("garbage collection already removed blobs this image needs, so it cannot be "
                            f"restored: {', '.join(missing)}", {"missingBlobs": missing})
 
-    def _bring_back(self, repository: str, tag: str, manifest: dict[str, Any]) -> None:
-        parsed = manifest["parsed"]
-        for digest in parsed.blobs:
-            if self.registry.queries.blob_size(repository, digest) is None:
-                key = blob_key(digest)
-                self.registry.link_blob(repository, digest, self.store.stat(key), "restore",
-                                        lambda key=key: self.store.exists(key))
-        self.registry.push_manifest(repository, tag, manifest["media_type"], manifest["body"])
+    def _save_back(self, repository: str, tags: dict[str, str], manifests: dict[str, dict[str, Any]],
+                   *first: Any) -> None:
+        """In one save (one transaction: all of it is recorded or none): `first` (the restored
+        repository), each blob the manifests need linked again, each manifest pushed again with
+        its exact bytes, each of `tags` pointed at its digest. The save's fence, under the log's
+        write lock, finds every blob it links again still in the blob store and every blob it
+        relies on still linked, so a GC sweep between the check and the save cannot leave a
+        restored image with blobs missing (the sweep deletes under the same lock)."""
+        needed = sorted({d for m in manifests.values() for d in m["parsed"].blobs})
+        links = [self.registry.load(BlobLink, BlobLink.create_id(repository, d))
+                 or BlobLink(repository=repository, digest=d) for d in needed]
+        relinked = [link for link in links if not link.linked]
+        for link in relinked:
+            link.link(self.store.stat(blob_key(link.digest)), "restore")
+        changed: list[Any] = [*first, *relinked]
+        for digest in sorted(manifests):
+            changed += self.registry.manifest_pushed(repository, manifests[digest]["parsed"],
+                                                     manifests[digest]["body"])
+        pushed = {m.digest for m in changed if isinstance(m, Manifest)}
+        for tag, digest in sorted(tags.items()):
+            changed += self.registry.tag_moved(repository, tag, digest)
+        fresh = {link.digest for link in relinked}
+        kept_blobs = [d for d in needed if d not in fresh]
+        kept_manifests = [d for d in manifests if d not in pushed]
+
+        def fence(dialect: Dialect, cursor: Any) -> None:
+            queries = self.registry.queries
+            gone = [d for d in sorted(fresh) if not self.store.exists(blob_key(d))]
+            gone += queries.unlinked_blobs(repository, kept_blobs, cursor)
+            gone += queries.missing_manifests(repository, kept_manifests, cursor)
+            if gone:
+                raise Conflict("garbage collection already removed blobs this image needs, so it cannot be "
+                               f"restored: {', '.join(sorted(gone))}", {"missingBlobs": sorted(gone)})
+
+        if changed:
+            self.registry.save(*changed, fence=fence)
 
     def _deleted_at(self, repository: str) -> int:
         """The position of the first event of the repository's last delete: the delete revokes
