@@ -223,7 +223,7 @@ class Registry(Application[UUID]):
 
         def command() -> None:
             changed: list[Any] = self._live_repository(repository)
-            changed += self.manifest_pushed(repository, parsed, body)
+            changed += self.manifest_pushed(repository, parsed, body, by_digest=tag is None)
             if tag is not None:
                 changed += self.tag_moved(repository, tag, parsed.digest)
             if changed:
@@ -232,9 +232,10 @@ class Registry(Application[UUID]):
         self.retrying(command)
         return parsed
 
-    def manifest_pushed(self, repository: str, parsed: ParsedManifest, body: bytes) -> list[Manifest]:
+    def manifest_pushed(self, repository: str, parsed: ParsedManifest, body: bytes,
+                        by_digest: bool = False) -> list[Manifest]:
         """The manifest aggregate with `body` pushed, to save (an empty list when it is present
-        already: pushing it again records nothing)."""
+        already: pushing it again records nothing). `by_digest`: the push named no tag."""
         manifest = self.load(Manifest, Manifest.create_id(repository, parsed.digest)) or Manifest(
             repository=repository, digest=parsed.digest)
         if manifest.present:
@@ -243,7 +244,7 @@ class Registry(Application[UUID]):
             repository=repository, digest=parsed.digest, media_type=parsed.media_type,
             size=parsed.size, payload=Manifest.encode_payload(body), blobs=list(parsed.blobs),
             manifests=list(parsed.manifests), subject=parsed.subject,
-            artifact_type=parsed.artifact_type, annotations=parsed.annotations,
+            artifact_type=parsed.artifact_type, annotations=parsed.annotations, by_digest=by_digest,
         )
         return [manifest]
 

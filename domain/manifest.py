@@ -36,6 +36,7 @@ class Manifest(RegistryAggregate):
             subject: str | None
             artifact_type: str | None
             annotations: dict[str, str]
+            by_digest: bool
 
         class Deleted(RegistryAggregate.Event):
             repository: str
@@ -64,8 +65,11 @@ class Manifest(RegistryAggregate):
         subject: str | None,
         artifact_type: str | None,
         annotations: dict[str, str],
+        by_digest: bool = False,
     ) -> None:
-        """Record the manifest's exact bytes (`payload`, base64) and what they reference."""
+        """Record the manifest's exact bytes (`payload`, base64) and what they reference.
+        `by_digest`: the push named the digest, no tag (a push by tag records the tag's `Moved`
+        with it, in the same transaction; notifications tell of a push once, by that)."""
         self.present = True
 
     @event("Deleted", topic="dockyard.Manifest.Deleted")
@@ -84,3 +88,14 @@ class Manifest(RegistryAggregate):
     @staticmethod
     def decode_payload(payload: str) -> bytes:
         return base64.b64decode(payload)
+
+
+def _pushed_v1_v2(state: dict[str, object]) -> None:
+    # `by_digest` came with class version 2. Earlier pushes are taken as by tag: they were never
+    # notified as pushes by digest, and are not now.
+    state["by_digest"] = False
+
+
+# Set on the class `@event` made (the `TYPE_CHECKING` one above is for type checkers only).
+setattr(Manifest.Pushed, "class_version", 2)  # noqa: B010
+setattr(Manifest.Pushed, "upcast_v1_v2", staticmethod(_pushed_v1_v2))  # noqa: B010

@@ -7,7 +7,7 @@ auditors): the command keeps it in the secret store under `secret_id(id)`.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 from uuid import UUID
 
@@ -22,15 +22,25 @@ from dockyard.domain.names import check_repository_name
 
 # The kinds of notification a subscription may ask for, and the audit actions each covers.
 KINDS: dict[str, frozenset[str]] = {
-    "push": frozenset({"tag.moved"}),  # a tag set to a pushed manifest (Tag.Created carries no digest)
+    # A tag set to a manifest (Tag.Created carries no digest), or a manifest pushed by digest.
+    "push": frozenset({"tag.moved", "manifest.pushed"}),
     "delete": frozenset({"tag.deleted", "manifest.deleted", "repository.deleted"}),
     "restore": frozenset({"repository.restored", "tag.restored"}),
 }
 MAX_URL = 2000
 
 
-def kind_of(action: str) -> str | None:
-    """The notification kind of an audit action (None: not notified)."""
+def kind_of(action: str, details: dict[str, Any] | None = None) -> str | None:
+    """The notification kind of an audit action with its event's `details` (None: not notified).
+
+    One push, one notification, as Distribution sends one per manifest PUT: a push by tag
+    records the tag's `Moved` (with the manifest's `Pushed` when the manifest is new, in the
+    same transaction), and is told by the `Moved`; a push by digest records only the manifest's
+    `Pushed`, marked `by_digest`, and is told by that. A push that records nothing (the same
+    bytes under the same name again) is not told.
+    """
+    if action == "manifest.pushed" and not (details or {}).get("by_digest"):
+        return None
     return next((kind for kind, actions in KINDS.items() if action in actions), None)
 
 

@@ -80,6 +80,13 @@ class RegistryQueries:
                         "AND digest = %(digest)s", {"repository": repository, "digest": digest})
         return {"media_type": row["media_type"], "body": bytes(row["body"])} if row else None
 
+    def manifest_facts(self, repository: str, digest: str) -> tuple[str, int] | None:
+        """The media type and size of a manifest once pushed to `repository`, deleted or not
+        (content-addressed: they never change)."""
+        row = self._row("SELECT media_type, size FROM manifests WHERE repository = %(repository)s "
+                        "AND digest = %(digest)s", {"repository": repository, "digest": digest})
+        return (row["media_type"], int(row["size"])) if row else None
+
     def tag_digest(self, repository: str, tag: str) -> str | None:
         row = self._row(
             "SELECT digest FROM tags WHERE repository = %(repository)s AND tag = %(tag)s",

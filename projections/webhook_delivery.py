@@ -28,6 +28,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
+from urllib.parse import urlsplit
 
 import orjson
 
@@ -56,18 +57,42 @@ def sign(secret: str, body: bytes) -> str:
     return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
 
 
-def envelope(subscription: Subscription, row: dict[str, Any], source: str) -> dict[str, Any]:
-    """Distribution's notification for one audit row; the id is stable across retries."""
-    details = orjson.loads(row["details"]) if isinstance(row["details"], str) else row["details"]
+def _details(row: dict[str, Any]) -> dict[str, Any]:
+    details = row["details"]
+    return orjson.loads(details) if isinstance(details, str) else dict(details)
+
+
+def notified_kind(row: dict[str, Any]) -> str | None:
+    """The notification kind of an audit row (`domain.webhook.kind_of`; None: not notified)."""
+    return kind_of(row["action"], _details(row))
+
+
+def envelope(subscription: Subscription, row: dict[str, Any], source: str,
+             manifest_facts: Callable[[str, str], tuple[str, int] | None]) -> dict[str, Any]:
+    """Distribution's notification for one audit row; the id is stable across retries.
+
+    `target` as Distribution fills it for a manifest: `mediaType`, `digest`, `size` and `length`
+    (the manifest's bytes), `repository`, `url`, and `tag` when the event names one (a push by
+    digest names none). `manifest_facts(repository, digest)` gives the media type and size when
+    the event itself does not carry them (a tag's events name only the digest). `request` says
+    from which address (and to which host), `actor` who, `source` which registry.
+    """
+    details = _details(row)
     digest, repository = row["digest"], row["repository"]
-    target: dict[str, Any] = {"mediaType": details.get("media_type") or details.get("mediaType") or MANIFEST,
-                              "digest": digest, "size": details.get("size"), "repository": repository,
-                              "url": f"{source}/v2/{repository}/manifests/{digest}" if digest else None,
-                              "tag": row["tag"]}
+    target: dict[str, Any] = {"repository": repository}
+    if digest:
+        media_type, size = details.get("media_type"), details.get("size")
+        if media_type is None or size is None:
+            media_type, size = manifest_facts(repository, digest) or (MANIFEST, None)
+        target.update(mediaType=media_type, digest=digest, size=size, length=size,
+                      url=f"{source}/v2/{repository}/manifests/{digest}")
+    if row["tag"]:
+        target["tag"] = row["tag"]
+    host = urlsplit(source).netloc
     return {"id": str(uuid.uuid5(uuid.NAMESPACE_URL, f"dockyard:{subscription.id}:{row['position']}")),
-            "timestamp": row["recorded_at"], "action": kind_of(row["action"]), "target": target,
-            "request": {"addr": row["client_address"]}, "actor": {"name": row["actor"]},
-            "source": {"addr": source}}
+            "timestamp": row["recorded_at"], "action": notified_kind(row), "target": target,
+            "request": {"addr": row["client_address"], "host": host}, "actor": {"name": row["actor"]},
+            "source": {"addr": host}}
 
 
 class WebhookDelivery:
@@ -160,7 +185,7 @@ class WebhookDelivery:
             return False
         principal = Principal(owner, account.get("role") or "none")
         facts = self.registry.identity.repository_facts(owner, repository)
-        if kind_of(row["action"]) == "delete":
+        if notified_kind(row) == "delete":
             facts = replace(facts, exists=True)  # it was readable until it went
         return access.may_read(principal, repository, facts)
 
@@ -182,11 +207,11 @@ class WebhookDelivery:
                                                      repository=sub.repository, after=after), EVERYTHING, BATCH)
         sent = False
         for row in rows:
-            kind = kind_of(row["action"])
+            kind = notified_kind(row)
             if kind is None or kind not in sub.events or not self._readable(sub.owner, row):
                 self._advance(sub.id, row["position"])
                 continue
-            message = envelope(sub, row, self.source)
+            message = envelope(sub, row, self.source, self.registry.queries.manifest_facts)
             body = orjson.dumps({"events": [message]})
             status, error = self._post(sub, body)
             self._record(sub.id, row["position"], message["id"], kind, status, error, body)

@@ -6,13 +6,15 @@ subscribe, the secret never answered nor logged, the delivery history and redeli
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterator
 from typing import Any
 
 import anyio
+import httpx
 import pytest
 
-from tests.inprocess.conftest import API, Dockyard
+from tests.inprocess.conftest import API, Dockyard, image_parts
 from tests.webhook_receiver import Receiver, verified_events
 
 pytestmark = pytest.mark.anyio
@@ -122,3 +124,49 @@ async def test_nothing_is_sent_about_what_the_owner_cannot_read(dockyard: Dockya
     # the only attempt is the public one.
     r = await client.get(f"{API}/webhooks/{hook}/deliveries")
     assert [d["status"] for d in r.json()["deliveries"]] == [200]
+
+
+async def put_image(client: httpx.AsyncClient, repository: str, reference: str,
+                    parts: tuple[bytes, bytes, bytes]) -> str:
+    """Upload an image's config and layer, then PUT its manifest under `reference` (a tag or its
+    digest); returns the manifest's digest."""
+    config, layer, manifest = parts
+    for data in (config, layer):
+        r = await client.post(f"/v2/{repository}/blobs/uploads/", content=data,
+                              params={"digest": "sha256:" + hashlib.sha256(data).hexdigest()})
+        assert r.status_code == 201, r.text
+    r = await client.put(f"/v2/{repository}/manifests/{reference}", content=manifest,
+                         headers={"Content-Type": "application/vnd.oci.image.manifest.v1+json"})
+    assert r.status_code == 201, r.text
+    return "sha256:" + hashlib.sha256(manifest).hexdigest()
+
+
+async def test_one_push_notification_per_push_by_tag_or_by_digest(dockyard: Dockyard, receiver: Receiver) -> None:
+    org = await dockyard.org()
+    client = dockyard.client()
+    repository = f"{org}/app"
+    await dockyard.push(client, repository, "v0")
+    r = await client.post(f"{API}/webhooks", json={"url": receiver.url, "events": ["push"], "repository": repository,
+                                                   "secret": SECRET})
+    assert r.status_code == 201, r.text
+    tagged, by_digest = image_parts("tagged"), image_parts("by-digest")
+    first = await put_image(client, repository, "v1", tagged)  # a new manifest and a tag: one notification
+    digest = "sha256:" + hashlib.sha256(by_digest[2]).hexdigest()
+    assert await put_image(client, repository, digest, by_digest) == digest  # no tag: one notification
+    assert await put_image(client, repository, "v2", by_digest) == digest  # the same manifest tagged: one more
+    await put_image(client, repository, "v1", tagged)  # the same bytes under the same tag: nothing recorded
+    await dockyard.push(client, repository, "v3")  # ...so the next one received is this
+    await until(lambda: len(receiver.received) == 4, "one notification per push that changed something")
+
+    sent = events_of(receiver)
+    assert [(e["action"], e["target"].get("tag"), e["target"]["digest"]) for e in sent[:3]] == [
+        ("push", "v1", first), ("push", None, digest), ("push", "v2", digest)]
+    assert sent[3]["target"]["tag"] == "v3"
+    for event, manifest in zip(sent, (tagged[2], by_digest[2], by_digest[2]), strict=False):
+        target = event["target"]
+        assert target["size"] == target["length"] == len(manifest)
+        assert target["mediaType"] == "application/vnd.oci.image.manifest.v1+json"
+        assert target["repository"] == repository
+        assert target["url"].endswith(f"/v2/{repository}/manifests/{target['digest']}")
+        assert event["actor"] == {"name": "admin"} and event["request"]["addr"] == "127.0.0.1"
+        assert set(event["request"]) >= {"addr", "host"} and "addr" in event["source"]
