@@ -87,10 +87,14 @@ class Auth:
         has_port = domain.rsplit("]", 1)[-1].count(":") == 1
         return f"{request.url.scheme}://{domain}" + (f":{port}" if port and not has_port else "")
 
+    def public_base(self, request: Request) -> str:
+        """The address clients are told to use: DOCKYARD_PUBLIC_URL, else `scheme://DOMAIN[:port]` once a
+        domain name is set, else "" (none configured: callers stay relative or use the address asked)."""
+        return (self.settings.public_url or self._domain_base(request) or "").rstrip("/")
+
     def realm(self, request: Request) -> str:
         """Where clients get tokens: DOCKYARD_PUBLIC_URL, else the domain name, else the address asked."""
-        base = self.settings.public_url or self._domain_base(request) or str(request.base_url).rstrip("/")
-        return base.rstrip("/") + "/auth/token"
+        return (self.public_base(request) or str(request.base_url).rstrip("/")) + "/auth/token"
 
     def challenge(self, request: Request, scope: Scope | None, error: str | None = None,
                   also: Sequence[Scope] = ()) -> dict[str, str]:

@@ -72,6 +72,13 @@ def headers(**extra: Any) -> dict[str, str]:
     return out
 
 
+def location(request: Request, path: str) -> str:
+    """A `Location` header's value: absolute with the public URL or the domain name once one is set (as
+    Distribution's are, so a client is sent to the name it trusts), else relative to the address asked
+    (RFC 9110 allows it; containers/image and Docker resolve it against the request's URL)."""
+    return services(request).auth.public_base(request) + path
+
+
 def page_params(request: Request) -> tuple[int | None, str | None]:
     """`n` and `last` of a paginated listing."""
     raw = request.query_params.get("n")

@@ -7,7 +7,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from dockyard.api.v2.common import headers, repository, scope, services
+from dockyard.api.v2.common import headers, location, repository, scope, services
 from dockyard.domain.digest import Digest, is_digest
 from dockyard.domain.errors import ManifestTooLarge, ManifestUnknown, NameUnknown
 from dockyard.domain.manifest_format import MAX_MANIFEST_BYTES
@@ -71,7 +71,8 @@ async def put_manifest(request: Request) -> Response:
     body = await _read_manifest_body(request)
     parsed = await run_in_threadpool(
         svc.registry.push_manifest, name, reference, request.headers.get("content-type"), body)
-    extra = {"Location": f"/v2/{name}/manifests/{parsed.digest}", "Docker_Content_Digest": parsed.digest}
+    extra = {"Location": location(request, f"/v2/{name}/manifests/{parsed.digest}"),
+             "Docker_Content_Digest": parsed.digest}
     if parsed.subject:
         extra["OCI_Subject"] = parsed.subject
     return Response(status_code=201, headers=headers(**extra))

@@ -12,7 +12,7 @@ from starlette.routing import Route
 
 from dockyard.api.auth import Caller
 from dockyard.api.streaming import pump
-from dockyard.api.v2.common import Services, headers, repository, scope, services
+from dockyard.api.v2.common import Services, headers, location, repository, scope, services
 from dockyard.commands.uploads import Append
 from dockyard.domain.digest import Digest
 from dockyard.domain.errors import BlobUploadInvalid, DigestInvalid, RangeInvalid
@@ -22,14 +22,14 @@ from dockyard.domain.names import check_repository_name, is_valid_repository_nam
 _CONTENT_RANGE = re.compile(r"^(?:bytes[ =])?(\d{1,19})-(\d{1,19})(?:/(?:\d{1,19}|\*))?$")
 
 
-def _session_headers(name: str, upload_id: str, size: int) -> dict[str, str]:
-    return headers(Location=f"/v2/{name}/blobs/uploads/{upload_id}", Range=f"0-{max(size - 1, 0)}",
+def _session_headers(request: Request, name: str, upload_id: str, size: int) -> dict[str, str]:
+    return headers(Location=location(request, f"/v2/{name}/blobs/uploads/{upload_id}"), Range=f"0-{max(size - 1, 0)}",
                    Docker_Upload_UUID=upload_id, Content_Length=0)
 
 
-def _created(name: str, digest: str) -> Response:
+def _created(request: Request, name: str, digest: str) -> Response:
     return Response(status_code=201, headers=headers(
-        Location=f"/v2/{name}/blobs/{digest}", Docker_Content_Digest=digest, Content_Length=0))
+        Location=location(request, f"/v2/{name}/blobs/{digest}"), Docker_Content_Digest=digest, Content_Length=0))
 
 
 def _declared_length(request: Request) -> int | None:
@@ -79,7 +79,7 @@ async def _try_mount(svc: Services, request: Request, caller: Caller, name: str)
         if candidate == name or not await run_in_threadpool(svc.auth.permits, caller, scope(candidate, "pull")):
             continue
         if await run_in_threadpool(svc.uploads.mount, name, digest, candidate) is not None:
-            return _created(name, digest)
+            return _created(request, name, digest)
     return None
 
 
@@ -99,8 +99,8 @@ async def start_upload(request: Request) -> Response:
     if wanted is not None:  # monolithic: POST with the whole blob
         await _append_body(svc, request, name, upload_id, None)
         await run_in_threadpool(svc.uploads.finish, name, upload_id, wanted)
-        return _created(name, wanted)
-    return Response(status_code=202, headers=_session_headers(name, upload_id, 0))
+        return _created(request, name, wanted)
+    return Response(status_code=202, headers=_session_headers(request, name, upload_id, 0))
 
 
 async def patch_upload(request: Request) -> Response:
@@ -109,7 +109,7 @@ async def patch_upload(request: Request) -> Response:
     await svc.auth.require(request, scope(name, "pull", "push"))
     upload_id = request.path_params["upload_id"]
     size = await _append_body(svc, request, name, upload_id, _chunk_start(request))
-    return Response(status_code=202, headers=_session_headers(name, upload_id, size))
+    return Response(status_code=202, headers=_session_headers(request, name, upload_id, size))
 
 
 async def finish_upload(request: Request) -> Response:
@@ -125,7 +125,7 @@ async def finish_upload(request: Request) -> Response:
     if _declared_length(request) != 0:  # a final chunk may come with the PUT, in order (416 otherwise)
         await _append_body(svc, request, name, upload_id, _chunk_start(request))
     await run_in_threadpool(svc.uploads.finish, name, upload_id, wanted)
-    return _created(name, wanted)
+    return _created(request, name, wanted)
 
 
 async def upload_status(request: Request) -> Response:
@@ -133,7 +133,7 @@ async def upload_status(request: Request) -> Response:
     name = repository(request)
     await svc.auth.require(request, scope(name, "pull", "push"))
     status = await run_in_threadpool(svc.uploads.status, name, request.path_params["upload_id"])
-    return Response(status_code=204, headers=_session_headers(name, status.upload_id, status.size))
+    return Response(status_code=204, headers=_session_headers(request, name, status.upload_id, status.size))
 
 
 async def cancel_upload(request: Request) -> Response:
