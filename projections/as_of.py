@@ -8,6 +8,15 @@ SQLite database, and answers with the same query objects (`RegistryQueries`,
 the position, and the access policy (`domain.access`) then decides on those facts exactly as it
 decides today.
 
+`at(position, repository=…, accounts=…)` answers questions about one repository (its row, tags,
+team access, and the access of the named accounts to it) without folding the whole log: it
+folds only the events those answers read — the repository's own and its tags' events, its
+organisation's `Organization` and `Team` events, and the named accounts' `User` events — found
+through the audit trail's indexes (repository, namespace). Every fold writes rows keyed by the
+repository, organisation, team or account its event names, so the rows those answers read are
+the very rows the whole fold would hold. The audit trail is a followed projection: when it has
+not reached `position` yet, the whole log is folded as before.
+
 `position_at(moment)` turns an RFC 3339 time into the position of the last event recorded at
 or before it (the audit trail's `recorded_at`).
 """
@@ -20,8 +29,11 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
+from eventsourcing.persistence import StoredEvent
+
 from dockyard.projections import identity_view, registry_view
-from dockyard.projections.audit_trail import TABLE as AUDIT, iso_utc
+from dockyard.projections.audit_trail import TABLE as AUDIT
+from dockyard.projections.audit_trail import AuditTrail, action_name, iso_utc
 from dockyard.projections.dialect import SQLITE, Dialect
 from dockyard.projections.identity_queries import IdentityQueries
 from dockyard.projections.registry_queries import RegistryQueries
@@ -34,6 +46,9 @@ TOPICS = tuple(f"dockyard.{name}" for name in (
     "Organization.Created", "Team.Created", "Team.MemberAdded", "Team.MemberRemoved", "Team.Deleted",
     "Team.Recreated"))
 PAGE = 5000
+# The actions (audit trail names) of TOPICS, by what a scoped fold selects them on.
+_ORGANIZATION_ACTIONS = tuple(action_name(t) for t in TOPICS if t.split(".")[1] in ("Team", "Organization"))
+_USER_ACTIONS = tuple(action_name(t) for t in TOPICS if t.split(".")[1] == "User")
 
 
 class _MemoryDatastore:
@@ -78,13 +93,22 @@ class AsOf:
             rows = cursor.fetchall()
         return int(rows[0]["p"] or 0) if rows else 0
 
-    def at(self, position: int) -> PastState:
-        """The read models as they were right after the event at `position` was recorded."""
+    def at(self, position: int, repository: str | None = None, accounts: tuple[str, ...] = ()) -> PastState:
+        """The read models as they were right after the event at `position` was recorded.
+
+        With `repository`, only what answers about that repository is folded (see the module's
+        docstring): its row, tags and team access, its organisation's teams and members, and
+        the accounts named in `accounts`; anything else the state is asked is then incomplete."""
         datastore = _MemoryDatastore()
         fold = {**registry_view.FOLDS, **identity_view.FOLDS}
         with datastore.transaction(commit=True) as cursor:
             for statement in registry_view.create_statements(SQLITE) + identity_view.create_statements(SQLITE):
                 cursor.execute(statement)
+            if repository is not None and self._audit_position() >= position:
+                for event in self._scoped_events(position, repository, accounts):
+                    for statement, params in fold[type(event)](event):
+                        cursor.execute(SQLITE.sql(statement), params)
+                return PastState(position, datastore)
             after = 0
             while after < position:
                 notes = self.registry.recorder.select_notifications(
@@ -99,3 +123,40 @@ class AsOf:
                 if len(notes) < PAGE:
                     break
         return PastState(position, datastore)
+
+    def _audit_position(self) -> int:
+        with self.dialect.reading(self.datastore) as cursor:
+            cursor.execute(self.dialect.sql("SELECT position FROM projection_positions WHERE name = %(name)s"),
+                           {"name": AuditTrail.name})
+            rows = cursor.fetchall()
+        return int(rows[0]["position"]) if rows else 0
+
+    def _scoped_events(self, position: int, repository: str, accounts: tuple[str, ...]) -> list[Any]:
+        """The events up to `position` that a scoped fold folds, in log order: one SELECT of the
+        log joined to the audit rows that name the repository, its organisation or the accounts."""
+        recorder = self.registry.recorder
+        table, column = ((f"{self.datastore.schema}.{recorder.events_table_name}", "notification_id")
+                         if self.dialect.name == "postgres" else (recorder.events_table_name, "rowid"))
+        params: dict[str, Any] = {"position": position, "repository": repository,
+                                  "namespace": repository.split("/", 1)[0]}
+
+        def listed(prefix: str, values: tuple[str, ...]) -> str:
+            params.update({f"{prefix}{i}": v for i, v in enumerate(values)})
+            return ", ".join(f"%({prefix}{i})s" for i in range(len(values))) or "NULL"
+
+        topics = listed("t", TOPICS)
+        conditions = ["a.repository = %(repository)s",
+                      f"(a.namespace = %(namespace)s AND a.action IN ({listed('o', _ORGANIZATION_ACTIONS)}))"]
+        if accounts:
+            conditions.append(f"(a.namespace IN ({listed('n', accounts)}) "
+                              f"AND a.action IN ({listed('u', _USER_ACTIONS)}))")
+        # Each condition is a range of one of the audit trail's (column, position) indexes.
+        statement = (f"SELECT e.originator_id, e.originator_version, e.topic, e.state FROM {AUDIT} a "
+                     f"JOIN {table} e ON e.{column} = a.position WHERE a.position <= %(position)s "
+                     f"AND ({' OR '.join(conditions)}) AND e.topic IN ({topics}) ORDER BY a.position")
+        with self.dialect.reading(self.datastore) as cursor:
+            cursor.execute(self.dialect.sql(statement), params)
+            rows = cursor.fetchall()
+        to_event = self.registry.mapper.to_domain_event
+        return [to_event(StoredEvent(originator_id=r["originator_id"], originator_version=r["originator_version"],
+                                     topic=r["topic"], state=bytes(r["state"]))) for r in rows]

@@ -143,7 +143,7 @@ def repository_view(svc: Services, viewer: Viewer, full: str, at: str | None = N
     if at is None:
         level, views = svc.management.check_level(viewer.principal, full), svc.registry
     else:
-        state = past(svc, at)
+        state = past(svc, at, full)
         level, views, position = past_readable(state, viewer.principal, full), state, state.position
     row = views.queries.repository(full)
     if row is None:

@@ -14,7 +14,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 from starlette.concurrency import run_in_threadpool
 
-from dockyard.api.v0.as_of import At, as_of, position_of
+from dockyard.api.v0.as_of import At, position_of, scoped
 from dockyard.api.v0.deps import ServicesDep, SignedIn
 from dockyard.api.v0.schemas import AccountAccess
 from dockyard.api.v2.common import Services
@@ -34,7 +34,7 @@ def account_access(svc: Services, principal: Principal, name: str, repository: s
         raise Denied("only a global admin, the account itself or the organisation's owners may ask this",
                      {"account": name, "repository": repository})
     position = position_of(svc, at) if at is not None else svc.read_side.head()
-    state = as_of(svc).at(position)
+    state = scoped(svc, position, repository, (name,))
     account = state.identity.user(name)
     if account is None:
         if svc.registry.identity.account(name) is None:

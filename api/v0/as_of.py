@@ -2,7 +2,9 @@
 
 `past(svc, at)` resolves `at` (a time: the last event recorded at or before it, by the audit
 trail, which is first caught up to the log's head) and folds the read models up to that
-position (`projections.as_of`). A past answer is filtered by the access policy on the facts
+position (`projections.as_of`); `past(svc, at, repository)` folds only what answers about
+that repository (the audit trail, which finds those events, is given a moment to reach the
+position; else the whole log is folded). A past answer is filtered by the access policy on the facts
 of that instant: the caller sees a repository as of then when they could read it then.
 """
 
@@ -44,8 +46,16 @@ def as_of(svc: Services) -> AsOf:
     return AsOf(registry, registry.datastore, registry.dialect)
 
 
-def past(svc: Services, at: str) -> PastState:
-    return as_of(svc).at(position_of(svc, at))
+def past(svc: Services, at: str, repository: str | None = None, accounts: tuple[str, ...] = ()) -> PastState:
+    """The read models as of `at`: all of them, or (with `repository`) what answers about that
+    repository and the access of `accounts` to it."""
+    return scoped(svc, position_of(svc, at), repository, accounts)
+
+
+def scoped(svc: Services, position: int, repository: str | None, accounts: tuple[str, ...] = ()) -> PastState:
+    if repository is not None:
+        svc.read_side.wait("audit", position, FRESHNESS_WAIT)
+    return as_of(svc).at(position, repository, accounts)
 
 
 def past_level(state: PastState, principal: Principal, repository: str) -> str:
@@ -71,6 +81,6 @@ def readable_views(svc: Services, principal: Principal, repository: str, at: str
     if at is None:
         readable_repository(svc, principal, repository)
         return svc.registry
-    state = past(svc, at)
+    state = past(svc, at, repository)
     past_readable(state, principal, repository)
     return state

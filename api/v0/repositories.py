@@ -23,8 +23,8 @@ from starlette.convertors import PathConvertor, register_url_convertor
 from dockyard.api.v0.as_of import At, past, past_level, past_readable
 from dockyard.api.v0.deps import PrincipalDep, ServicesDep, SignedIn
 from dockyard.api.v0.paging import Cursor, Limit, decode_cursor, encode_cursor, link_next, page
-from dockyard.api.v0.search import ranked_search
 from dockyard.api.v0.schemas import AccessLevel, NewRepository, Repository, RepositoryChange, RepositoryList
+from dockyard.api.v0.search import ranked_search
 from dockyard.api.v2.common import Services
 from dockyard.domain.access import Principal
 from dockyard.domain.errors import NotFound
@@ -127,7 +127,7 @@ async def list_namespace(
 
 
 def _readable_then(svc: Services, principal: Principal, full: str, at: str) -> Repository:
-    state = past(svc, at)
+    state = past(svc, at, full)
     level = past_readable(state, principal, full)
     row = state.queries.repository(full)
     assert row is not None  # past_readable found it live then
