@@ -10,6 +10,7 @@ dpkg -s slapd >/dev/null 2>&1 ||  # preseed: installing slapd must not configure
   echo 'slapd slapd/no_configuration boolean true' | as_root debconf-set-selections
 apt_install skopeo podman slapd ldap-utils chromium  # chromium: the portal tests (Playwright)
 apt_install docker.io  # tests/e2e/test_docker_cli.py starts its own dockerd (testinfra.md 8)
+apt_install haproxy docker-compose openssl  # tests/e2e/test_replicas.py (balancer, compose file), test_tls.py
 # Object stores for tests/storage and the e2e tests (testinfra.md 3-5): moto comes with the `test`
 # extra; a single-node Swift from Debian; Azurite from npm, pinned (3.37 wants node >= 22).
 apt_install swift swift-proxy swift-object swift-account swift-container memcached
