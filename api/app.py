@@ -69,7 +69,8 @@ def build_services(settings: Settings, clock: Callable[[], float] = time.time) -
     read_side = ReadSide(registry, secrets.audit_signing_key(), settings.audit_checkpoint_every)
     return Services(settings, registry, store, uploads, accounts, auth, identity, tokens, secrets, read_side, sessions,
                     general, storage_setting, Management(identity, accounts), Webhooks(registry, secrets),
-                    WebhookDelivery(registry, read_side, secrets, source=settings.public_url or "", clock=clock))
+                    WebhookDelivery(registry, read_side, secrets, source=settings.public_url or "", clock=clock,
+                                    history=settings.webhook_history))
 
 
 async def _health(request: Request) -> Response:

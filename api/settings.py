@@ -46,6 +46,9 @@ class Settings(BaseSettings):
     portal_idle_minutes: float = 30.0
     # Sign a checkpoint of the audit chain after this many events (or 60 s of event time).
     audit_checkpoint_every: int = 1000
+    # A webhook's delivery history keeps its latest this many attempts (and every failed one
+    # whose event is not delivered yet); the delivery runner prunes the rest.
+    webhook_history: int = 500
     # Open upload sessions one user (an anonymous client: one address) may hold; 429 beyond.
     # A push uses up to ~5 at once; abandoned ones count until purged, hence the margin.
     max_upload_sessions_per_user: int = 1000

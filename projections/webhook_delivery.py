@@ -6,11 +6,15 @@ envelope, signed with its secret.
 - A subscription's position (`webhook_positions`) advances only past an event its receiver
   acknowledged (2xx) or that it is not to be told about; a failure is retried, with exponential
   backoff from `base_delay` up to `max_delay` seconds, and nothing after it is sent until it
-  succeeds: a receiver that was down gets everything, in order, when it returns.
+  succeeds: a receiver that was down gets everything, in order, when it returns. The failed
+  attempts in a row and the next attempt's time are kept in the same row, written with the
+  attempt's record in one transaction: a restarted runner neither retries a down receiver
+  early nor starts its backoff over.
 - Nothing about a repository the subscription's owner cannot read now (`domain.access`; for
   deletes, as if the repository still existed).
 - Every attempt is recorded (`webhook_deliveries`: status code or error, the body sent), for
-  the delivery history and redelivery.
+  the delivery history and redelivery; the runner keeps a subscription's latest `history`
+  attempts and every failed one whose event is not delivered yet, and prunes the rest.
 - Time comes from `clock` (tests move it); idle, the loop waits on the audit projection's
   position rather than spinning.
 """
@@ -26,7 +30,7 @@ import urllib.error
 import urllib.request
 import uuid
 from collections.abc import Callable
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -37,6 +41,7 @@ from dockyard.domain import access
 from dockyard.domain.access import Principal
 from dockyard.domain.webhook import kind_of, secret_id
 from dockyard.projections.audit_queries import EVERYTHING, AuditFilter
+from dockyard.projections.dialect import Dialect
 from dockyard.projections.runner import Leadership
 
 log = logging.getLogger(__name__)
@@ -45,12 +50,28 @@ SIGNATURE = "X-Dockyard-Signature"
 BATCH = 100
 MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 _TABLES = (
-    "CREATE TABLE IF NOT EXISTS webhook_positions (webhook TEXT PRIMARY KEY, position {bigint} NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS webhook_positions (webhook TEXT PRIMARY KEY, position {bigint} NOT NULL, "
+    "attempts INTEGER NOT NULL DEFAULT 0, next_attempt_ms {bigint} NOT NULL DEFAULT 0)",
     "CREATE TABLE IF NOT EXISTS webhook_deliveries (id TEXT PRIMARY KEY, webhook TEXT NOT NULL, "
     "position {bigint} NOT NULL, event_id TEXT NOT NULL, action TEXT NOT NULL, attempted_at TEXT NOT NULL, "
     "status INTEGER, error TEXT, body TEXT NOT NULL, redelivery INTEGER NOT NULL DEFAULT 0)",
     "CREATE INDEX IF NOT EXISTS webhook_deliveries_by_webhook ON webhook_deliveries (webhook, attempted_at)",
 )
+# Columns a table made by an earlier version lacks (added on start).
+_STATE_COLUMNS = {"attempts": "INTEGER NOT NULL DEFAULT 0", "next_attempt_ms": "{bigint} NOT NULL DEFAULT 0"}
+_NEWEST_FIRST = "attempted_at DESC, position DESC, id DESC"
+
+
+def _add_missing_columns(dialect: Dialect, cursor: Any, table: str, columns: dict[str, str]) -> None:
+    if dialect.name == "postgres":
+        for name, ddl in columns.items():
+            cursor.execute(f"ALTER TABLE {table} ADD COLUMN IF NOT EXISTS {name} {ddl.format(bigint=dialect.bigint)}")
+        return
+    cursor.execute(f"PRAGMA table_info({table})")
+    present = {r["name"] if isinstance(r, dict) or hasattr(r, "keys") else r[1] for r in cursor.fetchall()}
+    for name, ddl in columns.items():
+        if name not in present:
+            cursor.execute(f"ALTER TABLE {table} ADD COLUMN {name} {ddl.format(bigint=dialect.bigint)}")
 
 
 def sign(secret: str, body: bytes) -> str:
@@ -95,57 +116,103 @@ def envelope(subscription: Subscription, row: dict[str, Any], source: str,
             "source": {"addr": host}}
 
 
+@dataclass(frozen=True)
+class DeliveryState:
+    """A subscription's row in `webhook_positions`: the last event it is done with, and while a
+    delivery fails, how many attempts failed in a row and when (ms since the epoch, on the
+    runner's clock) the next is due."""
+
+    position: int
+    attempts: int = 0
+    next_attempt_ms: int = 0
+
+
 class WebhookDelivery:
     def __init__(self, registry: Any, read_side: Any, secrets: Any, source: str = "",
                  clock: Callable[[], float] = time.time, base_delay: float = 1.0, max_delay: float = 300.0,
-                 timeout: float = 10.0, idle: float = 1.0) -> None:
+                 timeout: float = 10.0, idle: float = 1.0, history: int = 500) -> None:
+        """`history`: how many of a subscription's latest delivery attempts are kept (with every
+        failed one whose event has not been delivered yet); the runner prunes older ones."""
         self.registry, self.read_side, self.secrets = registry, read_side, secrets
         self.source, self.clock = source, clock
         self.base_delay, self.max_delay, self.timeout, self.idle = base_delay, max_delay, timeout, idle
+        self.history = max(1, history)
         self.datastore, self.dialect = registry.recorder.datastore, registry.dialect
         with self.datastore.transaction(commit=True) as cursor:
             for statement in _TABLES:
                 cursor.execute(statement.format(bigint=self.dialect.bigint))
+            _add_missing_columns(self.dialect, cursor, "webhook_positions", _STATE_COLUMNS)
         self._leadership = Leadership(registry, "webhooks")
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self._failures: dict[str, tuple[int, float]] = {}  # webhook -> (failed attempts, retry at)
 
-    # -- positions and history ----------------------------------------------------------------
+    # -- delivery state and history ---------------------------------------------------------------
+
+    def states(self) -> dict[str, DeliveryState]:
+        """Every subscription's delivery state, by webhook id (none yet: not in the answer)."""
+        with self.dialect.reading(self.datastore) as cursor:
+            cursor.execute("SELECT webhook, position, attempts, next_attempt_ms FROM webhook_positions")
+            return {r["webhook"]: DeliveryState(int(r["position"]), int(r["attempts"]), int(r["next_attempt_ms"]))
+                    for r in cursor.fetchall()}
 
     def position(self, webhook: str, start: int) -> int:
-        with self.dialect.reading(self.datastore) as cursor:
-            cursor.execute(self.dialect.sql("SELECT position FROM webhook_positions WHERE webhook = %(w)s"),
-                           {"w": webhook})
-            rows = cursor.fetchall()
-        return int(rows[0]["position"]) if rows else start
+        found = self.states().get(webhook)
+        return found.position if found else start
+
+    def _set_state(self, cursor: Any, webhook: str, state: DeliveryState) -> None:
+        cursor.execute(self.dialect.sql(
+            "INSERT INTO webhook_positions (webhook, position, attempts, next_attempt_ms) "
+            "VALUES (%(w)s, %(p)s, %(a)s, %(n)s) ON CONFLICT (webhook) DO UPDATE SET position = excluded.position, "
+            "attempts = excluded.attempts, next_attempt_ms = excluded.next_attempt_ms"),
+            {"w": webhook, "p": state.position, "a": state.attempts, "n": state.next_attempt_ms})
 
     def _advance(self, webhook: str, position: int) -> None:
         with self.datastore.transaction(commit=True) as cursor:
-            cursor.execute(self.dialect.sql(
-                "INSERT INTO webhook_positions (webhook, position) VALUES (%(w)s, %(p)s) "
-                "ON CONFLICT (webhook) DO UPDATE SET position = excluded.position"), {"w": webhook, "p": position})
+            self._set_state(cursor, webhook, DeliveryState(position))
 
-    def _record(self, webhook: str, position: int, event_id: str, action: str, status: int | None,
-                error: str | None, body: bytes, redelivery: bool = False) -> str:
+    def _insert_delivery(self, cursor: Any, webhook: str, position: int, event_id: str, action: str,
+                         status: int | None, error: str | None, body: bytes, redelivery: bool = False) -> str:
         delivery = uuid.uuid4().hex
-        with self.datastore.transaction(commit=True) as cursor:
-            cursor.execute(self.dialect.sql(
-                "INSERT INTO webhook_deliveries (id, webhook, position, event_id, action, attempted_at, status, "
-                "error, body, redelivery) VALUES (%(id)s, %(w)s, %(p)s, %(e)s, %(a)s, %(at)s, %(s)s, %(err)s, "
-                "%(b)s, %(r)s)"),
-                {"id": delivery, "w": webhook, "p": position, "e": event_id, "a": action,
-                 "at": _iso(self.clock()), "s": status, "err": error, "b": body.decode(), "r": int(redelivery)})
+        cursor.execute(self.dialect.sql(
+            "INSERT INTO webhook_deliveries (id, webhook, position, event_id, action, attempted_at, status, "
+            "error, body, redelivery) VALUES (%(id)s, %(w)s, %(p)s, %(e)s, %(a)s, %(at)s, %(s)s, %(err)s, "
+            "%(b)s, %(r)s)"),
+            {"id": delivery, "w": webhook, "p": position, "e": event_id, "a": action,
+             "at": _iso(self.clock()), "s": status, "err": error, "b": body.decode(), "r": int(redelivery)})
         return delivery
 
-    def deliveries(self, webhook: str, limit: int = 100) -> list[dict[str, Any]]:
-        """The latest attempts, newest first."""
+    def _prune(self, cursor: Any, webhook: str, delivered: int) -> None:
+        """Drop the subscription's attempts beyond its latest `history`, but none about an event
+        after `delivered` (failed, and not delivered yet)."""
+        cursor.execute(self.dialect.sql(
+            "DELETE FROM webhook_deliveries WHERE webhook = %(w)s AND position <= %(p)s AND id NOT IN ("
+            "SELECT id FROM webhook_deliveries WHERE webhook = %(w)s "
+            f"ORDER BY {_NEWEST_FIRST} LIMIT %(n)s)"), {"w": webhook, "p": delivered, "n": self.history})
+
+    def _settle(self, webhook: str, position: int, event_id: str, action: str, status: int | None,
+                error: str | None, body: bytes, state: DeliveryState) -> None:
+        """Record one attempt, the subscription's new `state` and the pruned history, in one transaction."""
+        with self.datastore.transaction(commit=True) as cursor:
+            self._insert_delivery(cursor, webhook, position, event_id, action, status, error, body)
+            self._set_state(cursor, webhook, state)
+            self._prune(cursor, webhook, state.position)
+
+    def deliveries(self, webhook: str, limit: int = 100, after: tuple[str, int, str] | None = None
+                   ) -> list[dict[str, Any]]:
+        """The latest attempts, newest first: up to `limit` of them after `after` (the
+        `cursor_key` of the last one of the previous page)."""
+        where = "" if after is None else " AND (attempted_at, position, id) < (%(at)s, %(p)s, %(id)s)"
+        at, position, delivery = after or ("", 0, "")
         with self.dialect.reading(self.datastore) as cursor:
             cursor.execute(self.dialect.sql(
                 "SELECT id, position, event_id, action, attempted_at, status, error, redelivery "
-                "FROM webhook_deliveries WHERE webhook = %(w)s ORDER BY attempted_at DESC, position DESC "
-                "LIMIT %(n)s"), {"w": webhook, "n": limit})
+                f"FROM webhook_deliveries WHERE webhook = %(w)s{where} ORDER BY {_NEWEST_FIRST} LIMIT %(n)s"),
+                {"w": webhook, "n": limit, "at": at, "p": position, "id": delivery})
             return [dict(r) for r in cursor.fetchall()]
+
+    @staticmethod
+    def cursor_key(delivery: dict[str, Any]) -> tuple[str, int, str]:
+        return str(delivery["attempted_at"]), int(delivery["position"]), str(delivery["id"])
 
     def redeliver(self, subscription: Subscription, delivery: str) -> dict[str, Any] | None:
         """Send a recorded delivery's body again now (recorded as a redelivery); None if unknown."""
@@ -158,8 +225,9 @@ class WebhookDelivery:
             return None
         row = rows[0]
         status, error = self._post(subscription, row["body"].encode())
-        new = self._record(subscription.id, row["position"], row["event_id"], row["action"], status, error,
-                           row["body"].encode(), redelivery=True)
+        with self.datastore.transaction(commit=True) as cursor:
+            new = self._insert_delivery(cursor, subscription.id, row["position"], row["event_id"], row["action"],
+                                        status, error, row["body"].encode(), redelivery=True)
         return {"id": new, "status": status, "error": error}
 
     # -- sending ---------------------------------------------------------------------------------
@@ -190,41 +258,46 @@ class WebhookDelivery:
         return access.may_read(principal, repository, facts)
 
     def deliver_due(self) -> bool:
-        """One pass over every subscription not waiting out a backoff: send what is due, in
-        order, stopping at a subscription's first failure. Whether anything was sent."""
+        """One pass over every subscription not waiting out a backoff (kept in its delivery
+        state, so a restarted runner waits it out too): send what is due, in order, stopping
+        at a subscription's first failure. Whether anything was sent."""
         sent = False
-        now = self.clock()
+        now_ms = int(self.clock() * 1000)
+        states = self.states()
         for sub in subscriptions(self.registry).values():
-            failed, retry_at = self._failures.get(sub.id, (0, 0.0))
-            if failed and now < retry_at:
+            state = states.get(sub.id) or DeliveryState(sub.position)
+            if state.attempts and now_ms < state.next_attempt_ms:
                 continue
-            sent |= self._deliver(sub)
+            sent |= self._deliver(sub, state)
         return sent
 
-    def _deliver(self, sub: Subscription) -> bool:
-        after = self.position(sub.id, sub.position)
+    def _deliver(self, sub: Subscription, state: DeliveryState | None = None) -> bool:
+        """Send what is due to `sub` from `state` (read when not given), whether or not a backoff runs."""
+        state = state or self.states().get(sub.id) or DeliveryState(sub.position)
         rows = self.read_side.audit.page(AuditFilter(namespace=None if sub.repository else sub.namespace,
-                                                     repository=sub.repository, after=after), EVERYTHING, BATCH)
+                                                     repository=sub.repository, after=state.position),
+                                         EVERYTHING, BATCH)
         sent = False
         for row in rows:
             kind = notified_kind(row)
             if kind is None or kind not in sub.events or not self._readable(sub.owner, row):
                 self._advance(sub.id, row["position"])
+                state = DeliveryState(row["position"])
                 continue
             message = envelope(sub, row, self.source, self.registry.queries.manifest_facts)
             body = orjson.dumps({"events": [message]})
             status, error = self._post(sub, body)
-            self._record(sub.id, row["position"], message["id"], kind, status, error, body)
             sent = True
             if status is None or not 200 <= status < 300:
-                failed = self._failures.get(sub.id, (0, 0.0))[0] + 1
+                failed = state.attempts + 1
                 delay = min(self.max_delay, self.base_delay * 2 ** (failed - 1))
-                self._failures[sub.id] = (failed, self.clock() + delay)
+                state = DeliveryState(state.position, failed, int((self.clock() + delay) * 1000))
+                self._settle(sub.id, row["position"], message["id"], kind, status, error, body, state)
                 log.info("webhook %s: delivery of %s failed (%s); retry in %.1f s", sub.id, row["position"],
                          status or error, delay)
                 return sent
-            self._failures.pop(sub.id, None)
-            self._advance(sub.id, row["position"])
+            state = DeliveryState(row["position"])
+            self._settle(sub.id, row["position"], message["id"], kind, status, error, body, state)
         return sent
 
     # -- following ---------------------------------------------------------------------------------

@@ -8,14 +8,16 @@ from __future__ import annotations
 
 from typing import Literal
 
-from fastapi import APIRouter, Response, status
+import orjson
+from fastapi import APIRouter, Request, Response, status
 from pydantic import Field
 from starlette.concurrency import run_in_threadpool
 
 from dockyard.api.v0.deps import ServicesDep, SignedIn
+from dockyard.api.v0.paging import DEFAULT_LIMIT, Cursor, Limit, decode_cursor, encode_cursor, link_next
 from dockyard.api.v0.schemas import Model
 from dockyard.commands.webhooks import Subscription
-from dockyard.domain.errors import NotFound
+from dockyard.domain.errors import InvalidRequest, NotFound
 
 router = APIRouter(prefix="/webhooks", tags=["webhooks"])
 Kind = Literal["push", "delete", "restore"]
@@ -58,6 +60,8 @@ class Delivery(Model):
 
 class DeliveryList(Model):
     deliveries: list[Delivery]
+    next_cursor: str | None = Field(default=None, description="The `cursor` of the next page (also in the `Link` "
+                                    "header); null on the last page.")
 
 
 def _view(s: Subscription) -> Webhook:
@@ -90,14 +94,35 @@ async def delete_webhook(webhook_id: str, principal: SignedIn, svc: ServicesDep)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
-@router.get("/{webhook_id}/deliveries", summary="A webhook's latest delivery attempts, newest first")
-async def list_deliveries(webhook_id: str, principal: SignedIn, svc: ServicesDep) -> DeliveryList:
+@router.get("/{webhook_id}/deliveries", summary="A webhook's latest delivery attempts, newest first (the latest "
+            "`webhook_history` of them, and every failed one whose event is not delivered yet)")
+async def list_deliveries(webhook_id: str, request: Request, response: Response, principal: SignedIn,
+                          svc: ServicesDep, limit: Limit = DEFAULT_LIMIT, cursor: Cursor = None) -> DeliveryList:
+    after = _delivery_key(decode_cursor(cursor))
+
     def deliveries() -> DeliveryList:
         sub = svc.webhooks.get(principal, webhook_id)
-        rows = svc.webhook_delivery.deliveries(sub.id)
-        return DeliveryList(deliveries=[Delivery(**{**r, "redelivery": bool(r["redelivery"])}) for r in rows])
+        rows = svc.webhook_delivery.deliveries(sub.id, limit + 1, after)
+        more = len(rows) > limit
+        rows = rows[:limit]
+        next_cursor = encode_cursor(orjson.dumps(svc.webhook_delivery.cursor_key(rows[-1])).decode()) if more else None
+        return DeliveryList(deliveries=[Delivery(**{**r, "redelivery": bool(r["redelivery"])}) for r in rows],
+                            next_cursor=next_cursor)
 
-    return await run_in_threadpool(deliveries)
+    found = await run_in_threadpool(deliveries)
+    link_next(request, response, found.next_cursor)
+    return found
+
+
+def _delivery_key(key: str | None) -> tuple[str, int, str] | None:
+    """The last delivery a cursor names: (attempted_at, position, id); a 400 for one we did not make."""
+    if key is None:
+        return None
+    try:
+        at, position, delivery = orjson.loads(key)
+        return str(at), int(position), str(delivery)
+    except (orjson.JSONDecodeError, TypeError, ValueError):
+        raise InvalidRequest("invalid cursor: pass the one the previous page's Link header names") from None
 
 
 @router.post("/{webhook_id}/deliveries/{delivery_id}/redeliver",
