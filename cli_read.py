@@ -5,6 +5,7 @@
     dockyard audit export --format jsonl|csv|chain [filters] [-o FILE]
     dockyard audit verify [--data-dir DIR | --database-url URL | --from-export FILE] [--public-key FILE]
     dockyard projections status
+    dockyard projections retry NAME
 
 Each folds the followed projections up to the log's head first (safe beside a serving
 process: positions are compare-and-set, see `projections.runner`), so the answer is complete.
@@ -209,8 +210,44 @@ def projections_status(args: argparse.Namespace) -> int:
     for r in rows:
         lag_s = "" if r["lag_seconds"] is None else f"{r['lag_seconds']:.1f}"
         print(f"{r['name']:<12} {r['kind']:<8} {r['position']:>10} {r['head']:>10} {r['lag_events']:>8} "
-              f"{lag_s:>8} {r['rows']:>10}  {r['state']}{' ' + r['error'] if r.get('error') else ''}")
+              f"{lag_s:>8} {r['rows']:>10}  {r['state']}{' ' + r['error'] if r.get('error') else ''}"
+              f"{' (next try ' + r['retry_at'] + ')' if r.get('retry_at') else ''}")
     return 0
+
+
+def projections_retry(args: argparse.Namespace) -> int:
+    """`projections retry NAME`: a failed projection tries its failing batch again now. When a
+    serving process leads the projection its runner does it (within a second); when none does,
+    it is done here and the outcome printed. Exit 1 if refused or it failed again."""
+    from dockyard.api.secret_store import SecretStore
+    from dockyard.cli import _registry
+    from dockyard.commands.projections import retry_projection
+    from dockyard.domain.errors import DomainError
+    from dockyard.projections.read_side import ReadSide
+    from dockyard.projections.runner import ProjectionFailed
+
+    registry = _registry(args)
+    try:
+        read_side = ReadSide(registry, SecretStore(registry).audit_signing_key())
+        try:
+            row = retry_projection(read_side, args.name)
+        except DomainError as exc:
+            print(f"error: {exc.message}", file=sys.stderr)
+            return 1
+        try:
+            applied = read_side.runners[args.name].catch_up_unless_led()
+        except ProjectionFailed as exc:
+            print(f"{args.name} failed again at position {exc.position}: {exc.error}")
+            return 1
+        if applied is None:
+            print(f"{args.name} (failed at {row['position']}): retry requested; "
+                  "the serving process that leads it tries again within a second")
+        else:
+            print(f"{args.name} resumed: {applied} events folded, now at position "
+                  f"{read_side.positions.position(args.name)}")
+        return 0
+    finally:
+        registry.close()
 
 
 def add_parsers(sub: Any, common: Callable[[argparse.ArgumentParser], None]) -> None:
@@ -239,12 +276,57 @@ def add_parsers(sub: Any, common: Callable[[argparse.ArgumentParser], None]) -> 
     v.set_defaults(func=audit_verify)
 
 
-def _progress(name: str, started: float) -> Callable[[int, int], None]:
-    def show(position: int, head: int) -> None:
-        rate = position / max(time.perf_counter() - started, 1e-9)
-        print(f"\r{name}: {position}/{head} ({rate:,.0f} events/s)", end="", file=sys.stderr, flush=True)
+class RebuildProgress:
+    """The progress of `projections rebuild`, one task per fold: on a terminal a rich bar with
+    events/s; otherwise (a pipe, a log file, CI) plain lines, at most one per `interval` seconds
+    per fold plus its last, so a log stays readable and holds no cursor movements."""
 
-    return show
+    def __init__(self, stream: Any = None, interval: float = 1.0) -> None:
+        self.stream = stream or sys.stdout
+        self.interval = interval
+        self.bar: Any = None
+        if self.stream.isatty():
+            from rich.console import Console
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+            self.bar = Progress(TextColumn("{task.description:<10}"), BarColumn(), MofNCompleteColumn(),
+                                TextColumn("{task.fields[rate]:>10,.0f} events/s"), TimeElapsedColumn(),
+                                console=Console(file=self.stream))
+
+    def __enter__(self) -> RebuildProgress:
+        if self.bar is not None:
+            self.bar.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.bar is not None:
+            self.bar.stop()
+
+    def say(self, line: str) -> None:
+        """A line that stays (above the bar on a terminal)."""
+        if self.bar is not None:
+            self.bar.console.print(line, highlight=False)
+        else:
+            print(line, file=self.stream, flush=True)
+
+    def track(self, name: str) -> Callable[[int, int], None]:
+        """The `progress(position, head)` callback of one fold (a rebuild folds from position 0)."""
+        started = time.perf_counter()
+        task = self.bar.add_task(name, total=None, rate=0.0) if self.bar is not None else None
+        last_line = [float("-inf")]
+
+        def show(position: int, head: int) -> None:
+            elapsed = time.perf_counter() - started
+            rate = position / max(elapsed, 1e-9)
+            if self.bar is not None:
+                self.bar.update(task, completed=position, total=max(head, 1), rate=rate)
+            elif position >= head or elapsed - last_line[0] >= self.interval:
+                last_line[0] = elapsed
+                percent = 100 * position // max(head, 1)
+                print(f"{name}: {position}/{head} events ({percent}%), {rate:,.0f} events/s",
+                      file=self.stream, flush=True)
+
+        return show
 
 
 def projections_rebuild(args: argparse.Namespace) -> int:
@@ -267,16 +349,16 @@ def projections_rebuild(args: argparse.Namespace) -> int:
         if unknown:
             print(f"error: no projection {', '.join(unknown)} (known: {', '.join(known)})", file=sys.stderr)
             return 2
-        if any(n in INLINE for n in names):  # the inline views share one fold: rebuilt together
-            started = time.perf_counter()
-            count = rebuild_inline_online(registry, progress=_progress("inline", started))
-            print(file=sys.stderr)
-            print(f"registry and identity views rebuilt from {count} events in {time.perf_counter() - started:.2f} s")
-        for name in (n for n in names if n in read_side.runners):
-            result = rebuild(registry, read_side.runners[name], progress=_progress(name, time.perf_counter()))
-            print(file=sys.stderr)
-            print(f"{name} rebuilt from {result.events} events in {result.seconds:.2f} s "
-                  f"({result.rate:,.0f} events/s), swapped in at position {result.position}")
+        with RebuildProgress() as bar:
+            if any(n in INLINE for n in names):  # the inline views share one fold: rebuilt together
+                started = time.perf_counter()
+                count = rebuild_inline_online(registry, progress=bar.track("inline"))
+                bar.say(f"registry and identity views rebuilt from {count} events in "
+                        f"{time.perf_counter() - started:.2f} s")
+            for name in (n for n in names if n in read_side.runners):
+                result = rebuild(registry, read_side.runners[name], progress=bar.track(name))
+                bar.say(f"{name} rebuilt from {result.events} events in {result.seconds:.2f} s "
+                        f"({result.rate:,.0f} events/s), swapped in at position {result.position}")
         return 0
     finally:
         registry.close()
@@ -292,5 +374,9 @@ def add_status_parser(psub: Any, common: Callable[[argparse.ArgumentParser], Non
     common(s)
     s.add_argument("--format", choices=("text", "json"), default="text")
     s.set_defaults(func=projections_status)
+    r = psub.add_parser("retry", help="a failed projection tries again now instead of after its backoff")
+    common(r)
+    r.add_argument("name", metavar="NAME", help="audit, search, checkpoints")
+    r.set_defaults(func=projections_retry)
 
 

@@ -24,6 +24,7 @@ from typing import Any
 import orjson
 
 from dockyard.projections.runner import Positions, ProjectionRunner, Recorded
+from dockyard.projections.upcasting import current_shape
 
 SUFFIX = "__rebuild"
 # Events per transaction. On SQLite each batch holds the single writer lock, which pushes wait
@@ -85,7 +86,7 @@ def rebuild(registry: Any, live: ProjectionRunner, *, batch: int | None = None,
                 break
             fresh.apply(dialect, cursor, [
                 Recorded(int(r["position"]), r["topic"], r["originator_id"], r["originator_version"],
-                         orjson.loads(bytes(r["state"])))
+                         current_shape(r["topic"], orjson.loads(bytes(r["state"]))))
                 for r in rows if not fresh.topics or r["topic"] in fresh.topics])
             events += len(rows)
             position = int(rows[-1]["position"])

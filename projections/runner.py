@@ -18,8 +18,12 @@ Contract (what `Projection` implementations rely on):
   when the process or its connection dies, so a standby takes over), an `flock` beside the
   SQLite file (released by the OS when the process dies). Standbys retry every `takeover_interval`.
 - A projection that raises on a batch stops there: the batch is rolled back, the position of the
-  first event of the failing batch and the error are recorded, and the runner stops (status
-  `failed`) rather than skip anything.
+  first event of the failing batch and the error are recorded (status `failed`), and nothing is
+  skipped. A following runner keeps the lead and tries the same batch again after a bounded
+  exponential backoff (`retry_delay`: 1 s doubling to 5 min by default), so a failure whose cause
+  goes away (a full disk, a fixed bug in a rolling upgrade) heals without a restart. The time of
+  the next try is stored (`retry_at`) so status shows it, and an admin's "retry now"
+  (`commands.projections.retry_projection`) sets it to now, from any process.
 
 Why not the library's `ProjectionRunner`: one transaction per event (~1k events/s here), no
 SQLite subscription, no leader election (see /work/shared/eventsourcing-notes.md §2).
@@ -34,23 +38,32 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 from uuid import UUID
 
 import orjson
 
 from dockyard.projections.dialect import Dialect
+from dockyard.projections.upcasting import current_shape
 
 log = logging.getLogger("dockyard.projections")
 
 DEFAULT_BATCH = 2000
+RETRY_INITIAL = 1.0  # seconds before the first retry of a failed projection
+RETRY_MAX = 300.0  # the backoff's ceiling
+
+
+def retry_delay(attempt: int, initial: float = RETRY_INITIAL, maximum: float = RETRY_MAX) -> float:
+    """Seconds to wait before retry number `attempt` (1-based): `initial` doubling, at most `maximum`."""
+    return min(maximum, initial * 2 ** min(max(attempt - 1, 0), 60))
 
 
 @dataclass(frozen=True, slots=True)
 class Recorded:
     """One event as stored: its log position, stable topic, aggregate id and version, and its
-    state as the JSON object the transcoder wrote (no domain classes needed, so a projection
-    never breaks on a topic added later)."""
+    state as the JSON object the transcoder wrote, upcast to its class's current `class_version`
+    (`projections.upcasting`; a topic with no class, e.g. added later, is left as stored)."""
 
     position: int
     topic: str
@@ -89,7 +102,9 @@ class ProjectionFailed(Exception):
 # -- positions -----------------------------------------------------------------------------
 
 _POSITIONS = ("CREATE TABLE IF NOT EXISTS projection_positions (name TEXT PRIMARY KEY, "
-              "position {bigint} NOT NULL, updated_at TEXT NOT NULL, failed_position {bigint}, error TEXT)")
+              "position {bigint} NOT NULL, updated_at TEXT NOT NULL, failed_position {bigint}, error TEXT, "
+              "retry_at TEXT)")
+_COLUMNS = "name, position, updated_at, failed_position, error, retry_at"
 
 
 class Positions:
@@ -99,6 +114,13 @@ class Positions:
         self.datastore, self.dialect = datastore, dialect
         with datastore.transaction(commit=True) as cursor:
             cursor.execute(_POSITIONS.format(bigint=dialect.bigint))
+            # Databases made before `retry_at` existed gain it (NULL: no retry scheduled).
+            if dialect.name == "postgres":
+                cursor.execute("ALTER TABLE projection_positions ADD COLUMN IF NOT EXISTS retry_at TEXT")
+            else:
+                cursor.execute("PRAGMA table_info(projection_positions)")
+                if "retry_at" not in {r["name"] for r in cursor.fetchall()}:
+                    cursor.execute("ALTER TABLE projection_positions ADD COLUMN retry_at TEXT")
 
     def ensure(self, cursor: Any, name: str) -> None:
         cursor.execute(self.dialect.sql(
@@ -107,15 +129,14 @@ class Positions:
 
     def get(self, name: str) -> dict[str, Any] | None:
         with self.dialect.reading(self.datastore) as cursor:
-            cursor.execute(self.dialect.sql("SELECT name, position, updated_at, failed_position, error "
-                                            "FROM projection_positions WHERE name = %(name)s"), {"name": name})
+            cursor.execute(self.dialect.sql(f"SELECT {_COLUMNS} FROM projection_positions WHERE name = %(name)s"),
+                           {"name": name})
             rows = cursor.fetchall()
         return dict(rows[0]) if rows else None
 
     def all(self) -> list[dict[str, Any]]:
         with self.dialect.reading(self.datastore) as cursor:
-            cursor.execute("SELECT name, position, updated_at, failed_position, error FROM projection_positions "
-                           "ORDER BY name")
+            cursor.execute(f"SELECT {_COLUMNS} FROM projection_positions ORDER BY name")
             return [dict(r) for r in cursor.fetchall()]
 
     def position(self, name: str) -> int:
@@ -126,7 +147,7 @@ class Positions:
         """Compare-and-set the position inside the caller's transaction; False if it moved."""
         cursor.execute(self.dialect.sql(
             "UPDATE projection_positions SET position = %(new)s, updated_at = %(at)s, failed_position = NULL, "
-            "error = NULL WHERE name = %(name)s AND position = %(old)s"),
+            "error = NULL, retry_at = NULL WHERE name = %(name)s AND position = %(old)s"),
             {"name": name, "old": old, "new": new, "at": _now()})
         return _rowcount(cursor) == 1
 
@@ -135,6 +156,22 @@ class Positions:
             cursor.execute(self.dialect.sql(
                 "UPDATE projection_positions SET failed_position = %(pos)s, error = %(error)s, updated_at = %(at)s "
                 "WHERE name = %(name)s"), {"name": name, "pos": position, "error": error[:2000], "at": _now()})
+
+    def schedule_retry(self, name: str, at: datetime) -> None:
+        """Record when the leading runner tries a failed projection again (shown by status)."""
+        with self.datastore.transaction(commit=True) as cursor:
+            cursor.execute(self.dialect.sql(
+                "UPDATE projection_positions SET retry_at = %(at)s WHERE name = %(name)s AND error IS NOT NULL"),
+                {"name": name, "at": at.isoformat()})
+
+    def request_retry(self, name: str) -> bool:
+        """Bring a failed projection's next try forward to now; False when it has not failed.
+        The leading runner, in whichever process, notices within its check interval."""
+        with self.datastore.transaction(commit=True) as cursor:
+            cursor.execute(self.dialect.sql(
+                "UPDATE projection_positions SET retry_at = %(at)s WHERE name = %(name)s AND error IS NOT NULL"),
+                {"name": name, "at": _now()})
+            return _rowcount(cursor) == 1
 
     def wait(self, name: str, position: int, timeout: float = 10.0) -> bool:
         """Block until projection `name` has folded the log up to `position` (in any process);
@@ -160,8 +197,6 @@ def _rowcount(cursor: Any) -> int:
 
 
 def _now() -> str:
-    from datetime import UTC, datetime
-
     return datetime.now(UTC).isoformat()
 
 
@@ -254,13 +289,16 @@ class ProjectionRunner:
 
     def __init__(self, registry: Any, projection: Projection, *, batch: int = DEFAULT_BATCH,
                  poll_interval: float = 0.05, takeover_interval: float = 1.0,
-                 positions: Positions | None = None, create_indexes: bool = True, name: str | None = None) -> None:
+                 positions: Positions | None = None, create_indexes: bool = True, name: str | None = None,
+                 retry_initial: float = RETRY_INITIAL, retry_max: float = RETRY_MAX) -> None:
         self.registry = registry
         self.projection = projection
         self.name = name or projection.name  # its position row (a rebuild folds under another name)
         self.batch = batch
         self.poll_interval = poll_interval
         self.takeover_interval = takeover_interval
+        self.retry_initial, self.retry_max = retry_initial, retry_max
+        self.attempts = 0  # failed tries in a row (the backoff's exponent); 0 once a batch commits
         self.dialect: Dialect = registry.dialect
         self.datastore = registry.recorder.datastore
         self.positions = positions or Positions(self.datastore, self.dialect)
@@ -299,7 +337,8 @@ class ProjectionRunner:
             cursor.execute(self.dialect.sql(self._select.format(where=where)), params)
             rows = cursor.fetchall()
         loads = orjson.loads
-        return [Recorded(r["position"], r["topic"], r["originator_id"], r["version"], loads(r["state"]))
+        return [Recorded(r["position"], r["topic"], r["originator_id"], r["version"],
+                         current_shape(r["topic"], loads(r["state"])))
                 for r in rows]
 
     def run_batch(self, head: int | None = None) -> int:
@@ -345,6 +384,16 @@ class ProjectionRunner:
     def wait(self, position: int, timeout: float = 10.0) -> bool:
         return self.positions.wait(self.name, position, timeout)
 
+    def catch_up_unless_led(self) -> int | None:
+        """Catch up here if no runner leads this projection (no serving process follows it);
+        None, doing nothing, when one does (that runner folds). Raises `ProjectionFailed`."""
+        if not self._leadership.try_acquire_safely():
+            return None
+        try:
+            return self.catch_up()
+        finally:
+            self._leadership.release()
+
     # -- following -------------------------------------------------------------------------
 
     def start(self) -> None:
@@ -360,27 +409,51 @@ class ProjectionRunner:
             self._thread = None
 
     def _run(self) -> None:
-        """Stand by until leading, then follow. A projection that fails on an event stops (its
-        position and error are recorded); any other error (the database went away, a dropped
-        LISTEN connection) gives up the lead, and this runner stands by again to retry."""
+        """Stand by until leading, then follow. A projection that fails on an event stays there
+        (its position and error recorded, state `failed`) and, still leading, tries the same
+        batch again after the backoff or when an admin asks; any other error (the database went
+        away, a dropped LISTEN connection) gives up the lead, and this runner stands by again."""
         while not self._stop.is_set():
-            self.state = "standby"
+            # A failed projection stays `failed` through its retries until a batch commits.
+            if not self.attempts:
+                self.state = "standby"
             if not self._leadership.try_acquire_safely():
                 self._stop.wait(self.takeover_interval)
                 continue
-            self.state = "running"
+            if not self.attempts:
+                self.state = "running"
             try:
                 self._follow()
             except ProjectionFailed as exc:
                 self.state, self.error = "failed", exc
-                log.error("%s", exc)
-                return
+                self.attempts += 1
+                delay = retry_delay(self.attempts, self.retry_initial, self.retry_max)
+                log.error("%s; trying again in %.3g s (attempt %d)", exc, delay, self.attempts)
+                try:
+                    self.positions.schedule_retry(self.name, datetime.now(UTC) + timedelta(seconds=delay))
+                    self._await_retry()
+                except Exception:  # noqa: BLE001 - e.g. the database went away: stand by, retry
+                    log.exception("projection %s: cannot schedule its retry; standing by", self.name)
+                    self._stop.wait(self.takeover_interval)
             except Exception:  # noqa: BLE001 - reported; leadership goes, and we retry
                 log.exception("projection %s interrupted; standing by to retry", self.name)
                 self._stop.wait(self.takeover_interval)
             finally:
                 self._leadership.release()
         self.state = "stopped"
+
+    def _await_retry(self) -> None:
+        """Wait, holding the lead, until the stored `retry_at` has come (the backoff ran out or an
+        admin asked for now) or the failure was cleared elsewhere (a CLI catch-up went through).
+        Reads the row every `takeover_interval` at most; the stop event ends the wait at once."""
+        while not self._stop.is_set():
+            row = self.positions.get(self.name)
+            if row is None or row["error"] is None or not row["retry_at"]:
+                return
+            remaining = (datetime.fromisoformat(row["retry_at"]) - datetime.now(UTC)).total_seconds()
+            if remaining <= 0:
+                return
+            self._stop.wait(min(remaining, self.takeover_interval))
 
     def _follow(self) -> None:
         listener = self._leadership.connection
@@ -389,7 +462,11 @@ class ProjectionRunner:
 
             listener.execute(SQL("LISTEN {}").format(Identifier(self.registry.recorder.channel_name)))
         while not self._stop.is_set():
-            if self.catch_up() == 0:
+            applied = self.catch_up()
+            if self.attempts:  # the batch that failed went through: the backoff starts over
+                self.attempts, self.error, self.state = 0, None, "running"
+                log.info("projection %s resumed", self.name)
+            if applied == 0:
                 if listener is not None:
                     # Woken by any append's NOTIFY; the timeout re-checks anyway (a lost NOTIFY
                     # never stalls the projection for longer than this).

@@ -1,6 +1,7 @@
 """`projections status`: for each read model, its position, the log's head, the lag in events
 and seconds, its rows and its state — the followed ones (from `projection_positions`) and the
-inline ones (written in the event transaction: always at the head)."""
+inline ones (written in the event transaction: always at the head). A failed projection also
+says when its runner tries again (`retry_at`, UTC)."""
 
 from __future__ import annotations
 
@@ -37,9 +38,11 @@ def projection_status(read_side: Any) -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = []
     for name, tables in INLINE.items():
         out.append({"name": name, "kind": "inline", "position": head, "head": head, "lag_events": 0,
-                    "lag_seconds": 0.0, "rows": _count(read_side, tables), "state": "inline", "error": None})
+                    "lag_seconds": 0.0, "rows": _count(read_side, tables), "state": "inline", "error": None,
+                    "retry_at": None})
     for name, runner in read_side.runners.items():
-        row = read_side.positions.get(name) or {"position": 0, "failed_position": None, "error": None}
+        row = read_side.positions.get(name) or {"position": 0, "failed_position": None, "error": None,
+                                                "retry_at": None}
         position = int(row["position"])
         if row["error"]:
             state = f"failed at {row['failed_position']}"
@@ -48,5 +51,5 @@ def projection_status(read_side: Any) -> list[dict[str, Any]]:
         out.append({"name": name, "kind": "followed", "position": position, "head": head,
                     "lag_events": max(0, head - position), "lag_seconds": _lag_seconds(read_side, position, head),
                     "rows": _count(read_side, runner.projection.tables().values()), "state": state,
-                    "error": row["error"]})
+                    "error": row["error"], "retry_at": row["retry_at"] if row["error"] else None})
     return out

@@ -276,6 +276,8 @@ class ProjectionStatus(Model):
     rows: int
     state: str = Field(description="`inline`, `caught up`, `behind`, or `failed at N`.")
     error: str | None = Field(description="Why the projection stopped, when it failed.")
+    retry_at: str | None = Field(None, description="When a failed projection is tried again (ISO 8601, UTC); "
+                                                   "`POST /api/v0/projections/{name}/retry` brings it to now.")
 
 
 class ProjectionList(Model):

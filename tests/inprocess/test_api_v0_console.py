@@ -35,6 +35,7 @@ ROUTES = {
     ("delete", "/webhooks/{webhook_id}", False), ("get", "/webhooks/{webhook_id}/deliveries", False),
     ("post", "/webhooks/{webhook_id}/deliveries/{delivery_id}/redeliver", False),
     ("get", "/events", False), ("get", "/events/stream", False), ("get", "/audit/public-key", False), ("get", "/projections", False),
+    ("post", "/projections/{name}/retry", False),
     ("get", "/search", False), ("post", "/repositories/{namespace}/{repo}/tags/{tag}/restore", True),
     ("post", "/repositories/{namespace}/{repo}/restore", False),
     ("get", "/repositories/{namespace}/{repo}/tags/{tag}/history", False),

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import csv
 import io
+from datetime import UTC, datetime, timedelta
 
 import orjson
 import pytest
@@ -144,6 +145,60 @@ async def test_projections_status_for_admins(dockyard: Dockyard) -> None:
     assert status["registry"]["state"] == "inline"
     async with dockyard.client(alice) as as_alice:
         assert (await as_alice.get(f"{API}/projections")).status_code == 403
+
+
+async def _until(predicate, what: str, timeout: float = 30.0) -> None:  # noqa: ANN001
+    """Poll `predicate` with a growing pause (a wait for a condition, not a timed assertion)."""
+    import anyio
+
+    deadline, pause = anyio.current_time() + timeout, 0.01
+    while not predicate():
+        assert anyio.current_time() < deadline, f"timed out waiting for {what}"
+        await anyio.sleep(pause)
+        pause = min(pause * 2, 0.2)
+
+
+async def test_admins_retry_a_failed_projection_now(dockyard: Dockyard, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The audit trail fails on an event (a fault injected); status shows it failed at that
+    position with its error and next try, an hour away; the fault removed, an admin's retry makes
+    the runner fold the event at once, exactly once, without a restart."""
+    read_side = dockyard.services.read_side
+    runner = read_side.runners["audit"]
+    assert read_side.wait("audit", head(dockyard))
+    r = await dockyard.client().post(f"{API}/projections/audit/retry")
+    assert r.status_code == 409 and "has not failed" in r.json()["detail"]  # following: nothing to retry
+    assert (await dockyard.client().post(f"{API}/projections/nosuch/retry")).status_code == 404
+    assert (await dockyard.client().post(f"{API}/projections/registry/retry")).status_code == 409
+    monkeypatch.setattr(runner, "retry_initial", 3600.0)
+    monkeypatch.setattr(runner, "retry_max", 3600.0)
+    monkeypatch.setattr(runner, "takeover_interval", 0.01)
+    apply = runner.projection.apply
+
+    def faulty(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+        raise OSError("injected: the disk under the audit table is full")
+
+    monkeypatch.setattr(runner.projection, "apply", faulty)
+    before = head(dockyard)
+    alice = await dockyard.user()
+    stuck_at = head(dockyard)
+    await _until(lambda: runner.state == "failed" and read_side.positions.get("audit")["retry_at"], "the failure")
+    r = await dockyard.client().get(f"{API}/projections")
+    [audit] = [p for p in r.json()["projections"] if p["name"] == "audit"]
+    assert audit["state"].startswith("failed at ") and before < int(audit["state"].split()[-1]) <= stuck_at
+    assert "disk under the audit table" in audit["error"] and audit["position"] < stuck_at
+    assert datetime.fromisoformat(audit["retryAt"]) - datetime.now(UTC) > timedelta(minutes=50)
+    async with dockyard.client(alice) as as_alice:
+        assert (await as_alice.post(f"{API}/projections/audit/retry")).status_code == 403
+    monkeypatch.setattr(runner.projection, "apply", apply)  # the cause goes away
+    r = await dockyard.client().post(f"{API}/projections/audit/retry")
+    assert r.status_code == 202, r.text
+    assert r.json()["name"] == "audit" and r.json()["error"] is not None  # the runner has not tried yet
+    await _until(lambda: read_side.positions.position("audit") >= stuck_at, "the retried fold")
+    r = await dockyard.client().get(f"{API}/events", params={"action": "user.created", "namespace": alice[0]})
+    assert len(r.json()["events"]) == 1  # folded exactly once
+    [audit] = [p for p in (await dockyard.client().get(f"{API}/projections")).json()["projections"]
+               if p["name"] == "audit"]
+    assert audit["error"] is None and audit["retryAt"] is None and not audit["state"].startswith("failed")
 
 
 async def test_lockouts_and_directory_first_logins_say_from_where(dockyard: Dockyard) -> None:

@@ -54,3 +54,25 @@ def test_query_export_and_status(place: tuple[Path, str | None], registry) -> No
     out = dockyard(place, "projections", "rebuild", "--all")
     assert "registry and identity views rebuilt" in out and f"audit rebuilt from {len(log)} events" in out
     assert dockyard(place, "audit", "export", "--format", "csv") == before
+    # Not a terminal: the progress is plain lines (each fold's last one at the head), no bar drawn.
+    assert f"audit: {log[-1]}/{log[-1]} events (100%)" in out and "events/s" in out
+    assert "\x1b[" not in out and "\r" not in out
+
+
+def test_retry_from_the_command_line(place: tuple[Path, str | None], registry) -> None:  # noqa: ANN001, F811
+    """`projections retry NAME` with no server following: the CLI takes the lead and folds."""
+    from dockyard.projections.runner import Positions
+
+    dockyard(place, "users", "create", "gordon", "--role", "read-write")
+    data_dir, database_url = place
+    where = ["--database-url", database_url] if database_url else ["--data-dir", str(data_dir)]
+    refused = subprocess.run([sys.executable, "-m", "dockyard", "projections", "retry", "audit", *where], cwd=ROOT,
+                             capture_output=True, text=True, timeout=120)
+    assert refused.returncode == 1 and "has not failed" in refused.stderr
+    # What a failure leaves (the position before the failing batch, its error), as the runner records it.
+    positions = Positions(registry.recorder.datastore, registry.dialect)
+    head = registry.recorder.max_notification_id()
+    positions.record_failure("audit", positions.position("audit") + 1, "OSError: injected")
+    out = dockyard(place, "projections", "retry", "audit")
+    assert out.startswith("audit resumed") and positions.get("audit")["error"] is None
+    assert positions.position("audit") == head

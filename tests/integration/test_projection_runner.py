@@ -11,13 +11,14 @@ import signal
 import subprocess
 import sys
 import time
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
 from dockyard.commands.registry import Registry
 from dockyard.domain.repository import Repository
-from dockyard.projections.runner import ProjectionFailed, ProjectionRunner
+from dockyard.projections.runner import ProjectionFailed, ProjectionRunner, retry_delay
 from tests.integration.test_rebuild import place, registry  # noqa: F401 - the same fixtures
 from tests.projection_worker import SeenProjection
 
@@ -78,6 +79,67 @@ def test_a_failing_event_stops_the_projection_at_its_position(registry: Registry
     mended.catch_up()
     assert seen(registry) == positions(registry)
     assert mended.positions.get("seen")["error"] is None
+
+
+def test_the_retry_backoff_doubles_up_to_its_ceiling() -> None:
+    assert [retry_delay(n) for n in range(1, 11)] == [1, 2, 4, 8, 16, 32, 64, 128, 256, 300]
+    assert retry_delay(10_000) == 300 and retry_delay(3, initial=0.5, maximum=1) == 1
+
+
+def _failed(runner: ProjectionRunner) -> bool:
+    row = runner.positions.get(runner.name)
+    return row is not None and row["error"] is not None
+
+
+def test_a_failed_projection_resumes_by_itself_once_the_cause_is_gone(registry: Registry) -> None:  # noqa: F811
+    """No restart: the following runner keeps trying the failing batch after a short backoff
+    (configured here in milliseconds); it never skips it, and folds it exactly once when it can."""
+    append(registry, 250)
+    bad, first_of_batch = positions(registry)[149], positions(registry)[100]
+    projection = SeenProjection(fail_at=bad)
+    runner = ProjectionRunner(registry, projection, batch=100, retry_initial=0.01, retry_max=0.05,
+                              takeover_interval=0.01)
+    runner.start()
+    try:
+        _until(lambda: runner.attempts >= 3, "three failed tries in a row")
+        row = runner.positions.get("seen")
+        assert row["failed_position"] == first_of_batch and "cannot fold event" in row["error"]
+        assert row["retry_at"] is not None and runner.state == "failed"
+        assert seen(registry) == positions(registry)[:100]  # stuck before the batch, nothing skipped
+        projection.fail_at = None  # the cause goes away
+        _until(lambda: runner.positions.position("seen") == positions(registry)[-1], "the runner to resume")
+        assert seen(registry) == positions(registry)  # each event once (the primary key forbids twice)
+        row = runner.positions.get("seen")
+        assert row["error"] is None and row["failed_position"] is None and row["retry_at"] is None
+        _until(lambda: runner.attempts == 0 and runner.state == "running", "the backoff to start over")
+        head = append(registry, 10)  # and it goes on following
+        _until(lambda: runner.positions.position("seen") == head, "the new events")
+    finally:
+        runner.stop()
+
+
+def test_retry_now_brings_the_next_try_forward(registry: Registry) -> None:  # noqa: F811
+    """With an hour's backoff ahead, an admin's request (any process: it is a row update) makes
+    the leading runner try again at once."""
+    append(registry, 50)
+    projection = SeenProjection(fail_at=positions(registry)[10])
+    runner = ProjectionRunner(registry, projection, batch=100, retry_initial=3600, retry_max=3600,
+                              takeover_interval=0.01)
+    assert not runner.positions.request_retry("seen")  # not failed: nothing to bring forward
+    runner.start()
+    try:
+        _until(lambda: runner.attempts == 1 and runner.positions.get("seen")["retry_at"] is not None,
+               "the failure and its scheduled retry")
+        scheduled = datetime.fromisoformat(runner.positions.get("seen")["retry_at"])
+        assert scheduled - datetime.now(UTC) > timedelta(minutes=50)
+        assert seen(registry) == []
+        projection.fail_at = None
+        assert runner.positions.request_retry("seen")
+        _until(lambda: runner.positions.position("seen") == positions(registry)[-1], "the retry")
+        assert seen(registry) == positions(registry)
+        assert runner.attempts == 0 or runner.positions.get("seen")["error"] is None
+    finally:
+        runner.stop()
 
 
 def _spawn(place: tuple[Path, str | None], *extra: str) -> subprocess.Popen[str]:
