@@ -1,0 +1,121 @@
+#!/usr/bin/env bash
+# Dockyard against itself on the read path: a BEFORE commit beside this checkout (AFTER).
+#
+#   benchmarks/read_ab.sh BEFORE_REV [--rounds N] [--workers N] [--database-url URL] [--out DIR]
+#                         [-- BENCH_ARGS...]
+#
+# Exports BEFORE_REV into a temp dir (run with this checkout's .venv, PYTHONPATH pointing there),
+# starts a fresh Dockyard of each (token auth, user admin, own data dir; SQLite unless
+# --database-url, which must name no database: each side gets a fresh dockyard_bench_<hex>,
+# dropped at the end), and runs N rounds of bench.py's read workloads on both, alternating the
+# order (B A, A B, ...): push_small (the data), pull_manifest, tags_list, catalog. Prints the
+# medians and AFTER/BEFORE ratios, with the load average before each pass.
+#   --rounds N   (default 4)    --workers N (default 2)
+#   BENCH_ARGS   passed to bench.py (default --duration 8)
+set -euo pipefail
+
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+root=$(cd "$here/.." && pwd)
+bench_dir=${BENCH_DIR:-/work/shared/bench}
+py=$root/.venv/bin/python
+helpers=("$py" "$here/helpers.py")
+before_rev=${1:?usage: read_ab.sh BEFORE_REV [options]}
+shift
+rounds=4 workers=2 database_url="" out=""
+while (($#)); do
+    case "$1" in
+        --rounds) rounds="$2"; shift 2 ;;
+        --workers) workers="$2"; shift 2 ;;
+        --database-url) database_url="$2"; shift 2 ;;
+        --out) out="$2"; shift 2 ;;
+        --) shift; break ;;
+        *) sed -n '2,14s/^# \{0,1\}//p' "$0" >&2; exit 2 ;;
+    esac
+done
+bench_args=("$@")
+((${#bench_args[@]})) || bench_args=(--duration 8)
+
+out=${out:-$(mktemp -d -t dockyard-readab.XXXXXX)}
+mkdir -p "$out"
+base=$(mktemp -d -t dockyard-before.XXXXXX)
+mkdir "$base/dockyard"
+git -C "$root" archive "$before_rev" | tar -x -C "$base/dockyard"
+run_id=$(head -c 4 /dev/urandom | od -An -tx1 | tr -d ' \n')
+declare -A pid url data db
+log() { echo "read_ab.sh: $*" >&2; }
+
+cleanup() {
+    set +e
+    for side in before after; do
+        if [[ -n "${pid[$side]:-}" ]]; then
+            kill -TERM "${pid[$side]}" 2>/dev/null
+            for _ in $(seq 150); do kill -0 "${pid[$side]}" 2>/dev/null || break; sleep 0.1; done
+        fi
+        [[ -n "${db[$side]:-}" ]] && "${helpers[@]}" dropdb "${db[$side]}"
+        [[ -n "${data[$side]:-}" ]] && rm -rf "${data[$side]}"
+    done
+    rm -rf "$base"
+    log "raw results in $out"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+password="bench-$(head -c 12 /dev/urandom | od -An -tx1 | tr -d ' \n')"
+for side in before after; do
+    data[$side]=$(mktemp -d -t dockyard-data.XXXXXX)
+    port=$("${helpers[@]}" free-port)
+    url[$side]="http://127.0.0.1:$port"
+    serve=("$py" -m dockyard serve --data-dir "${data[$side]}" --listen "127.0.0.1:$port" --workers "$workers")
+    if [[ -n "$database_url" ]]; then
+        db[$side]=$("${helpers[@]}" createdb "$database_url" | sed -n 1p)
+        serve+=(--database-url "${db[$side]}")
+    fi
+    pythonpath=""
+    [[ "$side" == before ]] && pythonpath="$base"
+    PYTHONPATH="$pythonpath" DOCKYARD_ADMIN_PASSWORD="$password" DOCKYARD_LOG_LEVEL=warning \
+        "${serve[@]}" >"$out/$side-server.log" 2>&1 </dev/null &
+    pid[$side]=$!
+    "${helpers[@]}" wait "${url[$side]}" "${pid[$side]}" 60 || { cat "$out/$side-server.log" >&2; exit 1; }
+    "${helpers[@]}" create-org "${url[$side]}" "admin:$password" bench
+done
+{
+    echo "date: $(date -u +%Y-%m-%dT%H:%M:%SZ), $(nproc) cores"
+    echo "before: $(git -C "$root" rev-parse --short "$before_rev"), after: $(git -C "$root" rev-parse --short HEAD)$(git -C "$root" diff --quiet HEAD 2>/dev/null || echo '+dirty')"
+    echo "workers $workers, metadata ${database_url:-SQLite}, rounds $rounds, bench args: ${bench_args[*]}"
+} | tee "$out/settings.txt" >&2
+
+one() {  # side round
+    local side="$1" r="$2"
+    local load
+    load=$(cut -d' ' -f1-3 /proc/loadavg)
+    log "round $r: $side (load $load)"
+    echo "$r $side $load" >>"$out/load.txt"
+    python3 "$bench_dir/bench.py" "${url[$side]}" --label "$side" --prefix "bench/$run_id-r$r" \
+        --auth "admin:$password" --workloads push_small,pull_manifest,tags_list,catalog "${bench_args[@]}" \
+        >>"$out/$side.jsonl" 2>>"$out/$side.log" || { tail -5 "$out/$side.log" >&2; exit 1; }
+}
+for ((r = 1; r <= rounds; r++)); do
+    if ((r % 2)); then one before "$r"; one after "$r"; else one after "$r"; one before "$r"; fi
+done
+
+"$py" - "$out" <<'EOF' | tee "$out/summary.txt"
+import json, statistics, sys
+out = sys.argv[1]
+def load(side):
+    figs = {}
+    for line in open(f"{out}/{side}.jsonl"):
+        d = json.loads(line)
+        for k, v in d["figures"].items():
+            figs.setdefault((d["workload"], k), []).append(v)
+    return figs
+b, a = load("before"), load("after")
+print(f"{'workload':14} {'figure':14} {'before median (min..max)':>28} {'after median (min..max)':>28} {'after/before':>12}")
+for key in b:
+    if key[1] == "seconds":
+        continue
+    mb, ma = statistics.median(b[key]), statistics.median(a.get(key, [0]))
+    span = lambda v: f"{statistics.median(v):.2f} ({min(v):.2f}..{max(v):.2f})"
+    print(f"{key[0]:14} {key[1]:14} {span(b[key]):>28} {span(a.get(key, [0])):>28} {ma / mb if mb else 0:>12.2f}")
+print("load (1/5/15 min) before each pass:")
+print(open(f"{out}/load.txt").read(), end="")
+EOF
