@@ -41,16 +41,23 @@ async def token(request: Request) -> Response:
     auth = _auth(request)
     _check_service(auth, request.query_params.get("service"))
     credentials = parse_authorization(request.headers.get("authorization", ""))
-    principal: Principal = ANONYMOUS
-    if isinstance(credentials, Basic):
-        found = await auth.authenticate(credentials, request)
-        if found is None:
-            raise Unauthorized("invalid username or password")
-        principal = found
-    elif credentials is not None:
+    if credentials is not None and not isinstance(credentials, Basic):
         raise Unauthorized("the token service takes HTTP Basic credentials or none")
-    scopes = parse_scopes(request.query_params.getlist("scope"))
-    issued = await run_in_threadpool(auth.tokens.issue, principal, scopes)
+    basic = credentials if isinstance(credentials, Basic) else None
+    address, requested = client_address(request), request.query_params.getlist("scope")
+
+    def sign_in_and_issue() -> tuple[Principal, dict[str, object]]:
+        # One thread hop for the sign-in and the token (each reads the read model): this is the
+        # request every `docker pull` of a new repository makes.
+        principal: Principal = ANONYMOUS
+        if basic is not None:
+            found = auth.accounts.authenticate(basic.user, basic.password, address)
+            if found is None:
+                raise Unauthorized("invalid username or password")
+            principal = found
+        return principal, auth.tokens.issue(principal, parse_scopes(requested))
+
+    principal, issued = await run_in_threadpool(sign_in_and_issue)
     auth.bind(request, principal)
     if request.query_params.get("offline_token") == "true" and not principal.is_anonymous:
         issued["refresh_token"] = await run_in_threadpool(

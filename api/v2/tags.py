@@ -18,9 +18,16 @@ async def list_tags(request: Request) -> Response:
     await svc.auth.require(request, scope(name, "pull"))
     n, last = page_params(request)
     queries = svc.registry.queries
-    if not await run_in_threadpool(queries.repository_exists, name):
+
+    def page() -> list[str] | None:
+        if not queries.repository_exists(name):
+            return None
+        return [] if n == 0 else queries.list_tags(name, None if n is None else n + 1, last)
+
+    found = await run_in_threadpool(page)  # one thread hop for both reads: each costs as much as a read
+    if found is None:
         raise NameUnknown(detail={"name": name})
-    tags = [] if n == 0 else await run_in_threadpool(queries.list_tags, name, None if n is None else n + 1, last)
+    tags = found
     extra = {}
     if n is not None and len(tags) > n:
         tags = tags[:n]
