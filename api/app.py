@@ -25,6 +25,7 @@ from dockyard.api.auth import routes as auth_routes
 from dockyard.api.portal.sessions import SessionStore
 from dockyard.api.recent_logs import RecentLogs
 from dockyard.api.secret_store import SecretStore
+from dockyard.api.shared_logs import SharedLogs
 from dockyard.api.settings import Settings
 from dockyard.api.v2.common import Services
 from dockyard.commands import database
@@ -117,6 +118,10 @@ def create_app(settings: Settings, *, clock: Callable[[], float] = time.time) ->
         app.state.services.accounts.failed_listeners.append(app.state.metrics.login_failed)
         app.state.services.read_side.start()  # followed projections: one leader across processes
         app.state.services.webhook_delivery.start()  # one leader across processes, too
+        shared_logs = SharedLogs(app.state.services.registry.datastore, app.state.services.registry.dialect,
+                                 on_drop=app.state.metrics.log_lines_dropped.inc).start()
+        app.state.shared_logs = shared_logs  # every replica's recent lines (the Logs view)
+        app.state.recent_logs.sinks.append(shared_logs.offer)
         app.state.recent_logs.attach()
         follower = _certificate_follower(settings, app.state.services)
         scheduler = housekeeping.start(app.state.services.uploads,
@@ -132,6 +137,8 @@ def create_app(settings: Settings, *, clock: Callable[[], float] = time.time) ->
             if follower is not None:
                 follower.stop()
             app.state.recent_logs.detach()
+            app.state.recent_logs.sinks.remove(shared_logs.offer)
+            shared_logs.stop()
             app.state.services.registry.close()
 
     app = FastAPI(title="Dockyard", version="0.1.0", lifespan=lifespan, docs_url=None, redoc_url=None,
@@ -147,7 +154,7 @@ def create_app(settings: Settings, *, clock: Callable[[], float] = time.time) ->
     app.router.routes.append(Route("/healthz", _health, methods=["GET"]))
     app.router.routes.append(Route("/readyz", _ready, methods=["GET"]))
     metrics.install(app).listeners.append(access_log.log_request)  # GET /metrics; every request metered and logged
-    app.state.recent_logs = RecentLogs()
+    app.state.recent_logs = RecentLogs(replica=settings.replica_name)
     portal.install(app)  # the web portal at `/`, after every API route
     metrics.tag_routes(app)  # after every route: each names its template for the request metrics
     return app

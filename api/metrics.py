@@ -63,6 +63,10 @@ class RequestMetrics:
         self.sent = Counter("dockyard_http_sent_bytes", "Response body bytes sent", registry=reg)
         self.failed_logins = Counter("dockyard_failed_logins", "Sign-ins refused for wrong credentials",
                                      registry=reg)
+        self.log_lines_dropped = Counter("dockyard_log_lines_dropped",
+                                         "Log lines not gathered in the shared Logs view (database away or "
+                                         "busy, or the buffer full); the terminal log still has them",
+                                         registry=reg)
         self._children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
         # Also told of each finished request (scope, status, bytes received, bytes sent, seconds):
         # the access log, so that the hot path is wrapped once.

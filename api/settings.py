@@ -39,6 +39,9 @@ class Settings(BaseSettings):
     tls: bool = False  # serve HTTPS on the listen address (api/tls.py)
     tls_cert: str | None = None  # PEM chain; with tls_key. Neither: a certificate from the local CA
     tls_key: str | None = None
+    # What this process's log lines are tagged with in the shared `Logs` view (api/shared_logs.py);
+    # unset: hostname:pid. Every worker of a `dockyard serve` shares it.
+    replica_name: str | None = None
     log_format: Literal["text", "json"] = "text"  # json: one JSON object per log line (api/log_format.py)
     # The password policy: the least number of characters a password may have (API, portal, CLI).
     password_min_length: int = Field(MIN_PASSWORD_LENGTH, ge=1)

@@ -1,5 +1,5 @@
 """`Logs` (global admins): pick a component, see its recent lines, follow them live (the page
-polls `/logs/lines`). The lines are this process's (`dockyard.api.recent_logs`)."""
+polls `/logs/lines`). The lines are every replica's, each naming its replica (`api.v0.logs.recent_lines`)."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from starlette.responses import JSONResponse, Response
 
 from dockyard.api.portal.web import AdminViewer, PortalRoute, render
 from dockyard.api.recent_logs import COMPONENTS
+from dockyard.api.v0.logs import recent_lines
 
 router = APIRouter(route_class=PortalRoute, include_in_schema=False)
 
@@ -19,11 +20,11 @@ def _component(value: str | None) -> str | None:
 @router.get("/logs")
 async def logs_page(request: Request, current: AdminViewer, component: str | None = None) -> Response:
     chosen = _component(component)
-    lines = request.app.state.recent_logs.lines(chosen)
+    lines = await recent_lines(request, chosen)
     return render(request, "logs.html", section="logs", components=COMPONENTS, component=chosen or "",
                   lines=lines)
 
 
 @router.get("/logs/lines")
 async def log_lines(request: Request, current: AdminViewer, component: str | None = None) -> Response:
-    return JSONResponse({"lines": request.app.state.recent_logs.lines(_component(component))})
+    return JSONResponse({"lines": await recent_lines(request, _component(component))})

@@ -354,6 +354,7 @@ class RepositoryRestored(Model):
 
 
 class LogLines(Model):
-    """Recent log lines of this process, oldest first (all components when `component` is null)."""
+    """Recent log lines of every replica, oldest first, each naming its replica (all components when
+    `component` is null)."""
     component: str | None
     lines: list[str]

@@ -80,7 +80,8 @@ def replicas(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[l
     database_url = request.getfixturevalue("postgres").create()
     blobs = f"file://{tmp_path / 'blobs'}"
     servers = [DockyardServer(tmp_path / f"replica{i}", database_url, ADMIN_PASSWORD,
-                              extra_env={"DOCKYARD_STORAGE": blobs}) for i in range(2)]
+                              extra_env={"DOCKYARD_STORAGE": blobs, "DOCKYARD_REPLICA_NAME": f"replica{i}"})
+               for i in range(2)]
     for server in servers:
         server.start()
     balancer = Balancer(servers, tmp_path)
@@ -91,10 +92,37 @@ def replicas(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[l
         server.stop()
 
 
-def v2_lines(server: DockyardServer, repository: str) -> list[str]:
+def v2_lines(server: DockyardServer, repository: str, replica: str) -> list[str]:
+    """The access lines for `repository` that `replica` logged, read through `server`."""
     with server.client() as admin:
-        lines = admin.get("/api/v0/logs", params={"component": "api"}).json()["lines"]
-    return [line for line in lines if f"/v2/{repository}/" in line]
+        lines = admin.get("/api/v0/logs", params={"component": "api", "limit": 1000}).json()["lines"]
+    return [line for line in lines if f"/v2/{repository}/" in line and f" {replica} " in line]
+
+
+def test_a_request_served_by_one_replica_is_in_the_logs_read_through_the_other(replicas) -> None:
+    """Every replica gathers its recent lines in the shared database, each tagged with its name:
+    read through replica1 (plain, then followed live), replica0's access lines are there."""
+    servers, _ = replicas
+    with servers[0].client() as on_a:
+        assert on_a.get("/v2/admin/served-by-a/tags/list").status_code == 404
+    deadline = time.monotonic() + 30  # lines are written in batches, about every second
+    while not (seen := v2_lines(servers[1], "admin/served-by-a", "replica0")):
+        assert time.monotonic() < deadline, "replica0's line never reached replica1's logs"
+        time.sleep(0.2)
+    assert " api " in seen[0] and "GET /v2/admin/served-by-a/tags/list 404" in seen[0]
+
+    # Followed through replica1 (PostgreSQL: woken by replica0's NOTIFY), a new line from replica0.
+    with servers[1].client() as on_b, on_b.stream("GET", "/api/v0/logs", timeout=60, params={
+            "component": "api", "follow": "true", "seconds": 60}) as events:
+        assert events.status_code == 200
+        with servers[0].client() as on_a:
+            assert on_a.get("/v2/admin/followed-from-a/tags/list").status_code == 404
+        for line in events.iter_lines():
+            if line.startswith("data: ") and "/v2/admin/followed-from-a/" in line:
+                assert " replica0 " in line
+                break
+        else:
+            raise AssertionError("the follow ended without replica0's line")
 
 
 def test_a_push_alternates_and_a_pull_survives_a_dead_replica(replicas, tmp_path: Path) -> None:
@@ -102,8 +130,8 @@ def test_a_push_alternates_and_a_pull_survives_a_dead_replica(replicas, tmp_path
     skopeo = Skopeo(_Via(balancer), tmp_path / "skopeo")
     image = make_image(tmp_path / "img", ["4K", "64K", "256K"], seed="replicas", tag="v1")
     skopeo.copy(image.ref, skopeo.docker("admin/replicated", "v1"))
-    # Both replicas served part of that one push (each process's own access log says which).
-    served = [v2_lines(s, "admin/replicated") for s in servers]
+    # Both replicas served part of that one push (each line names the replica that served it).
+    served = [v2_lines(servers[1], "admin/replicated", f"replica{i}") for i in range(2)]
     assert all(served), served
 
     # One replica dies (SIGKILL, no goodbye): the balancer's health check takes it out; a
@@ -154,7 +182,7 @@ def test_a_replica_killed_mid_push_and_the_client_retry_succeeds(replicas, tmp_p
     try:
         # Once the first replica has taken part of this push, SIGKILL it.
         deadline = time.monotonic() + 60
-        while not any("blobs/uploads" in line for line in v2_lines(servers[0], "admin/midpush")):
+        while not any("blobs/uploads" in line for line in v2_lines(servers[0], "admin/midpush", "replica0")):
             assert push.poll() is None, "the push ended before a replica was killed"
             assert time.monotonic() < deadline
             time.sleep(0.05)
