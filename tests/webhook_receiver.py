@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import threading
+from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -49,6 +50,14 @@ class Receiver:
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}/hook"
+
+
+def running() -> Iterator[Receiver]:
+    """A started receiver, stopped after (the body of a test fixture)."""
+    receiver = Receiver()
+    receiver.start()
+    yield receiver
+    receiver.stop()
 
 
 def verified_events(receiver: Receiver, secret: str) -> list[dict[str, Any]]:

@@ -7,9 +7,10 @@ import importlib
 import pkgutil
 from collections.abc import Iterator
 
+import orjson
 import pytest
 from eventsourcing.domain import CanMutateAggregate
-from eventsourcing.persistence import Mapper
+from eventsourcing.persistence import Mapper, StoredEvent
 from eventsourcing.utils import get_topic, resolve_topic
 
 import dockyard.domain
@@ -103,6 +104,23 @@ def test_stored_events_carry_the_explicit_topic() -> None:
     tag.point_at(D1)
     stored = [mapper.to_stored_event(e) for e in tag.collect_events()]
     assert [s.topic for s in stored] == ["dockyard.Tag.Created", "dockyard.Tag.Moved"]
+
+
+
+def test_a_manifest_pushed_before_by_digest_existed_reads_as_pushed_by_tag() -> None:
+    # Class version 2 added `by_digest`; a version 1 event (stored without it) comes back False,
+    # so a webhook never tells of an old push by tag twice.
+    mapper = RegistryMapper(transcoder=OrjsonTranscoder())
+    manifest = Manifest(repository="lib/app", digest=D2)
+    manifest.push(repository="lib/app", digest=D2, media_type="application/vnd.oci.image.manifest.v1+json",
+                  size=2, payload=Manifest.encode_payload(b"{}"), blobs=[], manifests=[], subject=None,
+                  artifact_type=None, annotations={}, by_digest=True)
+    stored = mapper.to_stored_event(manifest.collect_events()[1])
+    assert mapper.to_domain_event(stored).by_digest is True
+    state = orjson.loads(stored.state)
+    del state["by_digest"], state["class_version"]
+    old = StoredEvent(stored.originator_id, stored.originator_version, stored.topic, orjson.dumps(state))
+    assert mapper.to_domain_event(old).by_digest is False
 
 
 # -- who and from where --------------------------------------------------------------------------
