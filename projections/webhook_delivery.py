@@ -277,13 +277,14 @@ class WebhookDelivery:
         rows = self.read_side.audit.page(AuditFilter(namespace=None if sub.repository else sub.namespace,
                                                      repository=sub.repository, after=state.position),
                                          EVERYTHING, BATCH)
-        sent = False
+        sent = passed_over = False
         for row in rows:
             kind = notified_kind(row)
             if kind is None or kind not in sub.events or not self._readable(sub.owner, row):
-                self._advance(sub.id, row["position"])
-                state = DeliveryState(row["position"])
+                # Not to be told: passed over, written with the next attempt or after the batch.
+                state, passed_over = DeliveryState(row["position"]), True
                 continue
+            passed_over = False
             message = envelope(sub, row, self.source, self.registry.queries.manifest_facts)
             body = orjson.dumps({"events": [message]})
             status, error = self._post(sub, body)
@@ -298,6 +299,8 @@ class WebhookDelivery:
                 return sent
             state = DeliveryState(row["position"])
             self._settle(sub.id, row["position"], message["id"], kind, status, error, body, state)
+        if passed_over:
+            self._advance(sub.id, state.position)
         return sent
 
     # -- following ---------------------------------------------------------------------------------
