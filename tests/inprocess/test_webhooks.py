@@ -14,7 +14,7 @@ import anyio
 import httpx
 import pytest
 
-from tests.inprocess.conftest import API, Dockyard, image_parts
+from tests.inprocess.conftest import API, Dockyard, image_parts, inprocess_settings
 from tests.webhook_receiver import Receiver, running, verified_events
 
 pytestmark = pytest.mark.anyio
@@ -168,3 +168,8 @@ async def test_one_push_notification_per_push_by_tag_or_by_digest(dockyard: Dock
         assert event["actor"] == {"name": "admin"} and event["request"]["addr"] == "127.0.0.1"
         assert set(event["request"]) >= {"addr", "host"} and "addr" in event["source"]
 
+
+
+@pytest.mark.parametrize("settings", [inprocess_settings(webhook_history=7)])
+async def test_the_history_setting_reaches_the_runner(dockyard: Dockyard) -> None:
+    assert dockyard.services.webhook_delivery.history == 7
