@@ -3,11 +3,15 @@ tag, or a deleted repository with its grants, back; refused naming the blobs GC 
 
 from __future__ import annotations
 
+import hashlib
+import json
+
 import pytest
 
 from dockyard.storage import blob_key
-from tests.inprocess.conftest import API, Dockyard
+from tests.inprocess.conftest import API, Dockyard, image_parts
 from tests.inprocess.test_tag_history import named_user
+from tests.inprocess.test_webhooks import put_image
 
 pytestmark = pytest.mark.anyio
 BARCA = f"{API}/repositories/engineering/barca"
@@ -100,3 +104,26 @@ async def test_refused_naming_the_blobs_gc_removed(dockyard: Dockyard) -> None:
     r = await admin.post(f"{BARCA}/tags/lona/restore", json={"digest": digest})
     assert r.status_code == 409 and layer in r.json()["detail"], r.text
     assert head(dockyard) == before  # nothing recorded
+
+
+async def test_an_index_comes_back_with_its_child_manifests(dockyard: Dockyard) -> None:
+    await dockyard.org(name="engineering")
+    admin = dockyard.client()
+    children = []
+    for arch in ("amd64", "arm64"):
+        parts = image_parts(arch)
+        digest = "sha256:" + hashlib.sha256(parts[2]).hexdigest()
+        await put_image(admin, "engineering/barca", digest, parts)  # by digest, untagged
+        children.append({"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": digest,
+                         "size": len(parts[2])})
+    index = json.dumps({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json",
+                        "manifests": children}).encode()
+    r = await admin.put("/v2/engineering/barca/manifests/multi", content=index,
+                        headers={"Content-Type": "application/vnd.oci.image.index.v1+json"})
+    assert r.status_code == 201, r.text
+    assert (await admin.delete(BARCA)).status_code == 204
+    r = await admin.post(f"{BARCA}/restore")
+    assert r.status_code == 200, r.text
+    assert (await admin.get("/v2/engineering/barca/manifests/multi")).content == index
+    for child in children:
+        assert (await admin.get(f"/v2/engineering/barca/manifests/{child['digest']}")).status_code == 200
