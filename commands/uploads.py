@@ -10,6 +10,14 @@ bytes before). A process that never saw the session reads it once from the start
 Only a finished, verified upload becomes an event (`BlobLink.Linked`), after the bytes are in
 their final content-addressed place (DESIGN.md rule 3).
 
+Durability: opening a session writes its state (data, owner, info) without an fsync
+(`durable=False`): it is visible to every process at once and survives a process crash, but an
+OS crash or power loss may lose a session, or leave it without a readable info; either answers
+BLOB_UPLOAD_UNKNOWN and the client starts that upload again, as after the purge. An open
+session is not an acknowledged blob (DESIGN.md rule 3): a PATCH still fsyncs the bytes it
+appended, and `finish` moves them into their blob key and fsyncs that directory before the
+`Linked` event, so a blob answered 201 survives any crash as before.
+
 A full disk (`OutOfSpace` from storage) discards the session it happened in, whose partial data
 would otherwise hold the space until the purge, and raises `StorageFull`. Each user (an
 anonymous client: each address) may hold `max_sessions_per_owner` open sessions; an empty
@@ -25,14 +33,14 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 import orjson
 
 from dockyard.commands.registry import Registry
-from dockyard.domain.digest import Digest
 from dockyard.domain.actor import ANONYMOUS_NAME, current_actor
+from dockyard.domain.digest import Digest
 from dockyard.domain.errors import (
     BlobUploadUnknown,
     DigestInvalid,
@@ -155,12 +163,12 @@ class UploadSessions:
         upload_id = str(uuid.uuid4())
         info = {"repository": repository, "started_at": datetime.fromtimestamp(self.clock(), UTC).isoformat(),
                 "owner": owner}
-        # The empty data and owner objects first (an append writer creates each, without an fsync
-        # of its own), then the info, whose commit makes them durable: two fsyncs per session.
+        # The empty data and owner objects first, then the info (a reader that finds the info
+        # finds the data). None is fsynced: see "Durability" above.
         try:
-            self.store.writer(_data_key(upload_id), append=True).close()
-            self.store.writer(f"_uploads/{upload_id}/{marker}", append=True).close()
-            self.store.write_bytes(_info_key(upload_id), orjson.dumps(info))
+            self.store.writer(_data_key(upload_id), append=True, durable=False).close()
+            self.store.writer(f"_uploads/{upload_id}/{marker}", append=True, durable=False).close()
+            self.store.write_bytes(_info_key(upload_id), orjson.dumps(info), durable=False)
         except OutOfSpace:
             self.store.delete(f"_uploads/{upload_id}")
             raise _full(upload_id) from None
@@ -173,9 +181,9 @@ class UploadSessions:
         try:
             info = orjson.loads(self.store.read_bytes(_info_key(upload_id)))
             size = self.store.stat(_data_key(upload_id))
-        except BlobNotFound:
+        except (BlobNotFound, ValueError):  # ValueError: an info an OS crash left empty or torn
             raise BlobUploadUnknown(detail={"upload": upload_id}) from None
-        if info.get("repository") != repository:
+        if not isinstance(info, dict) or info.get("repository") != repository:
             raise BlobUploadUnknown(detail={"upload": upload_id})
         return UploadStatus(upload_id, repository, size)
 

@@ -107,13 +107,27 @@ class BlobStore(ABC):
         with self.open_read(key) as f:
             return f.read()
 
-    def write_bytes(self, key: str, data: bytes) -> None:
-        """Store `data` at `key` atomically: readers see the old object or the whole new one."""
-        self._write_bytes(self.check_key(key), data)
+    def write_bytes(self, key: str, data: bytes, *, durable: bool = True) -> None:
+        """Store `data` at `key` atomically: readers see the old object or the whole new one.
 
-    def writer(self, key: str, *, append: bool = False) -> Writer:
-        """A writer for `key`: `append=True` continues an existing object (or starts one)."""
-        return self._writer(self.check_key(key), append)
+        `durable=False` keeps that for readers in every process and across a process crash, but
+        lets an OS crash or power loss lose the object (no fsync where the backend has one): for
+        state whose loss costs a client a retry, never for anything acknowledged as stored.
+        """
+        key = self.check_key(key)
+        if durable:
+            self._write_bytes(key, data)
+        else:
+            self._write_bytes_volatile(key, data)
+
+    def writer(self, key: str, *, append: bool = False, durable: bool = True) -> Writer:
+        """A writer for `key`: `append=True` continues an existing object (or starts one).
+
+        `durable=False` as for `write_bytes`: creating the object (and the path to it) and its
+        `commit` do not wait for the disk; an OS crash may lose it.
+        """
+        key = self.check_key(key)
+        return self._writer(key, append) if durable else self._volatile_writer(key, append)
 
     def move(self, source: str, destination: str) -> None:
         """Atomically move `source` to `destination`, replacing it. `BlobNotFound` if no source."""
@@ -138,6 +152,14 @@ class BlobStore(ABC):
     def redirect_url(self, key: str) -> str | None:
         """A URL clients may fetch the object from directly (presigned), or None."""
         return None
+
+    def _write_bytes_volatile(self, key: str, data: bytes) -> None:
+        """`write_bytes(durable=False)`; a backend without a cheaper form writes durably."""
+        self._write_bytes(key, data)
+
+    def _volatile_writer(self, key: str, append: bool) -> Writer:
+        """`writer(durable=False)`; a backend without a cheaper form writes durably."""
+        return self._writer(key, append)
 
     @abstractmethod
     def _stat(self, key: str) -> int: ...

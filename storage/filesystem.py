@@ -2,7 +2,9 @@
 
 Atomicity: new objects are written to a temporary file in the same directory, fsynced, then
 renamed over the key and the directory fsynced, so a crash leaves the old object or the new
-one, never a torn file (DESIGN.md rule 3).
+one, never a torn file (DESIGN.md rule 3). A volatile write (`durable=False`: upload-session
+state) keeps the temporary file and the rename, so every process sees the old object or the
+whole new one, but skips the fsyncs: an OS crash may lose it, a process crash does not.
 
 A full disk or quota (ENOSPC, EDQUOT) anywhere a write needs room raises `OutOfSpace`.
 """
@@ -35,27 +37,29 @@ def _fsync_dir(path: str) -> None:
         os.close(fd)
 
 
-def _makedirs(directory: str) -> None:
+def _makedirs(directory: str, durable: bool = True) -> None:
     """`os.makedirs`, fsyncing the parent of each directory it creates: a renamed-in object
-    survives a crash only if the directories leading to it do too."""
+    survives a crash only if the directories leading to it do too (not when `durable` is False)."""
     if os.path.isdir(directory):
         return
     parent = os.path.dirname(directory)
-    _makedirs(parent)
+    _makedirs(parent, durable)
     try:
         os.mkdir(directory)
     except FileExistsError:
         return
-    _fsync_dir(parent)
+    if durable:
+        _fsync_dir(parent)
 
 
 class _FileWriter(Writer):
-    def __init__(self, path: str, append: bool) -> None:
+    def __init__(self, path: str, append: bool, durable: bool = True) -> None:
         self._path = path
         self._final: str | None = None
+        self._durable = durable
         directory = os.path.dirname(path)
         try:
-            _makedirs(directory)
+            _makedirs(directory, durable)
             if append:
                 self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
                 self._size = os.fstat(self._fd).st_size
@@ -83,10 +87,12 @@ class _FileWriter(Writer):
 
     def commit(self) -> None:
         try:
-            os.fsync(self._fd)  # delayed allocation: a full disk may show only here
+            if self._durable:
+                os.fsync(self._fd)  # delayed allocation: a full disk may show only here
             if self._final is not None:
                 os.replace(self._path, self._final)
-                _fsync_dir(os.path.dirname(self._final))
+                if self._durable:
+                    _fsync_dir(os.path.dirname(self._final))
                 self._path, self._final = self._final, None
                 # Further writes keep appending to the now-visible file.
                 os.close(self._fd)
@@ -139,6 +145,14 @@ class FilesystemStore(BlobStore):
 
     def _writer(self, key: str, append: bool) -> Writer:
         return _FileWriter(self._path(key), append)
+
+    def _write_bytes_volatile(self, key: str, data: bytes) -> None:
+        with self._volatile_writer(key, False) as w:
+            w.write(data)
+            w.commit()
+
+    def _volatile_writer(self, key: str, append: bool) -> Writer:
+        return _FileWriter(self._path(key), append, durable=False)
 
     def _move(self, source: str, destination: str) -> None:
         src, dst = self._path(source), self._path(destination)

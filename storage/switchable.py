@@ -76,6 +76,12 @@ class SwitchableStore(BlobStore):
     def _writer(self, key: str, append: bool) -> Writer:
         return self.current._writer(key, append)
 
+    def _write_bytes_volatile(self, key: str, data: bytes) -> None:
+        self.current._write_bytes_volatile(key, data)
+
+    def _volatile_writer(self, key: str, append: bool) -> Writer:
+        return self.current._volatile_writer(key, append)
+
     def _move(self, source: str, destination: str) -> None:
         self.current._move(source, destination)
 

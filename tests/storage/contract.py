@@ -315,6 +315,23 @@ class BlobStoreContract:
                 w.commit()
         assert store.read_bytes("up/data") == b"onetwothree"
 
+    def test_volatile_writes_read_like_durable_ones(self, store: BlobStore) -> None:
+        # `durable=False` (upload-session state) only lets an OS crash lose the object: readers
+        # see the same objects, and a durable append continues a volatile object.
+        store.write_bytes("vol/1/info", b"{}", durable=False)
+        store.write_bytes("vol/1/info", b'{"a": 1}', durable=False)
+        with store.writer("vol/1/data", append=True, durable=False):
+            pass
+        with store.writer("vol/1/owner.x", append=True, durable=False) as w:
+            w.commit()
+        assert store.read_bytes("vol/1/info") == b'{"a": 1}'
+        assert store.stat("vol/1/owner.x") == 0
+        with store.writer("vol/1/data", append=True) as w:
+            w.write(b"abc")
+            w.commit()
+        assert store.read_bytes("vol/1/data") == b"abc"
+        assert sorted(store.list("vol")) == ["vol/1/data", "vol/1/info", "vol/1/owner.x"]
+
     # -- move ----------------------------------------------------------------------------------
 
     def test_move_replaces_destination(self, store: BlobStore) -> None:

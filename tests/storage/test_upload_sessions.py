@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import os
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,7 +17,9 @@ from dockyard.commands.identity import Identity
 from dockyard.commands.persistence import event_store_env
 from dockyard.commands.registry import Registry
 from dockyard.commands.uploads import UploadSessions
+from dockyard.domain.errors import BlobUploadUnknown
 from dockyard.storage import blob_key
+from dockyard.storage.filesystem import FilesystemStore
 from dockyard.storage.memory import MemoryStore
 
 
@@ -91,3 +94,44 @@ def test_switching_processes_rereads_only_what_others_appended(registries: list[
     digest = "sha256:" + hashlib.sha256(data).hexdigest()
     assert b.finish("lib/app", upload_id, digest) == len(data)
     assert store.read_bytes(blob_key(digest)) == data
+
+
+def test_opening_a_session_waits_for_no_disk_but_a_finished_blob_does(
+        registries: list[Registry], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # An open session is not an acknowledged blob: starting one fsyncs nothing (an OS crash may
+    # lose it; the client starts again). A PATCH fsyncs its bytes, and finishing fsyncs the
+    # blob's directory before the Linked event, as before (DESIGN.md rule 3).
+    store = FilesystemStore(str(tmp_path / "blobs"))
+    a, b = UploadSessions(store, registries[0]), UploadSessions(store, registries[1])
+    synced: list[str] = []
+    real_fsync = os.fsync
+
+    def spy(fd: int) -> None:
+        synced.append(os.path.relpath(os.readlink(f"/proc/self/fd/{fd}"), store.root))
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", spy)
+    upload_id = a.start("lib/app")
+    assert synced == []
+    assert b.status("lib/app", upload_id).size == 0  # another process sees it at once
+
+    append = b.append("lib/app", upload_id, start=0)
+    append.write(b"layer")
+    append.close()
+    assert synced == [f"_uploads/{upload_id}/data"]
+
+    synced.clear()
+    digest = "sha256:" + hashlib.sha256(b"layer").hexdigest()
+    assert a.finish("lib/app", upload_id, digest) == 5
+    assert os.path.dirname(blob_key(digest)) in synced
+
+
+def test_a_session_whose_info_a_crash_left_torn_is_unknown(registries: list[Registry], tmp_path: Path) -> None:
+    store = FilesystemStore(str(tmp_path / "blobs"))
+    sessions = UploadSessions(store, registries[0])
+    for torn in (b"", b'{"repository": "lib/ap', b"[]"):
+        upload_id = sessions.start("lib/app")
+        Path(store.root, "_uploads", upload_id, "info").write_bytes(torn)
+        with pytest.raises(BlobUploadUnknown):
+            sessions.status("lib/app", upload_id)
+        assert sessions.started_at(upload_id) is None
