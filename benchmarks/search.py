@@ -1,6 +1,7 @@
 """Repository search latency with 100k repositories, on SQLite or PostgreSQL.
 
     .venv/bin/python benchmarks/search.py [--database-url URL] [--repositories 100000] [--queries 400]
+        [--keep DIR] [--rounds N]
 
 Fills a fresh log through the write side (the `Repository`, `Tag` and `Team` aggregates saved
 by the `Registry`'s recorders, 500 per transaction, inline read models included): 100k
@@ -10,21 +11,26 @@ they can read about 450. The search projection then catches up, and `--queries` 
 (terms of 2-9 characters: exact names, prefixes, words, substrings, misses) run as `reader`
 and as a global admin; prints p50/p99/max in ms and how many the reader could read. On
 PostgreSQL the tables are ANALYZEd after the fill (as autovacuum would be).
+
+`--keep DIR` (SQLite) fills `DIR` the first time and reuses it afterwards (the same seeds, so
+the same repositories and terms), to compare code changes on one log; `--rounds N` times the
+searches N times over and prints each round's figures.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import random
 import statistics
 import tempfile
 import time
 import uuid
 
-from dockyard.commands.registry import Registry
 from dockyard.commands.persistence import event_store_env
+from dockyard.commands.registry import Registry
 from dockyard.domain.access import Principal
-from dockyard.domain.repository import PUBLIC, PRIVATE, Repository
+from dockyard.domain.repository import PRIVATE, PUBLIC, Repository
 from dockyard.domain.tag import Tag
 from dockyard.domain.team import Team
 from dockyard.projections.readable import CallerFacts
@@ -82,6 +88,8 @@ def main() -> None:
     parser.add_argument("--database-url")
     parser.add_argument("--repositories", type=int, default=100_000)
     parser.add_argument("--queries", type=int, default=400)
+    parser.add_argument("--keep", help="SQLite: a directory to fill once and reuse")
+    parser.add_argument("--rounds", type=int, default=1)
     args = parser.parse_args()
     rng = random.Random(12)
     url, dropped = args.database_url, None
@@ -92,9 +100,16 @@ def main() -> None:
         with psycopg.connect(url.rstrip("/") + "/postgres", autocommit=True) as conn:
             conn.execute(f'CREATE DATABASE "{dropped}"')
         url = url.rstrip("/") + "/" + dropped
-    registry = Registry(event_store_env(tempfile.mkdtemp(prefix="dockyard-bench-"), url))
+    reuse = bool(args.keep) and os.path.exists(os.path.join(args.keep, "dockyard.db"))
+    registry = Registry(event_store_env(args.keep or tempfile.mkdtemp(prefix="dockyard-bench-"), url))
     try:
-        rate, names = fill(registry, args.repositories, rng)
+        if reuse:
+            rate, folded = 0.0, 0.0
+            with registry.dialect.reading(registry.recorder.datastore) as cursor:
+                cursor.execute("SELECT name FROM repository_search ORDER BY id")
+                names = [r["name"] for r in cursor.fetchall()]
+        else:
+            rate, names = fill(registry, args.repositories, rng)
         started = time.perf_counter()
         ProjectionRunner(registry, RepositorySearch(fts=registry.dialect.name == "sqlite")).catch_up()
         folded = time.perf_counter() - started
@@ -105,19 +120,21 @@ def main() -> None:
         reader = queries.caller_facts(Principal("reader", "none"))
         admin = CallerFacts(Principal("root", "admin"))
         readable = len(queries.search(reader, "", 100_000))
-        terms = []
+        terms, rng = [], random.Random(13)  # its own seed: the same terms whether filled now or reused
         for _ in range(args.queries):
             name = rng.choice(names)
             terms.append(rng.choice([name.split("/")[1], name.split("/")[1][:4], rng.choice(WORDS),
                                      rng.choice(WORDS)[1:4], "zz" + uuid.uuid4().hex[:6], "ba"]))
         print(f"backend: {registry.dialect.name}; {args.repositories:,} repositories written at {rate:,.0f}/s; "
               f"search projection caught up in {folded:.1f} s; reader can read {readable}")
-        for label, facts in (("reader", reader), ("global admin", admin)):
-            timed(queries, facts, terms[:20])  # warm the caches
-            ms = sorted(timed(queries, facts, terms))
-            p99 = ms[min(len(ms) - 1, int(len(ms) * 0.99))]
-            print(f"search as {label}: p50 {statistics.median(ms):.1f} ms, p99 {p99:.1f} ms, max {ms[-1]:.1f} ms "
-                  f"({len(ms)} queries, 20 per page)")
+        for round_ in range(args.rounds):
+            print(f"round {round_ + 1}, load average {os.getloadavg()[0]:.1f}")
+            for label, facts in (("reader", reader), ("global admin", admin)):
+                timed(queries, facts, terms[:20])  # warm the caches
+                ms = sorted(timed(queries, facts, terms))
+                p99 = ms[min(len(ms) - 1, int(len(ms) * 0.99))]
+                print(f"search as {label}: p50 {statistics.median(ms):.1f} ms, p99 {p99:.1f} ms, "
+                      f"max {ms[-1]:.1f} ms ({len(ms)} queries, 20 per page)")
     finally:
         registry.close()
         if dropped:

@@ -109,9 +109,29 @@ def guard_postgres(datastore: Any) -> None:
     datastore.get_connection = _Guarded(datastore.get_connection, pool)
 
 
+# Each SQLite connection's page cache, in KiB (SQLite's default is 2,000 KiB): a reader's search
+# or listing visits a few hundred rows spread over the whole file, which evicted one another from
+# the default cache on every query (benchmarks/RESULTS.md, issue 12). It grows only as pages are read.
+SQLITE_CACHE_KIB = 16384
+
+
 def guard_sqlite(datastore: Any) -> None:
     """Turn a full disk under an `eventsourcing.sqlite.SQLiteDatastore` into `StorageFull`."""
     datastore.transaction = _Guarded(datastore.transaction)
+
+
+def tune_sqlite(datastore: Any) -> None:
+    """Give each connection of an `eventsourcing.sqlite.SQLiteDatastore` a page cache of
+    `SQLITE_CACHE_KIB` (the library opens them with SQLite's defaults)."""
+    pool = datastore.pool
+    create = pool._create_connection
+
+    def create_connection() -> Any:
+        connection = create()
+        connection._sqlite_conn.execute(f"PRAGMA cache_size = -{SQLITE_CACHE_KIB}")
+        return connection
+
+    pool._create_connection = create_connection
 
 
 def ping(datastore: Any, timeout: float = 2.0) -> bool:

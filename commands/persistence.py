@@ -90,6 +90,7 @@ class SQLiteRegistryRecorder(SQLiteApplicationRecorder):
     def __init__(self, datastore: Any, **kwargs: Any) -> None:
         super().__init__(datastore, **kwargs)
         database.guard_sqlite(self.datastore)  # a full disk: StorageFull, not a 500
+        database.tune_sqlite(self.datastore)
 
     def construct_create_table_statements(self) -> list[str]:
         return (super().construct_create_table_statements() + inline.create_statements(SQLITE)

@@ -73,10 +73,15 @@ class RepositorySearch:
 
     def index_statements(self, dialect: Dialect) -> list[str]:
         statements = [f"CREATE INDEX IF NOT EXISTS {self.table}_namespace ON {self.table} (namespace)",
-                      f"CREATE INDEX IF NOT EXISTS {self.table}_short ON {self.table} (short_name)"]
+                      f"CREATE INDEX IF NOT EXISTS {self.table}_short ON {self.table} (short_name)",
+                      # A page of one rank in search order, read from its start (`search_queries`).
+                      f"CREATE INDEX IF NOT EXISTS {self.table}_recent ON {self.table} (pushed_at DESC, name)"]
         if dialect.name == "postgres":
             statements.append(f"CREATE INDEX IF NOT EXISTS {self.table}_trgm ON {self.table} "
                               "USING GIN (document gin_trgm_ops)")
+            # LIKE 'prefix%' by index whatever the database's collation.
+            statements += [f"CREATE INDEX IF NOT EXISTS {self.table}_{column}_prefix ON {self.table} "
+                           f"({column} text_pattern_ops)" for column in ("name", "short_name")]
         return statements
 
     def apply(self, dialect: Dialect, cursor: Any, events: Sequence[Recorded]) -> None:

@@ -25,6 +25,12 @@ from dockyard.projections.registry_queries import _like_literal
 from dockyard.projections.repository_search import FTS, TABLE
 
 FTS_MIN = 3  # trigrams: shorter terms are matched by LIKE alone
+WINDOW = 500  # rows a global reader's search reads in page order before it asks an index (SQLite)
+_COLUMNS = "s.name, r.visibility, r.description, r.created_at, s.namespace, s.tags, s.pushed_at"
+# The rank of a row (see the module's docstring), lower first.
+_RANK = ("CASE WHEN s.name = %(q)s OR s.short_name = %(q)s THEN 0 "
+         "WHEN s.name LIKE %(prefix)s ESCAPE '\\' OR s.short_name LIKE %(prefix)s ESCAPE '\\' THEN 1 "
+         "WHEN s.words LIKE %(word)s ESCAPE '\\' THEN 2 ELSE 3 END")
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,35 +72,42 @@ class SearchQueries:
         readable, params = readable_predicate(facts, "r", "s.namespace")
         params.update({"q": term, "prefix": _like_literal(term) + "%", "word": f"% {_like_literal(term)} %",
                        "sub": f"%{_like_literal(term)}%", "limit": limit})
-        rank = ("CASE WHEN s.name = %(q)s OR s.short_name = %(q)s THEN 0 "
-                "WHEN s.name LIKE %(prefix)s ESCAPE '\\' OR s.short_name LIKE %(prefix)s ESCAPE '\\' THEN 1 "
-                "WHEN s.words LIKE %(word)s ESCAPE '\\' THEN 2 ELSE 3 END")
-        where = [readable]
-        if term:
-            where.append("s.document LIKE %(sub)s ESCAPE '\\'")
-            if self.dialect.name == "sqlite" and len(term) >= FTS_MIN:
-                where.append(f"s.id IN (SELECT rowid FROM {FTS} WHERE {FTS} MATCH %(fts)s)")
-                params["fts"] = '"' + term.replace('"', '""') + '"'
         if namespace:
-            where.append("s.namespace = %(namespace)s")
             params["namespace"] = namespace
         candidates = readable_candidates(facts, TABLE)
-        if candidates is None:  # reads everything: start from the text index
+        if candidates is None:
+            rows = self._rank_by_rank(readable, params, term, limit, after, namespace)
+        else:
+            rows = self._from_candidates(readable, params, candidates, term, after, namespace)
+        with self.dialect.reading(self.datastore) as cursor:
+            levels = self._team_levels(cursor, facts.principal.name, [r["name"] for r in rows])
+        for row in rows:
+            row["access_level"] = access.repository_level(facts.principal, row["name"], RepositoryFacts(
+                exists=True, public=row["visibility"] == "public", team_levels=levels.get(row["name"], ()),
+                org_owner=row["namespace"] in facts.owned_organizations))
+        return rows
+
+    def _from_candidates(self, readable: str, params: dict[str, Any], candidates: tuple[str, dict[str, Any]],
+                         term: str, after: SearchKey | None, namespace: str | None) -> list[dict[str, Any]]:
+        """A caller who reads a few: one query that starts from the indexed candidate set,
+        filters it by the readable predicate and the term, and ranks what is left."""
+        where = [readable]
+        if term:  # The few rows are matched without the text index. On PostgreSQL `|| ''` keeps the
+            # planner from starting at the trigram index instead (it misjudges common terms and scans
+            # most of it); on SQLite `instr` is LIKE '%term%' on the lowercase document, without a pattern.
+            where.append("(s.document || '') LIKE %(sub)s ESCAPE '\\'" if self.dialect.name == "postgres"
+                         else "instr(s.document, %(q)s) > 0")
+        if namespace:
+            where.append("s.namespace = %(namespace)s")
+        sql, extra = candidates
+        params.update(extra)
+        if self.dialect.name == "sqlite":  # CROSS JOIN keeps SQLite's join in this order
+            source = f"({sql}) c CROSS JOIN {TABLE} s CROSS JOIN repositories r"
+            where.append("s.name = c.name AND r.name = s.name")
+        else:  # an array from an init plan, so PostgreSQL probes the name index with it
             source = f"{TABLE} s JOIN repositories r ON r.name = s.name"
-        else:  # reads a few: start from them (CROSS JOIN keeps SQLite's join in this order)
-            sql, extra = candidates
-            params.update(extra)
-            if self.dialect.name == "sqlite":
-                source = f"({sql}) c CROSS JOIN {TABLE} s CROSS JOIN repositories r"
-                where.append("s.name = c.name AND r.name = s.name")
-            else:  # an array from an init plan, so PostgreSQL probes the name index with it
-                source = f"{TABLE} s JOIN repositories r ON r.name = s.name"
-                where.append(f"s.name = ANY(ARRAY({sql}))")
-            # The few rows are matched by LIKE alone; `|| ''` keeps PostgreSQL from starting at the
-            # trigram index instead (it misjudges common terms and scans most of it).
-            where = [w.replace("s.document LIKE", "(s.document || '') LIKE") for w in where if "MATCH" not in w]
-        inner = (f"SELECT s.name, r.visibility, r.description, r.created_at, s.namespace, s.tags, s.pushed_at, "
-                 f"{rank} AS rank FROM {source} WHERE {' AND '.join(where)}")
+            where.append(f"s.name = ANY(ARRAY({sql}))")
+        inner = f"SELECT {_COLUMNS}, {_RANK} AS rank FROM {source} WHERE {' AND '.join(where)}"
         keyset = ""
         if after is not None:
             keyset = ("WHERE rank > %(k_rank)s OR (rank = %(k_rank)s AND (pushed_at < %(k_pushed)s OR "
@@ -103,12 +116,82 @@ class SearchQueries:
         statement = f"SELECT * FROM ({inner}) found {keyset} ORDER BY rank, pushed_at DESC, name LIMIT %(limit)s"
         with self.dialect.reading(self.datastore) as cursor:
             cursor.execute(self.dialect.sql(statement), params)
-            rows = [dict(r) for r in cursor.fetchall()]
-            levels = self._team_levels(cursor, facts.principal.name, [r["name"] for r in rows])
-        for row in rows:
-            row["access_level"] = access.repository_level(facts.principal, row["name"], RepositoryFacts(
-                exists=True, public=row["visibility"] == "public", team_levels=levels.get(row["name"], ()),
-                org_owner=row["namespace"] in facts.owned_organizations))
+            return [dict(r) for r in cursor.fetchall()]
+
+    def _rank_by_rank(self, readable: str, params: dict[str, Any], term: str, limit: int,
+                      after: SearchKey | None, namespace: str | None) -> list[dict[str, Any]]:
+        """A caller who reads everything: one query per rank, best rank first, each stopped at
+        the rows the page still lacks, so a page of exact and prefix matches never ranks the
+        substring tail. Each query keeps the rank expression itself (`rank = k`) and adds a
+        condition every row of that rank meets and an index can find (names are lowercase, so
+        a prefix is a range of them; words and substrings are trigram matches)."""
+        sqlite = self.dialect.name == "sqlite"
+        fts = sqlite and len(term) >= FTS_MIN
+        if fts:
+            params["fts"] = '"' + term.replace('"', '""') + '"'
+        # Words and substrings: the FTS5 trigram table on SQLite; PostgreSQL finds `s.document LIKE`
+        # (added to every rank below) with its pg_trgm index.
+        matched = f"s.id IN (SELECT rowid FROM {FTS} WHERE {FTS} MATCH %(fts)s)" if fts else "1 = 1"
+        if sqlite and term:
+            params.update({"lo": term, "hi": term[:-1] + chr(ord(term[-1]) + 1)})
+            prefixed = ("((s.name >= %(lo)s AND s.name < %(hi)s) OR "
+                        "(s.short_name >= %(lo)s AND s.short_name < %(hi)s))")
+        else:  # PostgreSQL: the `text_pattern_ops` indexes serve LIKE 'prefix%'
+            prefixed = ("(s.name LIKE %(prefix)s ESCAPE '\\' OR s.short_name LIKE %(prefix)s ESCAPE '\\')"
+                        if term else "1 = 1")
+        steps: list[tuple[int, str]] = [(0, "(s.name = %(q)s OR s.short_name = %(q)s)"), (1, prefixed),
+                                        (2, matched), (3, matched)]
+        if not term:  # every row is of rank 1
+            steps = [(1, "1 = 1")]
+        with self.dialect.reading(self.datastore) as cursor:
+            return self._pages(cursor, steps, readable, params, term, limit, after, namespace)
+
+    def _pages(self, cursor: Any, steps: list[tuple[int, str]], readable: str, params: dict[str, Any],
+               term: str, limit: int, after: SearchKey | None, namespace: str | None) -> list[dict[str, Any]]:
+        """Run the ranks' queries in order until `limit` rows are found.
+
+        SQLite has no statistics to choose between finding a rank's rows by an index (then
+        sorting them all) and reading the table in page order until the page is full: each rank
+        first reads the next `WINDOW` rows in page order (the `recent` index) and keeps that
+        answer when it fills the page — the same rows, as they are the first matches in page
+        order — and only otherwise finds them all by the index (or a pass over the table)."""
+        sqlite = self.dialect.name == "sqlite"
+        contains = ("instr(s.document, %(q)s) > 0" if sqlite  # LIKE '%term%' on the lowercase document
+                    else "s.document LIKE %(sub)s ESCAPE '\\'")
+        if after is not None:
+            params.update({"k_pushed": after.pushed_at, "k_name": after.name})
+        rows: list[dict[str, Any]] = []
+        for rank, found_by in steps:
+            if after is not None and rank < after.rank:
+                continue
+            where = [readable, f"{_RANK} = {rank}"]
+            if term:  # `|| ''`: an exact or prefix match is found by a name index, not the trigrams
+                where.append(contains.replace("s.document LIKE", "(s.document || '') LIKE") if rank < 2
+                             else contains)
+            if namespace:
+                where.append("s.namespace = %(namespace)s")
+            keyset = ("(s.pushed_at < %(k_pushed)s OR (s.pushed_at = %(k_pushed)s AND s.name > %(k_name)s))"
+                      if after is not None and rank == after.rank else "1 = 1")
+            params["limit"] = limit - len(rows)
+            select = f"SELECT {_COLUMNS}, {rank} AS rank FROM "
+            tail = " ORDER BY s.pushed_at DESC, s.name LIMIT %(limit)s"
+            found: list[Any] = []
+            if sqlite and rank > 0:
+                params["window"] = WINDOW
+                cursor.execute(self.dialect.sql(
+                    f"{select}(SELECT * FROM {TABLE} s WHERE {keyset} ORDER BY s.pushed_at DESC, s.name "
+                    f"LIMIT %(window)s) s JOIN repositories r ON r.name = s.name WHERE {' AND '.join(where)}{tail}"),
+                    params)
+                found = cursor.fetchall()
+            if len(found) < params["limit"]:  # SQLite: `+` so it finds them all, then sorts
+                cursor.execute(self.dialect.sql(
+                    f"{select}{TABLE} s JOIN repositories r ON r.name = s.name "
+                    f"WHERE {' AND '.join([*where, found_by, keyset])}"
+                    + (tail.replace("BY s.pushed_at", "BY +s.pushed_at") if sqlite else tail)), params)
+                found = cursor.fetchall()
+            rows.extend(dict(r) for r in found)
+            if len(rows) >= limit:
+                break
         return rows
 
     def _team_levels(self, cursor: Any, user: str | None, names: list[str]) -> dict[str, tuple[str, ...]]:

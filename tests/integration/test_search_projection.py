@@ -6,15 +6,18 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
 from dockyard.commands.registry import Registry
 from dockyard.domain.access import Principal
 from dockyard.domain.repository import PRIVATE, PUBLIC, Repository
 from dockyard.domain.tag import Tag
 from dockyard.domain.team import Team
+from dockyard.projections import search_queries
 from dockyard.projections.online_rebuild import rebuild
 from dockyard.projections.repository_search import RepositorySearch
 from dockyard.projections.runner import ProjectionRunner
-from dockyard.projections.search_queries import SearchQueries
+from dockyard.projections.search_queries import WINDOW, SearchKey, SearchQueries
 from tests.integration.test_rebuild import place, registry  # noqa: F401 - the same fixtures
 
 
@@ -55,3 +58,38 @@ def test_rebuilt_search_answers_as_the_live_one_and_only_what_a_reader_may_read(
     readable = {row["name"] for row in queries.search(reader, "", 1000)}
     public = {f"org{i % 3}/{('api', 'web', 'barca', 'madrid', 'ledger')[i % 5]}-{i}" for i in range(0, 300, 50)}
     assert readable == public | {"org1/web-1", "org1/ledger-4", "org1/barca-7"}
+
+
+@pytest.mark.parametrize("window", [WINDOW, 3])
+def test_a_caller_who_reads_everything_gets_the_ranking_of_one_who_reads_the_same_few(
+        registry: Registry, window: int, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: F811
+    """A global role's search runs one query per rank (on SQLite first over a window of rows
+    in page order: here all 300 rows, or 3 so that most ranks are found by their index); an
+    owner of every organisation's runs one query over their candidates: both must page through
+    the very same rows in order."""
+    monkeypatch.setattr(search_queries, "WINDOW", window)
+    _fill(registry)
+    owners = [Team(organization=f"org{i}", name="owners") for i in range(3)]
+    for team in owners:
+        team.add_member("boss")
+    registry.save(*owners)
+    ProjectionRunner(registry, RepositorySearch(fts=registry.dialect.name == "sqlite")).catch_up()
+    queries = SearchQueries(registry.recorder.datastore, registry.dialect)
+    admin = queries.caller_facts(Principal("root", "admin"))
+    boss = queries.caller_facts(Principal("boss", "none"))
+    assert boss.owned_organizations == ("org0", "org1", "org2")
+
+    def pages(facts: Any, term: str, namespace: str | None) -> list[tuple[str, int]]:
+        found, after = [], None
+        while True:
+            rows = queries.search(facts, term, 7, after, namespace)
+            found += [(r["name"], r["rank"]) for r in rows]
+            if len(rows) < 7:
+                return found
+            after = SearchKey(rows[-1]["rank"], rows[-1]["pushed_at"], rows[-1]["name"])
+
+    for term in ("", "api", "ap", "barca-1", "org1/web-1", "web", "eb", "v3", "service", "the", "1", "zz-none"):
+        for namespace in (None, "org2"):
+            expected = pages(boss, term, namespace)
+            assert pages(admin, term, namespace) == expected, (term, namespace)
+    assert {rank for _, rank in pages(admin, "barca", None)} == {1, 2}
