@@ -21,12 +21,14 @@ from dockyard.domain.account import (
     check_keeps_an_admin,
     check_password,
     check_role,
+    stops_being_admin,
 )
 from dockyard.domain.auth_settings import AuthSettings, check_ldap_url, check_mode
 from dockyard.domain.errors import Conflict, InvalidRequest, NameInvalid, NotFound
 from dockyard.domain.names import check_repository_name
 from dockyard.domain.repository import Repository, check_team_level, check_visibility
 from dockyard.domain.team import OWNERS, Team, check_team_name
+from dockyard.projections.dialect import Dialect
 
 
 class Identity:
@@ -73,15 +75,20 @@ class Identity:
         `Conflict` when the change would leave no active global admin."""
         def command() -> None:
             user = self._user(name)
-            check_keeps_an_admin(user, role, active, lambda: sum(
-                1 for r in self.read.accounts("user") if r["name"] != name and r["role"] == "admin" and r["active"]))
+            stops = stops_being_admin(user, role, active)
+            check_keeps_an_admin(name, stops, lambda: self.read.other_active_admins(name))
             if role is not None and check_role(role) != user.role:
                 user.change_role(name, role)
             if password_hash is not None:
                 user.change_password(name, password_hash)
             if active is not None:
                 user.set_active(active)
-            self.registry.save(user)
+
+            def fence(dialect: Dialect, cursor: Any) -> None:
+                # Again under the log's write lock: two admins demoting each other at once each
+                # saw the other active before either saved; the second save is refused here.
+                check_keeps_an_admin(name, stops, lambda: self.read.other_active_admins(name, cursor))
+            self.registry.save(user, fence=fence if stops else None)
 
         self.registry.retrying(command)
 

@@ -52,14 +52,18 @@ def check_password(password: str, min_length: int = MIN_PASSWORD_LENGTH) -> str:
     return password
 
 
-def check_keeps_an_admin(user: User, role: str | None, active: bool | None,
-                         other_active_admins: Callable[[], int]) -> None:
+def stops_being_admin(user: User, role: str | None, active: bool | None) -> bool:
+    """Whether changing `user`'s role to `role` or active flag to `active` (None: unchanged)
+    makes an active global admin stop being one."""
+    return user.active and user.role == "admin" and ((role is not None and role != "admin") or active is False)
+
+
+def check_keeps_an_admin(name: str, stops: bool, other_active_admins: Callable[[], int]) -> None:
     """The last-admin rule: no change may leave the registry without an active global admin
-    (`Conflict`). `other_active_admins` counts the active admins other than `user` (asked only
-    when the change would make `user` stop being one)."""
-    stops = user.active and user.role == "admin" and ((role is not None and role != "admin") or active is False)
+    (`Conflict`). `stops`: the change makes `name` stop being one (`stops_being_admin`);
+    `other_active_admins` counts the active admins other than `name` (asked only then)."""
     if stops and other_active_admins() == 0:
-        raise Conflict("the last active global admin cannot be demoted or deactivated", {"name": user.name})
+        raise Conflict("the last active global admin cannot be demoted or deactivated", {"name": name})
 
 
 class User(RegistryAggregate):

@@ -17,10 +17,15 @@ class IdentityQueries:
         self._datastore = datastore
         self._dialect = dialect
 
-    def _rows(self, statement: str, params: dict[str, Any] | None = None) -> list[dict[str, Any]]:
-        with self._dialect.reading(self._datastore) as cursor:
+    def _rows(self, statement: str, params: dict[str, Any] | None = None,
+              cursor: Any | None = None) -> list[dict[str, Any]]:
+        """`cursor`: read inside a caller's transaction (a fence) instead of a reading connection."""
+        if cursor is not None:
             cursor.execute(self._dialect.sql(statement), params or {})
             return [dict(r) for r in cursor.fetchall()]
+        with self._dialect.reading(self._datastore) as reading:
+            reading.execute(self._dialect.sql(statement), params or {})
+            return [dict(r) for r in reading.fetchall()]
 
     def _row(self, statement: str, params: dict[str, Any] | None = None) -> dict[str, Any] | None:
         rows = self._rows(statement, params)
@@ -43,6 +48,13 @@ class IdentityQueries:
             statement += " WHERE kind = %(kind)s"
             params["kind"] = kind
         return self._rows(statement + " ORDER BY name", params)
+
+    def other_active_admins(self, name: str, cursor: Any | None = None) -> int:
+        """How many active global admins there are besides `name` (the last-admin rule's count;
+        with `cursor`, as seen inside that transaction, under the log's write lock)."""
+        rows = self._rows("SELECT COUNT(*) AS n FROM accounts WHERE kind = 'user' AND role = 'admin' "
+                          "AND active = 1 AND name <> %(name)s", {"name": name}, cursor)
+        return int(rows[0]["n"])
 
     def credentials_epoch(self, name: str) -> int:
         """How many times `name`'s password, role or active flag changed to their detriment."""
