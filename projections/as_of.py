@@ -145,12 +145,14 @@ class AsOf:
             return ", ".join(f"%({prefix}{i})s" for i in range(len(values))) or "NULL"
 
         topics = listed("t", TOPICS)
+        # Each condition is a range of one of the audit trail's (column, position) indexes: the
+        # repository's, or the few identity actions' (`|| ''` keeps the namespace index, which
+        # holds every tag event of the organisation, out of it).
         conditions = ["a.repository = %(repository)s",
-                      f"(a.namespace = %(namespace)s AND a.action IN ({listed('o', _ORGANIZATION_ACTIONS)}))"]
+                      f"((a.namespace || '') = %(namespace)s AND a.action IN ({listed('o', _ORGANIZATION_ACTIONS)}))"]
         if accounts:
-            conditions.append(f"(a.namespace IN ({listed('n', accounts)}) "
+            conditions.append(f"((a.namespace || '') IN ({listed('n', accounts)}) "
                               f"AND a.action IN ({listed('u', _USER_ACTIONS)}))")
-        # Each condition is a range of one of the audit trail's (column, position) indexes.
         statement = (f"SELECT e.originator_id, e.originator_version, e.topic, e.state FROM {AUDIT} a "
                      f"JOIN {table} e ON e.{column} = a.position WHERE a.position <= %(position)s "
                      f"AND ({' OR '.join(conditions)}) AND e.topic IN ({topics}) ORDER BY a.position")
