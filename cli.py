@@ -23,8 +23,8 @@ import errno
 import os
 import shutil
 import socket
-import tempfile
 import sys
+import tempfile
 from typing import Any
 
 from dockyard import cli_read
@@ -48,16 +48,15 @@ def _settings(args: argparse.Namespace) -> Settings:
 
 def _open_registry(settings: Settings):  # noqa: ANN202
     """The `Registry` of an event log that already exists; says on stderr which one it is."""
+    from dockyard import bootstrap
     from dockyard.commands import store_location
-    from dockyard.commands.persistence import event_store_env
-    from dockyard.commands.registry import Registry
 
     problem = store_location.missing_event_log(settings.data_dir, settings.database_url)
     if problem:
         raise CliError(f"{problem}; run this where `dockyard serve` ran, or pass --data-dir or --database-url "
                        "(DOCKYARD_DATA_DIR, DOCKYARD_DATABASE_URL)")
     print(f"dockyard: using {store_location.describe(settings.data_dir, settings.database_url)}", file=sys.stderr)
-    return Registry(event_store_env(settings.data_dir, settings.database_url))
+    return bootstrap.open_registry(settings.data_dir, settings.database_url)
 
 
 def _export(settings: Settings) -> None:
@@ -135,22 +134,18 @@ def serve(args: argparse.Namespace) -> int:
 
     from uvicorn.config import LOGGING_CONFIG
 
-    from dockyard.commands.access_tokens import AccessTokens
-    from dockyard.commands.accounts import ADMIN, Accounts
-    from dockyard.commands.identity import Identity
-    from dockyard.commands.persistence import event_store_env
-    from dockyard.commands.registry import Registry
+    from dockyard import bootstrap
+    from dockyard.commands.accounts import ADMIN
     from dockyard.domain.errors import InvalidRequest
 
     settings = _settings(args)
     sock = _bind(settings)  # first: the filesystem store, once opened, has created its folder
     _check_stores(settings)
     # First start: create the admin once, here, before any worker runs.
-    registry = Registry(event_store_env(settings.data_dir, settings.database_url))
+    registry = bootstrap.open_registry(settings.data_dir, settings.database_url)
     try:
         admin_existed = registry.identity.user(ADMIN) is not None
-        generated = Accounts(registry, Identity(registry, settings.password_min_length),
-                             AccessTokens(registry)).ensure_admin(settings.admin_password)
+        generated = bootstrap.accounts(registry, settings).ensure_admin(settings.admin_password)
         tls_files = _tls_files(settings, registry)
     except InvalidRequest as exc:  # DOCKYARD_ADMIN_PASSWORD breaks the password policy
         raise CliError(f"DOCKYARD_ADMIN_PASSWORD: {exc.message}") from None
@@ -200,8 +195,8 @@ def _tls_files(settings: Settings, registry: Any) -> tuple[str, str] | None:
     from pathlib import Path
 
     from dockyard.api import tls
-    from dockyard.api.secret_store import SecretStore
     from dockyard.commands.general_settings import General
+    from dockyard.commands.secrets import SecretStore
 
     name = General(registry).domain_name() or settings.host
     chain, key = tls.leaf(SecretStore(registry), name)
@@ -321,11 +316,11 @@ def restore_cmd(args: argparse.Namespace) -> int:
 def _blob_store(settings: Settings, registry):  # noqa: ANN001, ANN202 - a Registry; a BlobStore
     """The store the registry uses: Settings > Storage when one was chosen at run time, else --storage.
     A store that cannot be opened is a one-line `CliError` naming what is wrong."""
-    from dockyard.api.secret_store import SecretStore
-    from dockyard.commands.storage_settings import StorageSetting
+    from dockyard import bootstrap
+    from dockyard.commands.secrets import SecretStore
     from dockyard.storage import StorageConfigError, StorageError, open_store
 
-    setting = StorageSetting(registry, SecretStore(registry), open_store)
+    setting = bootstrap.storage_setting(registry, SecretStore(registry))
     try:
         return setting.open_current() if setting.version() else open_store(settings.storage_url)
     except (StorageConfigError, StorageError) as exc:
@@ -349,16 +344,13 @@ def _read_password(name: str) -> str:
 
 def users(args: argparse.Namespace) -> int:
     """`dockyard users list|create|set-role|set-password|deactivate|activate`."""
-    from dockyard.commands.access_tokens import AccessTokens
-    from dockyard.commands.accounts import Accounts
-    from dockyard.commands.identity import Identity
+    from dockyard import bootstrap
     from dockyard.domain.errors import DomainError
 
     registry = _registry(args)
     try:
         # The invariants are the commands': the password policy, the last active admin, namespaces.
-        identity = Identity(registry, _settings(args).password_min_length)
-        accounts = Accounts(registry, identity, AccessTokens(registry))
+        accounts = bootstrap.accounts(registry, _settings(args))
         if args.verb == "list":
             for row in registry.identity.accounts("user"):
                 print(f"{row['name']}\t{row['role']}\t{row['source']}\t{'active' if row['active'] else 'inactive'}")

@@ -24,11 +24,11 @@ import orjson
 
 
 def _read_side(args: argparse.Namespace) -> Any:
+    from dockyard import bootstrap
     from dockyard.cli import _registry
-    from dockyard.projections.read_side import ReadSide
 
     registry = _registry(args)
-    read_side = ReadSide(registry)
+    read_side = bootstrap.read_side(registry)
     for runner in read_side.runners.values():
         runner.catch_up()
     return read_side
@@ -171,7 +171,7 @@ def audit_verify(args: argparse.Namespace) -> int:
         registry = _registry(args)
         try:
             if public_key is None:
-                from dockyard.api.secret_store import SecretStore
+                from dockyard.commands.secrets import SecretStore
 
                 print("no --public-key: using the key stored beside the log (an auditor should pass the "
                       "key fetched from /api/v0/audit/public-key)", file=sys.stderr)
@@ -194,13 +194,13 @@ def audit_verify(args: argparse.Namespace) -> int:
 
 
 def projections_status(args: argparse.Namespace) -> int:
+    from dockyard import bootstrap
     from dockyard.cli import _registry
-    from dockyard.projections.read_side import ReadSide
     from dockyard.projections.status import projection_status
 
     registry = _registry(args)
     try:
-        rows = projection_status(ReadSide(registry))
+        rows = projection_status(bootstrap.read_side(registry))
     finally:
         registry.close()
     if args.format == "json":
@@ -219,16 +219,16 @@ def projections_retry(args: argparse.Namespace) -> int:
     """`projections retry NAME`: a failed projection tries its failing batch again now. When a
     serving process leads the projection its runner does it (within a second); when none does,
     it is done here and the outcome printed. Exit 1 if refused or it failed again."""
-    from dockyard.api.secret_store import SecretStore
+    from dockyard import bootstrap
     from dockyard.cli import _registry
     from dockyard.commands.projections import retry_projection
+    from dockyard.commands.secrets import SecretStore
     from dockyard.domain.errors import DomainError
-    from dockyard.projections.read_side import ReadSide
     from dockyard.projections.runner import ProjectionFailed
 
     registry = _registry(args)
     try:
-        read_side = ReadSide(registry, SecretStore(registry).audit_signing_key())
+        read_side = bootstrap.read_side(registry, SecretStore(registry))
         try:
             row = retry_projection(read_side, args.name)
         except DomainError as exc:
@@ -332,17 +332,16 @@ class RebuildProgress:
 def projections_rebuild(args: argparse.Namespace) -> int:
     """`projections rebuild NAME... | --all`: into fresh tables while the old ones serve, then a
     swap (`registry` and `identity`, the inline views, share one fold and are rebuilt together)."""
+    from dockyard import bootstrap
     from dockyard.cli import _registry
+    from dockyard.commands.secrets import SecretStore
     from dockyard.projections.online_rebuild import rebuild
-    from dockyard.projections.read_side import ReadSide
     from dockyard.projections.rebuild import rebuild_inline_online
     from dockyard.projections.status import INLINE
 
     registry = _registry(args)
     try:
-        from dockyard.api.secret_store import SecretStore
-
-        read_side = ReadSide(registry, SecretStore(registry).audit_signing_key())
+        read_side = bootstrap.read_side(registry, SecretStore(registry))
         known = [*INLINE, *read_side.runners]
         names = known if args.all else args.names
         unknown = [n for n in names if n not in known]

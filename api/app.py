@@ -1,4 +1,5 @@
-"""`create_app(settings)`: the one place that builds the object graph (as cosmicpython's bootstrap).
+"""`create_app(settings)`: the HTTP application, serving the object graph that `dockyard.bootstrap`
+builds (`build_services`, in the app's lifespan).
 
 Nothing is constructed at import time. `factory()` is what `uvicorn --factory` calls in each
 worker process: it reads the settings from `DOCKYARD_*` variables.
@@ -20,58 +21,17 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from dockyard.api import access_log, errors, metrics, portal, tls, v0, v2
-from dockyard.api.auth import Auth
 from dockyard.api.auth import routes as auth_routes
-from dockyard.api.portal.sessions import SessionStore
 from dockyard.api.recent_logs import RecentLogs
-from dockyard.api.secret_store import SecretStore
-from dockyard.api.shared_logs import SharedLogs
 from dockyard.api.settings import Settings
+from dockyard.api.shared_logs import SharedLogs
 from dockyard.api.v2.common import Services
+from dockyard.bootstrap import build_services
 from dockyard.commands import database
-from dockyard.commands.access_tokens import AccessTokens
-from dockyard.commands.accounts import Accounts
-from dockyard.commands.audit_chain import start_chain
-from dockyard.commands.general_settings import General
-from dockyard.commands.identity import Identity
-from dockyard.commands.management import Management
-from dockyard.commands.persistence import event_store_env
-from dockyard.commands.registry import Registry
-from dockyard.commands.storage_settings import StorageSetting
-from dockyard.commands.uploads import UploadSessions
-from dockyard.commands.webhooks import Webhooks
 from dockyard.gc import schedule as housekeeping
-from dockyard.projections.read_side import ReadSide
-from dockyard.projections.webhook_delivery import WebhookDelivery
-from dockyard.storage import BlobStore, open_store
-from dockyard.storage.switchable import SwitchableStore
+from dockyard.storage import BlobStore
 
 log = logging.getLogger("dockyard")
-
-
-def build_services(settings: Settings, clock: Callable[[], float] = time.time) -> Services:
-    """`clock` (seconds since the epoch) is what token expiry and upload ages are measured by."""
-    registry = Registry(event_store_env(settings.data_dir, settings.database_url))
-    secrets = SecretStore(registry)
-    # Settings > Storage, when chosen at run time, wins over --storage; every process follows changes.
-    storage_setting = StorageSetting(registry, secrets, open_store)
-    store = SwitchableStore(storage_setting.open_current() if storage_setting.version() else
-                            open_store(settings.storage_url), storage_setting.version, storage_setting.open_current)
-    storage_setting.listeners.append(store.refresh)
-    start_chain(registry)  # events stored before the tamper-evident chain existed: chain them, once
-    identity = Identity(registry, settings.password_min_length)
-    tokens = AccessTokens(registry, clock)
-    accounts = Accounts(registry, identity, tokens, secrets.ldap_bind_password)
-    auth = Auth(settings, accounts, secrets.signing_key(), clock)
-    general = General(registry)
-    auth.domain_name = general.domain_name  # the token realm names the domain name once one is set
-    sessions = SessionStore(registry.datastore, registry.dialect, settings.portal_idle_minutes * 60, clock)
-    uploads = UploadSessions(store, registry, clock, settings.max_upload_sessions_per_user)
-    read_side = ReadSide(registry, secrets.audit_signing_key(), settings.audit_checkpoint_every)
-    return Services(settings, registry, store, uploads, accounts, auth, identity, tokens, secrets, read_side, sessions,
-                    general, storage_setting, Management(identity, accounts), Webhooks(registry, secrets),
-                    WebhookDelivery(registry, read_side, secrets, source=settings.public_url or "", clock=clock,
-                                    history=settings.webhook_history))
 
 
 async def _health(request: Request) -> Response:

@@ -25,8 +25,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from dockyard.api.secret_store import SecretStore
 from dockyard.commands.certificates import host_of
+from dockyard.commands.secrets import SecretStore
 
 log = logging.getLogger("dockyard.api")
 CA_KEY = "tls-ca-key"

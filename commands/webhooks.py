@@ -21,7 +21,7 @@ MIN_SECRET = 16
 
 
 class Secrets(Protocol):
-    """Where secrets live outside the log (`api.secret_store.SecretStore`)."""
+    """Where secrets live outside the log (`commands.secrets.SecretStore`)."""
 
     def get(self, secret_id: str) -> str | None: ...
 

@@ -27,14 +27,13 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from jwt.types import Options
 
 from dockyard.api.auth.scopes import Scope
-from dockyard.api.secret_store import key_id
 from dockyard.api.settings import Settings
 from dockyard.commands.accounts import RECHECK_SECONDS, Accounts
 from dockyard.commands.refresh_tokens import RefreshGrant, RefreshTokens
+from dockyard.commands.secrets import key_id
 from dockyard.domain import access
 from dockyard.domain.access import ANONYMOUS, Principal
-from dockyard.domain.actor import ANONYMOUS_NAME
-from dockyard.domain.actor import Actor, current_actor
+from dockyard.domain.actor import ANONYMOUS_NAME, Actor, current_actor
 
 REFRESH_TTL_SECONDS = 7 * 24 * 3600
 # The `client_id` the docker CLI sends to the token endpoint; its identity token does not rotate

@@ -12,11 +12,11 @@ from typing import Any
 from fastapi import APIRouter, Body
 from starlette.concurrency import run_in_threadpool
 
-from dockyard.api.secret_store import LDAP_BIND_PASSWORD
 from dockyard.api.v0.deps import GlobalAdmin, ServicesDep, require_token_admin
 from dockyard.api.v0.schemas import AuthSettings, AuthSettingsChange, LdapSettings, LdapSettingsView, LdapTestResult
 from dockyard.api.v2.common import Services
 from dockyard.commands.directory import LdapConfig, LdapDirectory
+from dockyard.commands.secrets import LDAP_BIND_PASSWORD
 from dockyard.domain.errors import InvalidRequest
 
 router = APIRouter(prefix="/settings/auth", tags=["settings"])

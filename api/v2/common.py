@@ -10,7 +10,6 @@ from starlette.requests import Request
 
 from dockyard.api.auth import Auth, Scope
 from dockyard.api.portal.sessions import SessionStore
-from dockyard.api.secret_store import SecretStore
 from dockyard.api.settings import Settings
 from dockyard.commands.access_tokens import AccessTokens
 from dockyard.commands.accounts import Accounts
@@ -18,6 +17,7 @@ from dockyard.commands.general_settings import General
 from dockyard.commands.identity import Identity
 from dockyard.commands.management import Management
 from dockyard.commands.registry import Registry
+from dockyard.commands.secrets import SecretStore
 from dockyard.commands.storage_settings import StorageSetting
 from dockyard.commands.uploads import UploadSessions
 from dockyard.commands.webhooks import Webhooks

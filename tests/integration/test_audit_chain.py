@@ -11,10 +11,10 @@ from pathlib import Path
 import pytest
 from cryptography.hazmat.primitives import serialization
 
-from dockyard.api.secret_store import SecretStore
 from dockyard.cli import main as dockyard
 from dockyard.commands.audit_chain import start_chain
 from dockyard.commands.registry import Registry
+from dockyard.commands.secrets import SecretStore
 from dockyard.projections.read_side import ReadSide
 from tests.integration.test_projection_runner import append, positions
 from tests.integration.test_rebuild import place, registry  # noqa: F401 - the same fixtures

@@ -6,11 +6,11 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from dockyard.api.secret_store import SecretStore
 from dockyard.api.settings import Settings
 from dockyard.cli import _blob_store
 from dockyard.commands.persistence import event_store_env
 from dockyard.commands.registry import Registry
+from dockyard.commands.secrets import SecretStore
 from dockyard.commands.storage_settings import StorageSetting
 from dockyard.storage import open_store
 from dockyard.storage.filesystem import FilesystemStore
