@@ -25,6 +25,8 @@ from dockyard.projections.runner import Recorded
 TABLE = "repository_search"
 FTS = "repository_search_fts"
 _WORD = re.compile(r"[^0-9a-z]+")
+# PostgreSQL: `words` as an array, GIN-indexed, so `words LIKE '% term %'` is found by index.
+WORDS = "string_to_array(btrim(words), ' ')"
 
 TOPICS = ("dockyard.Repository.Created", "dockyard.Repository.DescriptionChanged",
           "dockyard.Tag.Moved", "dockyard.Tag.Deleted")
@@ -82,6 +84,8 @@ class RepositorySearch:
             # LIKE 'prefix%' by index whatever the database's collation.
             statements += [f"CREATE INDEX IF NOT EXISTS {self.table}_{column}_prefix ON {self.table} "
                            f"({column} text_pattern_ops)" for column in ("name", "short_name")]
+            # Whole words: the rows whose words hold every word of a term (`search_queries.WORDS`).
+            statements.append(f"CREATE INDEX IF NOT EXISTS {self.table}_words ON {self.table} USING GIN ({WORDS})")
         return statements
 
     def apply(self, dialect: Dialect, cursor: Any, events: Sequence[Recorded]) -> None:

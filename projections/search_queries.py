@@ -22,10 +22,10 @@ from dockyard.domain.team import OWNERS
 from dockyard.projections.dialect import Dialect
 from dockyard.projections.readable import CallerFacts, readable_candidates, readable_predicate
 from dockyard.projections.registry_queries import _like_literal
-from dockyard.projections.repository_search import FTS, TABLE
+from dockyard.projections.repository_search import FTS, TABLE, WORDS
 
 FTS_MIN = 3  # trigrams: shorter terms are matched by LIKE alone
-WINDOW = 500  # rows a global reader's search reads in page order before it asks an index (SQLite)
+WINDOW = 500  # rows a global reader's search reads in page order before it asks an index
 _COLUMNS = "s.name, r.visibility, r.description, r.created_at, s.namespace, s.tags, s.pushed_at"
 # The rank of a row (see the module's docstring), lower first.
 _RANK = ("CASE WHEN s.name = %(q)s OR s.short_name = %(q)s THEN 0 "
@@ -139,55 +139,67 @@ class SearchQueries:
         else:  # PostgreSQL: the `text_pattern_ops` indexes serve LIKE 'prefix%'
             prefixed = ("(s.name LIKE %(prefix)s ESCAPE '\\' OR s.short_name LIKE %(prefix)s ESCAPE '\\')"
                         if term else "1 = 1")
-        steps: list[tuple[int, str]] = [(0, "(s.name = %(q)s OR s.short_name = %(q)s)"), (1, prefixed),
-                                        (2, matched), (3, matched)]
+        # Whole words (rank 2) are a few of the substring matches: on SQLite, when a window of the
+        # table does not hold a page of them, all substring matches are read once for both ranks.
+        steps: list[tuple[tuple[int, ...], str]] = [((0,), "(s.name = %(q)s OR s.short_name = %(q)s)"),
+                                                    ((1,), prefixed), ((2, 3), matched)]
+        if not sqlite:  # PostgreSQL indexes the words themselves: rank 2 is found by them alone
+            steps[2:] = [((2,), f"{WORDS.replace('words', 's.words')} @> string_to_array(%(q)s, ' ')"),
+                         ((3,), matched)]
         if not term:  # every row is of rank 1
-            steps = [(1, "1 = 1")]
+            steps = [((1,), "1 = 1")]
         with self.dialect.reading(self.datastore) as cursor:
             return self._pages(cursor, steps, readable, params, term, limit, after, namespace)
 
-    def _pages(self, cursor: Any, steps: list[tuple[int, str]], readable: str, params: dict[str, Any],
+    def _pages(self, cursor: Any, steps: list[tuple[tuple[int, ...], str]], readable: str, params: dict[str, Any],
                term: str, limit: int, after: SearchKey | None, namespace: str | None) -> list[dict[str, Any]]:
-        """Run the ranks' queries in order until `limit` rows are found.
+        """Run the steps (ranks, a condition an index finds their rows by) in order until
+        `limit` rows are found.
 
-        SQLite has no statistics to choose between finding a rank's rows by an index (then
-        sorting them all) and reading the table in page order until the page is full: each rank
-        first reads the next `WINDOW` rows in page order (the `recent` index) and keeps that
-        answer when it fills the page — the same rows, as they are the first matches in page
-        order — and only otherwise finds them all by the index (or a pass over the table)."""
+        Neither planner chooses well between finding a rank's rows by an index (then sorting
+        them all) and reading the table in page order until the page is full (SQLite has no
+        statistics; PostgreSQL's misjudge LIKE on names): each rank first reads the next
+        `WINDOW` rows in page order (the `recent` index) and keeps that answer when it fills
+        the page — the same rows, as they are the first matches in page order — and only
+        otherwise finds them all by the index (or a pass over the table)."""
         sqlite = self.dialect.name == "sqlite"
         contains = ("instr(s.document, %(q)s) > 0" if sqlite  # LIKE '%term%' on the lowercase document
                     else "s.document LIKE %(sub)s ESCAPE '\\'")
+        first = 0 if after is None else after.rank
         if after is not None:
-            params.update({"k_pushed": after.pushed_at, "k_name": after.name})
+            params.update({"k_rank": after.rank, "k_pushed": after.pushed_at, "k_name": after.name})
         rows: list[dict[str, Any]] = []
-        for rank, found_by in steps:
-            if after is not None and rank < after.rank:
+        for ranks, found_by in steps:
+            if max(ranks) < first:
                 continue
-            where = [readable, f"{_RANK} = {rank}"]
+            where = [readable]
             if term:  # `|| ''`: an exact or prefix match is found by a name index, not the trigrams
-                where.append(contains.replace("s.document LIKE", "(s.document || '') LIKE") if rank < 2
+                where.append(contains.replace("s.document LIKE", "(s.document || '') LIKE") if max(ranks) < 2
                              else contains)
             if namespace:
                 where.append("s.namespace = %(namespace)s")
-            keyset = ("(s.pushed_at < %(k_pushed)s OR (s.pushed_at = %(k_pushed)s AND s.name > %(k_name)s))"
-                      if after is not None and rank == after.rank else "1 = 1")
             params["limit"] = limit - len(rows)
-            select = f"SELECT {_COLUMNS}, {rank} AS rank FROM "
-            tail = " ORDER BY s.pushed_at DESC, s.name LIMIT %(limit)s"
             found: list[Any] = []
-            if sqlite and rank > 0:
+            window = max(ranks[0], first)  # the page's next rank
+            if window > 0:
                 params["window"] = WINDOW
+                keyset = ("(s.pushed_at < %(k_pushed)s OR (s.pushed_at = %(k_pushed)s AND s.name > %(k_name)s))"
+                          if window == first and after is not None else "1 = 1")
                 cursor.execute(self.dialect.sql(
-                    f"{select}(SELECT * FROM {TABLE} s WHERE {keyset} ORDER BY s.pushed_at DESC, s.name "
-                    f"LIMIT %(window)s) s JOIN repositories r ON r.name = s.name WHERE {' AND '.join(where)}{tail}"),
-                    params)
+                    f"SELECT {_COLUMNS}, {window} AS rank FROM (SELECT * FROM {TABLE} s WHERE {keyset} "
+                    f"ORDER BY s.pushed_at DESC, s.name LIMIT %(window)s) s JOIN repositories r ON r.name = s.name "
+                    f"WHERE {' AND '.join([*where, f'{_RANK} = {window}'])} "
+                    f"ORDER BY s.pushed_at DESC, s.name LIMIT %(limit)s"), params)
                 found = cursor.fetchall()
-            if len(found) < params["limit"]:  # SQLite: `+` so it finds them all, then sorts
+            if len(found) < params["limit"]:  # all of the step's ranks, found by the index, then sorted
+                rank = f"{_RANK} IN ({', '.join(map(str, ranks))})"
+                if after is not None:
+                    rank += (f" AND ({_RANK} > %(k_rank)s OR ({_RANK} = %(k_rank)s AND (s.pushed_at < %(k_pushed)s "
+                             "OR (s.pushed_at = %(k_pushed)s AND s.name > %(k_name)s))))")
                 cursor.execute(self.dialect.sql(
-                    f"{select}{TABLE} s JOIN repositories r ON r.name = s.name "
-                    f"WHERE {' AND '.join([*where, found_by, keyset])}"
-                    + (tail.replace("BY s.pushed_at", "BY +s.pushed_at") if sqlite else tail)), params)
+                    f"SELECT {_COLUMNS}, {_RANK} AS rank FROM {TABLE} s JOIN repositories r ON r.name = s.name "
+                    f"WHERE {' AND '.join([*where, found_by, rank])} "  # SQLite: `+`, or it reads in page order
+                    f"ORDER BY rank, {'+' if sqlite else ''}s.pushed_at DESC, s.name LIMIT %(limit)s"), params)
                 found = cursor.fetchall()
             rows.extend(dict(r) for r in found)
             if len(rows) >= limit:
