@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Dockyard against itself on the read path: a BEFORE commit beside this checkout (AFTER).
 #
-#   benchmarks/read_ab.sh BEFORE_REV [--rounds N] [--workers N] [--database-url URL] [--out DIR]
-#                         [-- BENCH_ARGS...]
+#   benchmarks/read_ab.sh BEFORE_REV [AFTER_REV] [--rounds N] [--workers N] [--database-url URL]
+#                         [--out DIR] [-- BENCH_ARGS...]
 #
-# Exports BEFORE_REV into a temp dir (run with this checkout's .venv, PYTHONPATH pointing there),
+# Exports BEFORE_REV (and AFTER_REV, else AFTER is this working tree) into temp dirs, run with
+# this checkout's .venv and PYTHONPATH pointing there (so the working tree is free meanwhile),
 # starts a fresh Dockyard of each (token auth, user admin, own data dir; SQLite unless
 # --database-url, which must name no database: each side gets a fresh dockyard_bench_<hex>,
 # dropped at the end), and runs N rounds of bench.py's read workloads on both, alternating the
@@ -19,8 +20,10 @@ root=$(cd "$here/.." && pwd)
 bench_dir=${BENCH_DIR:-/work/shared/bench}
 py=$root/.venv/bin/python
 helpers=("$py" "$here/helpers.py")
-before_rev=${1:?usage: read_ab.sh BEFORE_REV [options]}
+before_rev=${1:?usage: read_ab.sh BEFORE_REV [AFTER_REV] [options]}
 shift
+after_rev=""
+if (($#)) && [[ "$1" != -* ]]; then after_rev="$1"; shift; fi
 rounds=4 workers=2 database_url="" out=""
 while (($#)); do
     case "$1" in
@@ -29,7 +32,7 @@ while (($#)); do
         --database-url) database_url="$2"; shift 2 ;;
         --out) out="$2"; shift 2 ;;
         --) shift; break ;;
-        *) sed -n '2,14s/^# \{0,1\}//p' "$0" >&2; exit 2 ;;
+        *) sed -n '2,15s/^# \{0,1\}//p' "$0" >&2; exit 2 ;;
     esac
 done
 bench_args=("$@")
@@ -38,8 +41,9 @@ bench_args=("$@")
 out=${out:-$(mktemp -d -t dockyard-readab.XXXXXX)}
 mkdir -p "$out"
 base=$(mktemp -d -t dockyard-before.XXXXXX)
-mkdir "$base/dockyard"
-git -C "$root" archive "$before_rev" | tar -x -C "$base/dockyard"
+mkdir -p "$base/before/dockyard" "$base/after/dockyard"
+git -C "$root" archive "$before_rev" | tar -x -C "$base/before/dockyard"
+[[ -n "$after_rev" ]] && git -C "$root" archive "$after_rev" | tar -x -C "$base/after/dockyard"
 run_id=$(head -c 4 /dev/urandom | od -An -tx1 | tr -d ' \n')
 declare -A pid url data db
 log() { echo "read_ab.sh: $*" >&2; }
@@ -71,7 +75,7 @@ for side in before after; do
         serve+=(--database-url "${db[$side]}")
     fi
     pythonpath=""
-    [[ "$side" == before ]] && pythonpath="$base"
+    [[ "$side" == before || -n "$after_rev" ]] && pythonpath="$base/$side"
     PYTHONPATH="$pythonpath" DOCKYARD_ADMIN_PASSWORD="$password" DOCKYARD_LOG_LEVEL=warning \
         "${serve[@]}" >"$out/$side-server.log" 2>&1 </dev/null &
     pid[$side]=$!
@@ -80,7 +84,9 @@ for side in before after; do
 done
 {
     echo "date: $(date -u +%Y-%m-%dT%H:%M:%SZ), $(nproc) cores"
-    echo "before: $(git -C "$root" rev-parse --short "$before_rev"), after: $(git -C "$root" rev-parse --short HEAD)$(git -C "$root" diff --quiet HEAD 2>/dev/null || echo '+dirty')"
+    if [[ -n "$after_rev" ]]; then after=$(git -C "$root" rev-parse --short "$after_rev")
+    else after="$(git -C "$root" rev-parse --short HEAD)$(git -C "$root" diff --quiet HEAD 2>/dev/null || echo '+dirty')"; fi
+    echo "before: $(git -C "$root" rev-parse --short "$before_rev"), after: $after"
     echo "workers $workers, metadata ${database_url:-SQLite}, rounds $rounds, bench args: ${bench_args[*]}"
 } | tee "$out/settings.txt" >&2
 

@@ -17,11 +17,11 @@ from starlette.requests import Request
 from dockyard.api.auth.credentials import Basic, client_address, parse_authorization
 from dockyard.api.auth.scopes import Scope
 from dockyard.api.auth.tokens import Caller, TokenService
+from dockyard.api.read_threads import read_in_thread
 from dockyard.api.settings import Settings
 from dockyard.commands.accounts import Accounts
 from dockyard.domain.access import ANONYMOUS, Principal
-from dockyard.domain.actor import ANONYMOUS_NAME
-from dockyard.domain.actor import Actor, current_actor
+from dockyard.domain.actor import ANONYMOUS_NAME, Actor, current_actor
 from dockyard.domain.errors import Denied, Unauthorized
 
 
@@ -67,7 +67,7 @@ class Auth:
         hit, caller = self.tokens.cached(credentials.token)  # the hot path: no thread hop
         if hit:
             return caller
-        return await run_in_threadpool(self.tokens.verify, credentials.token)
+        return await read_in_thread(self.tokens.verify, credentials.token)
 
     def bind(self, request: Request, principal: Principal) -> None:
         """Attribute the events this request records to `principal` (and its access token)."""
@@ -129,7 +129,7 @@ class Auth:
                 raise _with_headers(Unauthorized("insufficient scope", {"scope": str(scope)}),
                                     self.challenge(request, scope, "insufficient_scope", also))
         else:
-            granted = await run_in_threadpool(self.allowed, caller.principal, scope)
+            granted = await read_in_thread(self.allowed, caller.principal, scope)
             if not scope.actions <= granted:
                 if caller.principal.is_anonymous:
                     raise _with_headers(Unauthorized("authentication required"),
@@ -141,7 +141,7 @@ class Auth:
     async def require_login(self, request: Request) -> Principal:
         """Any valid credentials (the `/v2/` version check); anyone in auth mode `none`."""
         caller = await self.caller(request)
-        if caller is not None and caller.principal.is_anonymous and await run_in_threadpool(self.mode) == "none":
+        if caller is not None and caller.principal.is_anonymous and await read_in_thread(self.mode) == "none":
             self.bind(request, caller.principal)
             return caller.principal
         if caller is None or caller.principal.is_anonymous:

@@ -20,6 +20,7 @@ from starlette.routing import Route
 from dockyard.api.auth.credentials import Basic, client_address, parse_authorization
 from dockyard.api.auth.guard import Auth
 from dockyard.api.auth.scopes import parse_scopes
+from dockyard.api.read_threads import read_in_thread
 from dockyard.domain.access import ANONYMOUS, Principal
 from dockyard.domain.errors import InvalidRequest, Unauthorized
 
@@ -57,7 +58,7 @@ async def token(request: Request) -> Response:
             principal = found
         return principal, auth.tokens.issue(principal, parse_scopes(requested))
 
-    principal, issued = await run_in_threadpool(sign_in_and_issue)
+    principal, issued = await read_in_thread(sign_in_and_issue)
     auth.bind(request, principal)
     if request.query_params.get("offline_token") == "true" and not principal.is_anonymous:
         issued["refresh_token"] = await run_in_threadpool(

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import orjson
-from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
 from dockyard.api.auth import Scope
+from dockyard.api.read_threads import read_in_thread
 from dockyard.api.v2.common import headers, next_link, page_params, services
 from dockyard.domain import access
 
@@ -40,7 +40,7 @@ async def catalog(request: Request) -> Response:
             cursor = batch[-1]
         return names
 
-    names = await run_in_threadpool(visible) if n != 0 else []
+    names = await read_in_thread(visible) if n != 0 else []
     extra = {}
     if n is not None and len(names) > n:
         names = names[:n]

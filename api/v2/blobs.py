@@ -7,6 +7,7 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response, StreamingResponse
 from starlette.routing import Route
 
+from dockyard.api.read_threads import read_in_thread
 from dockyard.api.streaming import BATCH, BlobFileResponse
 from dockyard.api.v2.common import headers, repository, scope, services
 from dockyard.domain.digest import Digest
@@ -19,7 +20,7 @@ async def get_blob(request: Request) -> Response:
     name = repository(request)
     await svc.auth.require(request, scope(name, "pull"))
     digest = str(Digest.parse(request.path_params["digest"]))
-    size = await run_in_threadpool(svc.registry.queries.blob_size, name, digest)
+    size = await read_in_thread(svc.registry.queries.blob_size, name, digest)
     if size is None:
         raise BlobUnknown(detail={"digest": digest})
     key = blob_key(digest)

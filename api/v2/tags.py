@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import orjson
-from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from dockyard.api.read_threads import read_in_thread
 from dockyard.api.v2.common import headers, next_link, page_params, repository, scope, services
 from dockyard.domain.errors import NameUnknown
 
@@ -24,7 +24,7 @@ async def list_tags(request: Request) -> Response:
             return None
         return [] if n == 0 else queries.list_tags(name, None if n is None else n + 1, last)
 
-    found = await run_in_threadpool(page)  # one thread hop for both reads: each costs as much as a read
+    found = await read_in_thread(page)  # one thread hop for both reads: each costs as much as a read
     if found is None:
         raise NameUnknown(detail={"name": name})
     tags = found

@@ -1,0 +1,160 @@
+#!/usr/bin/env python3
+"""CPU per request on the pull path, in process: what a change to the request path saves, in a
+figure that a shared machine's load disturbs far less than req/s over HTTP.
+
+    .venv/bin/python benchmarks/read_path_cpu.py [--repos 50] [--gets 3000] [--rounds 3]
+
+Builds the app from its composition root (`create_app`, lifespan run; SQLite in a temp dir,
+memory blobs, token auth, the access log at INFO into /dev/null as `dockyard serve` logs it),
+pushes one image per repository, then times, with 8 concurrent callers on the app's ASGI
+interface (no sockets, no HTTP parser):
+  manifest_get  GET /v2/<repo>/manifests/<tag> with a registry JWT (cached after its first use)
+  token_dance   per repository what bench.py's tags_list does: GET tags/list without
+                credentials (401), GET /auth/token with Basic, GET tags/list with the new JWT
+Prints one JSON line per round: µs of process CPU (all threads) and of wall time per operation.
+The followed projections and webhook delivery are stopped once the data is pushed, so that the
+CPU figure is the requests' own.
+Run it with PYTHONPATH pointing at an exported tree to measure another commit (read_ab.sh does).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import hashlib
+import json
+import logging
+import os
+import sys
+import tempfile
+import time
+from typing import Any
+
+import httpx
+from asgi_lifespan import LifespanManager
+
+from dockyard.api.app import create_app
+from dockyard.api.settings import Settings
+
+PASSWORD = "bench-password-1"
+BASIC = "Basic " + base64.b64encode(f"admin:{PASSWORD}".encode()).decode()
+ACCEPT = "application/vnd.oci.image.manifest.v1+json"
+
+
+async def call(app: Any, method: str, target: str, headers: dict[str, str]) -> tuple[int, bytes, dict[str, str]]:
+    """One request on the ASGI interface: (status, body, response headers)."""
+    path, _, query = target.partition("?")
+    scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": method,
+             "scheme": "http", "path": path, "raw_path": path.encode(), "query_string": query.encode(),
+             "root_path": "", "headers": [(k.lower().encode(), v.encode()) for k, v in headers.items()],
+             "client": ("127.0.0.1", 40000), "server": ("127.0.0.1", 5000)}
+    out: dict[str, Any] = {"body": b""}
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message: dict[str, Any]) -> None:
+        if message["type"] == "http.response.start":
+            out["status"] = message["status"]
+            out["headers"] = {k.decode().lower(): v.decode() for k, v in message.get("headers", [])}
+        elif message["type"] == "http.response.body":
+            out["body"] += message.get("body", b"")
+
+    await app(scope, receive, send)
+    return out["status"], out["body"], out["headers"]
+
+
+async def push(client: httpx.AsyncClient, repo: str, tag: str) -> None:
+    config = json.dumps({"os": "linux", "architecture": "amd64", "repo": repo}).encode()
+    layer = hashlib.sha256(repo.encode()).digest() * 128
+    digests = []
+    for blob in (config, layer):
+        digest = "sha256:" + hashlib.sha256(blob).hexdigest()
+        r = await client.post(f"/v2/{repo}/blobs/uploads/")
+        assert r.status_code == 202, r.text
+        r = await client.put(r.headers["location"], params={"digest": digest}, content=blob)
+        assert r.status_code == 201, r.text
+        digests.append((digest, len(blob)))
+    manifest = {"schemaVersion": 2, "mediaType": ACCEPT,
+                "config": {"mediaType": "application/vnd.oci.image.config.v1+json",
+                           "digest": digests[0][0], "size": digests[0][1]},
+                "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar",
+                            "digest": digests[1][0], "size": digests[1][1]}]}
+    r = await client.put(f"/v2/{repo}/manifests/{tag}", content=json.dumps(manifest).encode(),
+                         headers={"content-type": ACCEPT})
+    assert r.status_code == 201, r.text
+
+
+async def timed(label: str, ops: int, work: Any) -> dict[str, Any]:
+    c0, t0 = time.process_time(), time.perf_counter()
+    await work()
+    cpu, wall = time.process_time() - c0, time.perf_counter() - t0
+    return {"op": label, "ops": ops, "cpu_us_per_op": round(cpu / ops * 1e6, 1),
+            "wall_us_per_op": round(wall / ops * 1e6, 1)}
+
+
+async def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--repos", type=int, default=50)
+    p.add_argument("--gets", type=int, default=3000)
+    p.add_argument("--rounds", type=int, default=3)
+    p.add_argument("--label", default="")
+    a = p.parse_args()
+    logging.basicConfig(level=logging.INFO, stream=open(os.devnull, "w"))  # noqa: SIM115
+    with tempfile.TemporaryDirectory() as data:
+        settings = Settings(data_dir=data, storage="memory://", admin_password=PASSWORD,
+                            upload_purge_interval_hours=0)
+        app = create_app(settings)
+        async with LifespanManager(app):
+            app.state.services.accounts.ensure_admin(PASSWORD)
+            transport = httpx.ASGITransport(app=app)
+            async with httpx.AsyncClient(transport=transport, base_url="http://bench",
+                                         auth=("admin", PASSWORD)) as client:
+                r = await client.post("/api/v0/accounts", json={"type": "organization", "name": "bench"})
+                assert r.status_code == 201, r.text
+                repos = [f"bench/r{i:03d}" for i in range(a.repos)]
+                for repo in repos:
+                    await push(client, repo, "v1")
+            # The followed projections and webhook delivery poll in background threads whose CPU
+            # grows with wall time (which a loaded machine stretches); neither serves these reads.
+            app.state.services.read_side.stop()
+            app.state.services.webhook_delivery.stop()
+            service = settings.token_service
+            scopes = "&".join(f"scope=repository:{r}:pull" for r in repos)
+            status, body, _ = await call(app, "GET", f"/auth/token?service={service}&{scopes}",
+                                         {"authorization": BASIC})
+            assert status == 200, body
+            bearer = {"authorization": "Bearer " + json.loads(body)["token"], "accept": ACCEPT}
+
+            async def gets() -> None:
+                async def caller(k: int) -> None:
+                    for i in range(a.gets // 8):
+                        status, _, _ = await call(app, "GET", f"/v2/{repos[(i + k) % len(repos)]}/manifests/v1",
+                                                  bearer)
+                        assert status == 200
+                await asyncio.gather(*(caller(k) for k in range(8)))
+
+            async def dances() -> None:
+                for repo in repos:
+                    status, _, _ = await call(app, "GET", f"/v2/{repo}/tags/list", {})
+                    assert status == 401
+                    status, body, _ = await call(
+                        app, "GET", f"/auth/token?service={service}&scope=repository:{repo}:pull",
+                        {"authorization": BASIC})
+                    assert status == 200, body
+                    token = json.loads(body)["token"]
+                    status, _, _ = await call(app, "GET", f"/v2/{repo}/tags/list", {"authorization": "Bearer " + token})
+                    assert status == 200
+
+            await gets()  # warm-up: caches, first-use imports
+            await dances()
+            for r in range(a.rounds):
+                for result in (await timed("manifest_get", a.gets // 8 * 8, gets),
+                               await timed("token_dance", len(repos), dances)):
+                    print(json.dumps({"label": a.label, "round": r + 1, **result}), flush=True)
+
+
+if __name__ == "__main__":
+    sys.dont_write_bytecode = True
+    asyncio.run(main())
