@@ -31,7 +31,6 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any
 
-from dockyard.commands.persistence import SCHEMA_LOCK_KEY
 from dockyard.projections.dialect import Dialect
 
 CHANNEL = "dockyard_logs"
@@ -73,9 +72,7 @@ class SharedLogs:
         self._listener_up = False  # LISTEN is in place on a live connection
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
-        with datastore.transaction(commit=True) as cursor:
-            if dialect.name == "postgres":  # every worker starts at once: concurrent DDL fails (persistence.py)
-                cursor.execute("SELECT pg_advisory_xact_lock(%(key)s)", {"key": SCHEMA_LOCK_KEY})
+        with dialect.creating(datastore) as cursor:
             cursor.execute(_CREATE.format(id=_ID[dialect.name]))
             for statement in _INDEXES:
                 cursor.execute(statement)

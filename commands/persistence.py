@@ -26,7 +26,7 @@ from eventsourcing.utils import get_topic, retry
 
 from dockyard.commands import database
 from dockyard.projections import chain, inline
-from dockyard.projections.dialect import POSTGRES, SQLITE, Dialect
+from dockyard.projections.dialect import POSTGRES, SCHEMA_LOCK_KEY, SQLITE, Dialect
 
 # A check run inside an event transaction while it holds the log's single write lock (SQLite's
 # writer lock, PostgreSQL's EXCLUSIVE lock on the events table): what it reads cannot change
@@ -113,10 +113,6 @@ class SQLiteRegistryRecorder(SQLiteApplicationRecorder):
 # multi-megabyte message (seen here with a 4 MiB manifest: server in ClientRead, client in
 # Connection.wait). Pipelining only saves round trips, which matter for small writes.
 PIPELINE_MAX_BYTES = 256 * 1024
-
-
-# pg_advisory_lock key for schema creation (any fixed bigint no other lock of ours uses).
-SCHEMA_LOCK_KEY = 0x646F636B79617264  # b"dockyard"
 
 
 class PostgresRegistryRecorder(PostgresApplicationRecorder):

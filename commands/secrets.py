@@ -32,7 +32,7 @@ class SecretStore:
     def __init__(self, registry: Registry) -> None:
         self._datastore = registry.datastore
         self._dialect = registry.dialect
-        with self._datastore.transaction(commit=True) as cursor:
+        with self._dialect.creating(self._datastore) as cursor:
             cursor.execute(_CREATE)
 
     def get(self, secret_id: str) -> str | None:

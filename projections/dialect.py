@@ -15,6 +15,11 @@ from typing import Any
 
 _PARAM = re.compile(r"%\((\w+)\)s")
 
+# The PostgreSQL advisory lock key that serialises schema changes (any fixed bigint no other lock
+# of ours uses): every worker of every replica creates its tables on start, and two concurrent
+# `CREATE ... IF NOT EXISTS` of one name fail on a duplicate catalogue key (pg_type, pg_extension).
+SCHEMA_LOCK_KEY = 0x646F636B79617264  # b"dockyard"
+
 
 @dataclass(frozen=True)
 class Dialect:
@@ -47,6 +52,17 @@ class Dialect:
         else:
             with datastore.transaction(commit=False) as cursor:
                 yield cursor
+
+
+    @contextmanager
+    def creating(self, datastore: Any) -> Iterator[Any]:
+        """A committing transaction for `CREATE`/`ALTER` statements run at start. On PostgreSQL it
+        first takes the schema advisory lock for the transaction, so processes starting at once
+        on a fresh database create each table once, one after another (`SCHEMA_LOCK_KEY`)."""
+        with datastore.transaction(commit=True) as cursor:
+            if self.name == "postgres":
+                cursor.execute("SELECT pg_advisory_xact_lock(%(key)s)", {"key": SCHEMA_LOCK_KEY})
+            yield cursor
 
 
 @lru_cache(maxsize=512)

@@ -112,7 +112,7 @@ class Positions:
 
     def __init__(self, datastore: Any, dialect: Dialect) -> None:
         self.datastore, self.dialect = datastore, dialect
-        with datastore.transaction(commit=True) as cursor:
+        with dialect.creating(datastore) as cursor:
             cursor.execute(_POSITIONS.format(bigint=dialect.bigint))
             # Databases made before `retry_at` existed gain it (NULL: no retry scheduled).
             if dialect.name == "postgres":
@@ -314,7 +314,7 @@ class ProjectionRunner:
                         f"FROM {table} "
                         f"WHERE {column} > %(after)s AND {column} <= %(head)s{{where}} ORDER BY {column} "
                         f"LIMIT %(limit)s")
-        with self.datastore.transaction(commit=True) as cursor:
+        with self.dialect.creating(self.datastore) as cursor:
             for statement in projection.create_statements(self.dialect):
                 cursor.execute(statement)
             if create_indexes:

@@ -138,7 +138,7 @@ class WebhookDelivery:
         self.base_delay, self.max_delay, self.timeout, self.idle = base_delay, max_delay, timeout, idle
         self.history = max(1, history)
         self.datastore, self.dialect = registry.recorder.datastore, registry.dialect
-        with self.datastore.transaction(commit=True) as cursor:
+        with self.dialect.creating(self.datastore) as cursor:
             for statement in _TABLES:
                 cursor.execute(statement.format(bigint=self.dialect.bigint))
             _add_missing_columns(self.dialect, cursor, "webhook_positions", _STATE_COLUMNS)

@@ -47,7 +47,7 @@ class SessionStore:
         self._dialect = dialect
         self.idle_seconds = idle_seconds
         self._clock = clock
-        with datastore.transaction(commit=True) as cursor:
+        with dialect.creating(datastore) as cursor:
             cursor.execute(_CREATE)
 
     def _write(self, statement: str, params: dict[str, Any]) -> None:
