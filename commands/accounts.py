@@ -31,6 +31,7 @@ from typing import Any
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
+from ldap3.core.exceptions import LDAPException
 
 from dockyard.commands.access_tokens import AccessTokens, is_access_token
 from dockyard.commands.directory import LdapConfig, LdapDirectory
@@ -38,7 +39,7 @@ from dockyard.commands.identity import Identity
 from dockyard.commands.registry import Registry
 from dockyard.domain.access import Principal
 from dockyard.domain.actor import ANONYMOUS_NAME, SYSTEM, Actor, current_actor
-from dockyard.domain.errors import Conflict, InvalidRequest, TooManyRequests
+from dockyard.domain.errors import Conflict, InvalidRequest, TooManyRequests, Unavailable
 from dockyard.domain.login import LoginGuard
 
 ADMIN = "admin"
@@ -216,6 +217,23 @@ class Accounts:
             return Principal(name, user["role"])
         return Principal(name, user["role"], token_id=token["id"], token_level=token["level"],
                          token_repositories=tuple(token["repositories"]))
+
+    def directory_changed_since(self, name: str, since: datetime) -> bool:
+        """For a directory user in `ldap` mode: whether their directory entry is gone or changed
+        (a password change included) at or after `since` — Dockyard never sees a password the
+        directory changes, so a refresh token issued before must be checked here. False for
+        every other user (their changes are events: `credentials_epoch`). `Unavailable` (503)
+        when the directory cannot be asked: nothing is ended on a guess."""
+        mode = self.registry.identity.auth_settings()
+        user = self.registry.identity.user(name)
+        if mode["mode"] != "ldap" or name == ADMIN or user is None or user["source"] != "ldap":
+            return False
+        directory = LdapDirectory(LdapConfig.from_settings(mode["ldap"], self._ldap_bind_password()))
+        try:
+            return directory.changed_since(name, since)
+        except LDAPException as exc:
+            auth_log.warning("LDAP: cannot check %s's directory entry: %s", name, exc)
+            raise Unavailable("the directory cannot be reached; retry later") from None
 
     def _verify_ldap(self, name: str, password: str, settings: dict) -> Principal | None:
         directory = LdapDirectory(LdapConfig.from_settings(settings, self._ldap_bind_password()))

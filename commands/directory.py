@@ -7,6 +7,7 @@ bind DN and password, the user base DN, a user filter and the username attribute
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 import ldap3
@@ -16,6 +17,20 @@ from ldap3.utils.conv import escape_filter_chars
 from dockyard.domain.errors import InvalidRequest
 
 TIMEOUT = 5
+# Operational attributes the directory keeps of an entry's last change: OpenLDAP and most
+# servers maintain `modifyTimestamp`; `pwdChangedTime` is the password policy overlay's.
+CHANGE_ATTRIBUTES = ("modifyTimestamp", "pwdChangedTime")
+
+
+def _generalized_time(value: Any) -> datetime | None:
+    """An LDAP GeneralizedTime (`20261203190000Z`, maybe with a fraction) as a UTC datetime."""
+    if isinstance(value, datetime):
+        return value if value.tzinfo else value.replace(tzinfo=UTC)
+    text = str(value[0] if isinstance(value, list | tuple) and value else value).strip()
+    try:
+        return datetime.strptime(text[:14], "%Y%m%d%H%M%S").replace(tzinfo=UTC)
+    except ValueError:
+        return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,6 +86,28 @@ class LdapDirectory:
         finally:
             conn.unbind()
         return entries[0]["dn"] if len(entries) == 1 else None
+
+    def changed_since(self, username: str, since: datetime) -> bool:
+        """Whether `username`'s directory entry is gone or was changed (its password included) at
+        or after `since`. The directory records changes to the second, so a change in the same
+        second as `since` counts as after it. `LDAPException` when the directory cannot say."""
+        attribute = escape_filter_chars(self.config.username_attribute)
+        query = f"(&{self.config.user_filter}({attribute}={escape_filter_chars(username)}))"
+        conn = self._service()
+        try:
+            if not conn.search(self.config.user_base_dn, query, attributes=list(CHANGE_ATTRIBUTES)) \
+                    and conn.result.get("result") not in (0, 32):  # 32: no such object (base gone)
+                raise LDAPException(f"search failed: {conn.result.get('description')}")
+            entries = [e for e in conn.response or [] if e.get("type") == "searchResEntry"]
+        finally:
+            conn.unbind()
+        if len(entries) != 1:
+            return True
+        found = entries[0].get("raw_attributes") or entries[0].get("attributes") or {}
+        stamps = [_generalized_time(v.decode() if isinstance(v, bytes) else v)
+                  for name in CHANGE_ATTRIBUTES for v in (found.get(name) or [])[:1]]
+        floor = since.astimezone(UTC).replace(microsecond=0)
+        return any(stamp is None or stamp >= floor for stamp in stamps) if stamps else False
 
     def authenticate(self, username: str, password: str) -> bool:
         """Search for the user, then bind as them with `password`. False for any failure."""

@@ -1,16 +1,20 @@
 """Refresh-token families (`domain.refresh_token`): start one per offline sign-in, rotate it on
 every use. The state is in the event log, so it holds after a restart and on every replica;
 two uses of one token racing on two replicas are a version conflict, and the retry sees the
-token spent — reuse, which ends the family.
+token spent — reuse, which ends the family. A directory (LDAP) user's family also ends when
+their directory entry changed after it started (`directory_changed`): the directory's password
+changes are no events of ours.
 """
 
 from __future__ import annotations
 
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 
 from dockyard.commands.registry import Registry
-from dockyard.domain.refresh_token import RefreshTokenFamily
+from dockyard.domain.refresh_token import DIRECTORY_CHANGED, RefreshTokenFamily
 
 
 @dataclass(frozen=True, slots=True)
@@ -22,8 +26,12 @@ class RefreshGrant:
 
 
 class RefreshTokens:
-    def __init__(self, registry: Registry) -> None:
+    def __init__(self, registry: Registry,
+                 directory_changed: Callable[[str, datetime], bool] = lambda user, since: False) -> None:
+        """`directory_changed(user, since)`: whether `user`'s entry in an external directory
+        changed at or after `since` (`Accounts.directory_changed_since`)."""
         self.registry = registry
+        self.directory_changed = directory_changed
 
     def start(self, user: str, token_id: str | None = None, *, rotates: bool = True) -> RefreshGrant:
         """A new family for `user` (signed in with access token `token_id`, if any); `rotates`
@@ -43,6 +51,10 @@ class RefreshTokens:
             family = self.registry.load(RefreshTokenFamily,
                                         RefreshTokenFamily.create_id(presented.family_id, "", None, 0))
             if family is None or family.user != user:
+                return None
+            if not family.ended and self.directory_changed(user, family.created_on):
+                family.end(DIRECTORY_CHANGED)
+                self.registry.save(family)
                 return None
             rotated = family.use(presented.generation, self.registry.identity.credentials_epoch(user))
             if family.pending_events:

@@ -26,6 +26,7 @@ from eventsourcing.domain import event
 from dockyard.domain.aggregate import RegistryAggregate, name_id
 
 REUSE = "reuse"
+DIRECTORY_CHANGED = "directory-changed"  # its LDAP user's entry changed after the family started
 
 
 class RefreshTokenFamily(RegistryAggregate):
@@ -73,6 +74,11 @@ class RefreshTokenFamily(RegistryAggregate):
     @event("Ended", topic="dockyard.RefreshTokenFamily.Ended")
     def _ended(self, family_id: str, user: str, reason: str) -> None:
         self.ended = True
+
+    def end(self, reason: str) -> None:
+        """End the family for `reason` (no token of it refreshes again); nothing if ended."""
+        if not self.ended:
+            self._ended(self.family_id, self.user, reason)
 
     def use(self, generation: int, credentials_epoch: int) -> bool:
         """Present the family's token of `generation` while the user's credentials are at

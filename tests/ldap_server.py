@@ -148,6 +148,26 @@ class LdapServer:
             if own:
                 conn.unbind()
 
+    def set_password(self, user: str, password: str) -> None:
+        """Change a person's password in the directory (as the admin), as a directory admin or
+        the person would: Dockyard is not told."""
+        conn = ldap3.Connection(ldap3.Server(self.url, get_info=ldap3.NONE), user=ADMIN_DN,
+                                password=ADMIN_PASSWORD, auto_bind=True)
+        try:
+            if not conn.modify(self.user_dn(user), {"userPassword": [(ldap3.MODIFY_REPLACE, [self._hash(password)])]}):
+                raise RuntimeError(f"ldap modify {user}: {conn.result}")
+        finally:
+            conn.unbind()
+
+    def delete_user(self, user: str) -> None:
+        conn = ldap3.Connection(ldap3.Server(self.url, get_info=ldap3.NONE), user=ADMIN_DN,
+                                password=ADMIN_PASSWORD, auto_bind=True)
+        try:
+            if not conn.delete(self.user_dn(user)):
+                raise RuntimeError(f"ldap delete {user}: {conn.result}")
+        finally:
+            conn.unbind()
+
     def can_bind(self, user: str, password: str) -> bool:
         """Whether the directory itself accepts these credentials (a check on the fixture)."""
         conn = ldap3.Connection(ldap3.Server(self.url, get_info=ldap3.NONE), user=self.user_dn(user),

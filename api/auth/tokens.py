@@ -63,7 +63,7 @@ class TokenService:
         self.settings = settings
         self.accounts = accounts
         self.clock = clock
-        self.refresh_tokens = RefreshTokens(accounts.registry)
+        self.refresh_tokens = RefreshTokens(accounts.registry, accounts.directory_changed_since)
         self._key = key
         self._public = key.public_key()
         self._kid = key_id(key)
