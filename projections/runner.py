@@ -13,10 +13,15 @@ Contract (what `Projection` implementations rely on):
   page, so a projection whose topics are rare still advances its position to the head.
 - Live follow: PostgreSQL `LISTEN` on the channel every append NOTIFYs (the library's recorder,
   kept by `commands.persistence`), with a poll as a safety net for a lost notification (library
-  issue #305); SQLite polls the head.
+  issue #305); SQLite polls the head. A fold that moved the position is followed by a pause of
+  `batch_interval` before the next: under a stream of appends the leader writes a few batches a
+  second instead of one transaction per append (each takes SQLite's single writer, which pushes
+  wait for), while the first append after a quiet spell is folded at once.
 - Exactly one active runner per projection: a session advisory lock on PostgreSQL (released
   when the process or its connection dies, so a standby takes over), an `flock` beside the
-  SQLite file (released by the OS when the process dies). Standbys retry every `takeover_interval`.
+  SQLite file (released by the OS when the process dies). A PostgreSQL standby waits for the
+  lock on one kept connection (woken when the leader goes, re-checking for a stop every
+  `takeover_interval`); an SQLite standby retries every `takeover_interval`.
 - A projection that raises on a batch stops there: the batch is rolled back, the position of the
   first event of the failing batch and the error are recorded (status `failed`), and nothing is
   skipped. A following runner keeps the lead and tries the same batch again after a bounded
@@ -50,6 +55,8 @@ from dockyard.projections.upcasting import current_shape
 log = logging.getLogger("dockyard.projections")
 
 DEFAULT_BATCH = 2000
+# The following leader's pause after a fold that moved its position (see the module docstring).
+DEFAULT_BATCH_INTERVAL = 0.2
 RETRY_INITIAL = 1.0  # seconds before the first retry of a failed projection
 RETRY_MAX = 300.0  # the backoff's ceiling
 
@@ -212,6 +219,7 @@ class Leadership:
     def __init__(self, registry: Any, name: str) -> None:
         self.registry, self.name = registry, name
         self._connection: Any = None
+        self._standby: Any = None  # PostgreSQL: the connection a standby waits on, kept between waits
         self._file: Any = None
         self._local: threading.Lock | None = None
 
@@ -219,19 +227,36 @@ class Leadership:
     def postgres(self) -> bool:
         return self.registry.dialect.name == "postgres"
 
-    def try_acquire(self) -> bool:
+    def try_acquire(self, wait: float = 0.0) -> bool:
+        """Take the lead if free. On PostgreSQL, wait up to `wait` seconds for it (in the lock's
+        queue, so a leader's end wakes this at once); elsewhere `wait` is ignored."""
         if self.postgres:
             import psycopg
+            import psycopg.errors
 
-            pool = self.registry.recorder.datastore.pool
-            conn = psycopg.connect(pool.conninfo, autocommit=True, **{
-                k: v for k, v in pool.kwargs.items() if k not in ("autocommit",)})
+            conn, self._standby = self._standby, None
+            if conn is None or conn.closed:
+                pool = self.registry.recorder.datastore.pool
+                conn = psycopg.connect(pool.conninfo, autocommit=True, **{
+                    k: v for k, v in pool.kwargs.items() if k not in ("autocommit",)})
             key = int.from_bytes(hashlib.sha256(b"dockyard.projection:" + self.name.encode()).digest()[:8],
                                  "big", signed=True)
-            row: Any = conn.execute("SELECT pg_try_advisory_lock(%s) AS ok", (key,)).fetchone()
-            ok = row["ok"] if isinstance(row, dict) else row[0]
-            if not ok:
+            try:
+                if wait > 0:
+                    conn.execute(f"SET lock_timeout = {max(1, int(wait * 1000))}")
+                    try:
+                        conn.execute("SELECT pg_advisory_lock(%s)", (key,))
+                        ok = True
+                    except psycopg.errors.LockNotAvailable:
+                        ok = False
+                else:
+                    row: Any = conn.execute("SELECT pg_try_advisory_lock(%s) AS ok", (key,)).fetchone()
+                    ok = row["ok"] if isinstance(row, dict) else row[0]
+            except BaseException:
                 conn.close()
+                raise
+            if not ok:
+                self._standby = conn  # kept: the next wait needs no new connection
                 return False
             self._connection = conn
             return True
@@ -260,6 +285,20 @@ class Leadership:
             log.warning("projection %s: cannot take the lead now", self.name, exc_info=True)
             return False
 
+    def stand_by(self, stop: threading.Event, interval: float) -> bool:
+        """Wait about `interval` seconds (less if `stop` is set) to take the lead; True once
+        taken. A PostgreSQL standby sits in the lock's queue on its kept connection; an SQLite
+        one tries once and sleeps; an unreachable database is logged and slept on."""
+        try:
+            if self.try_acquire(wait=interval if self.postgres else 0.0):
+                return True
+            if self.postgres:
+                return False
+        except Exception:  # noqa: BLE001 - e.g. PostgreSQL restarting: try again later
+            log.warning("projection %s: cannot take the lead now", self.name, exc_info=True)
+        stop.wait(interval)
+        return False
+
     def _sqlite_path(self) -> str | None:
         pool = self.registry.recorder.datastore.pool
         return None if pool.is_sqlite_memory_mode else str(pool.db_name)
@@ -268,6 +307,13 @@ class Leadership:
     def connection(self) -> Any:
         """The leader's own PostgreSQL connection (autocommit), used to LISTEN; None on SQLite."""
         return self._connection
+
+    def close(self) -> None:
+        """`release`, and close a standby's kept connection (its runner stops)."""
+        self.release()
+        if self._standby is not None:
+            self._standby.close()
+            self._standby = None
 
     def release(self) -> None:
         if self._connection is not None:
@@ -289,6 +335,7 @@ class ProjectionRunner:
 
     def __init__(self, registry: Any, projection: Projection, *, batch: int = DEFAULT_BATCH,
                  poll_interval: float = 0.05, takeover_interval: float = 1.0,
+                 batch_interval: float = DEFAULT_BATCH_INTERVAL,
                  positions: Positions | None = None, create_indexes: bool = True, name: str | None = None,
                  retry_initial: float = RETRY_INITIAL, retry_max: float = RETRY_MAX) -> None:
         self.registry = registry
@@ -297,6 +344,7 @@ class ProjectionRunner:
         self.batch = batch
         self.poll_interval = poll_interval
         self.takeover_interval = takeover_interval
+        self.batch_interval = batch_interval
         self.retry_initial, self.retry_max = retry_initial, retry_max
         self.attempts = 0  # failed tries in a row (the backoff's exponent); 0 once a batch commits
         self.dialect: Dialect = registry.dialect
@@ -307,6 +355,7 @@ class ProjectionRunner:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._leadership = Leadership(registry, self.name)
+        self._advanced = False  # whether the last `catch_up` moved the position
         recorder = registry.recorder
         table, column = ((f"{self.datastore.schema}.{recorder.events_table_name}", "notification_id")
                          if self.dialect.name == "postgres" else (recorder.events_table_name, "rowid"))
@@ -372,8 +421,12 @@ class ProjectionRunner:
         """Fold batches until the position reaches `until` (default: the head when called)."""
         target = until if until is not None else (self.registry.recorder.max_notification_id() or 0)
         applied = 0
+        start: int | None = None
         while not self._stop.is_set():
             position = self.positions.position(self.name)
+            if start is None:
+                start = position
+            self._advanced = position > start
             if position >= target:
                 break
             applied += self.run_batch(head=target)
@@ -417,8 +470,7 @@ class ProjectionRunner:
             # A failed projection stays `failed` through its retries until a batch commits.
             if not self.attempts:
                 self.state = "standby"
-            if not self._leadership.try_acquire_safely():
-                self._stop.wait(self.takeover_interval)
+            if not self._leadership.stand_by(self._stop, self.takeover_interval):
                 continue
             if not self.attempts:
                 self.state = "running"
@@ -440,6 +492,7 @@ class ProjectionRunner:
                 self._stop.wait(self.takeover_interval)
             finally:
                 self._leadership.release()
+        self._leadership.close()
         self.state = "stopped"
 
     def _await_retry(self) -> None:
@@ -462,11 +515,15 @@ class ProjectionRunner:
 
             listener.execute(SQL("LISTEN {}").format(Identifier(self.registry.recorder.channel_name)))
         while not self._stop.is_set():
-            applied = self.catch_up()
+            self._advanced = False
+            self.catch_up()
             if self.attempts:  # the batch that failed went through: the backoff starts over
                 self.attempts, self.error, self.state = 0, None, "running"
                 log.info("projection %s resumed", self.name)
-            if applied == 0:
+            if self._advanced:
+                # Appends keep coming: let them gather into the next batch (one transaction).
+                self._stop.wait(self.batch_interval)
+            else:
                 if listener is not None:
                     # Woken by any append's NOTIFY; the timeout re-checks anyway (a lost NOTIFY
                     # never stalls the projection for longer than this).

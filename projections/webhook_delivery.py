@@ -318,8 +318,7 @@ class WebhookDelivery:
 
     def _run(self) -> None:
         while not self._stop.is_set():
-            if not self._leadership.try_acquire_safely():
-                self._stop.wait(self.idle)
+            if not self._leadership.stand_by(self._stop, self.idle):
                 continue
             try:
                 while not self._stop.is_set():
@@ -334,6 +333,7 @@ class WebhookDelivery:
                 log.warning("webhook delivery: giving up the lead", exc_info=True)
             finally:
                 self._leadership.release()
+        self._leadership.close()
 
 
 def _iso(seconds: float) -> str:

@@ -10,15 +10,18 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from dockyard.commands.registry import Registry
 from dockyard.domain.repository import Repository
-from dockyard.projections.runner import ProjectionFailed, ProjectionRunner, retry_delay
+from dockyard.projections.runner import ProjectionFailed, ProjectionRunner, Recorded, retry_delay
 from tests.integration.test_rebuild import place, registry  # noqa: F401 - the same fixtures
 from tests.projection_worker import SeenProjection
 
@@ -55,6 +58,38 @@ def test_catch_up_in_batches_then_follow(registry: Registry) -> None:
     try:
         head = append(registry, 30)
         assert runner.wait(head, timeout=30)
+        assert seen(registry) == positions(registry)
+    finally:
+        runner.stop()
+
+
+def test_a_following_leader_gathers_appends_into_one_batch(registry: Registry) -> None:  # noqa: F811
+    # After a fold that moved its position the leader pauses (`batch_interval`), so the appends
+    # that arrive meanwhile go into its next transaction together instead of one each.
+    sizes: list[int] = []
+
+    class Sizes(SeenProjection):
+        def apply(self, dialect: Any, cursor: Any, events: Sequence[Recorded]) -> None:
+            super().apply(dialect, cursor, events)
+            sizes.append(len(events))
+
+    class Pause(threading.Event):
+        """The runner's stop event; its first batch pause sees five appends, one save each."""
+
+        def wait(self, timeout: float | None = None) -> bool:
+            if timeout == 60.0 and sizes == [3]:
+                for i in range(5):
+                    append(registry, 1, prefix=f"gather{i}/r")
+                return super().wait(0)
+            return super().wait(timeout)
+
+    head = append(registry, 3)
+    runner = ProjectionRunner(registry, Sizes(), batch_interval=60.0)
+    runner._stop = Pause()
+    runner.start()
+    try:
+        assert runner.wait(head + 5, timeout=30)
+        assert sizes == [3, 5]
         assert seen(registry) == positions(registry)
     finally:
         runner.stop()
