@@ -12,7 +12,8 @@ Repeated failures per user and client address are throttled (429) and the lock-o
 
 Verifying an argon2id hash costs tens of milliseconds by design; HTTP Basic sends the password
 on every request, so a successful check is remembered briefly under a keyed digest of the
-credentials (never the password itself).
+credentials (never the password itself), and parallel requests with the same credentials share
+one check.
 """
 
 from __future__ import annotations
@@ -47,6 +48,8 @@ _CACHE_SECONDS = 30.0
 # How often a remembered sign-in re-reads its user (role, active, password): the delay with which
 # a change made by another process reaches it — the schedule registry JWTs are re-checked on.
 RECHECK_SECONDS = 5.0
+# How long a sign-in waits for a parallel check of the same credentials before checking them itself.
+_SHARED_CHECK_WAIT = 10.0
 MAX_FAILURES = 5
 FAILURE_WINDOW = 60.0
 LOCKOUT = 60.0
@@ -76,6 +79,7 @@ class Accounts:
         self._hasher = PasswordHasher()
         self._cache_key = os.urandom(32)
         self._verified: dict[bytes, _Remembered] = {}
+        self._verifying: dict[bytes, threading.Event] = {}  # credentials being checked now, by key
         self._failures: dict[tuple[str, str], deque[float]] = {}
         # Told of each refused sign-in (user name, client address): the API's failed-login metric.
         self.failed_listeners: list[Callable[[str, str], None]] = []
@@ -144,10 +148,38 @@ class Accounts:
         key = hmac.new(self._cache_key, f"{name}\x00{password}".encode(), hashlib.sha256).digest()
         now = self.monotonic()
         self._check_throttle(name, address, now)
+        if (remembered := self._recall(key, now)) is not None:
+            return remembered
+        if is_access_token(password):  # never remembered: nothing to share with a parallel check
+            return self._check(name, password, address, key, now)
+        with self._lock:
+            pending = self._verifying.get(key)
+            if pending is None:
+                self._verifying[key] = threading.Event()
+        if pending is not None:
+            # The same credentials are being checked right now (a client's parallel requests
+            # once its remembered sign-in expired, e.g. a pull's token requests): wait for that
+            # check instead of paying argon2 once per request. If it failed, check them here too,
+            # so that every failure still counts towards the lock-out.
+            pending.wait(_SHARED_CHECK_WAIT)
+            if (remembered := self._recall(key, self.monotonic())) is not None:
+                return remembered
+            return self._check(name, password, address, key, now)
+        try:
+            return self._check(name, password, address, key, now)
+        finally:
+            with self._lock:
+                self._verifying.pop(key).set()
+
+    def _recall(self, key: bytes, now: float) -> Principal | None:
+        """The remembered sign-in under `key` as it stands now, or None."""
         with self._lock:
             hit = self._verified.get(key)
-        if hit is not None and hit[0] > now and (remembered := self._remembered(key, hit, now)) is not None:
-            return remembered
+        return self._remembered(key, hit, now) if hit is not None and hit[0] > now else None
+
+    def _check(self, name: str, password: str, address: str, key: bytes, now: float) -> Principal | None:
+        """Verify the credentials (argon2, the directory or the access token), remember a
+        password sign-in that succeeded, count one that failed."""
         self._check_recorded_throttle(name, address)
         principal, password_hash = self._verify(name, password)
         if principal is None:

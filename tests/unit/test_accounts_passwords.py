@@ -3,6 +3,7 @@ CLI and the portal hand over is the password itself (issue 7, item 9)."""
 
 from __future__ import annotations
 
+import threading
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,6 +15,7 @@ from dockyard.commands.accounts import Accounts
 from dockyard.commands.identity import Identity
 from dockyard.commands.persistence import event_store_env
 from dockyard.commands.registry import Registry
+from dockyard.domain.access import Principal
 from dockyard.domain.errors import InvalidRequest
 
 
@@ -88,3 +90,45 @@ def test_a_remembered_sign_in_follows_changes_made_by_another_process(tmp_path: 
     finally:
         one_registry.close()
         two_registry.close()
+
+
+class _Waiting(threading.Event):
+    """An Event that tells the test when someone starts waiting on it."""
+
+    someone_waits = threading.Event()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        _Waiting.someone_waits.set()
+        return super().wait(timeout)
+
+
+def test_parallel_sign_ins_with_the_same_credentials_share_one_check(
+        accounts: Accounts, monkeypatch: pytest.MonkeyPatch) -> None:
+    # A client's parallel requests once its remembered sign-in expired: one argon2 check, not one each.
+    accounts.create_user("kara", "kara-password", "read-write")
+    accounts.forget_cached()
+    monkeypatch.setattr("dockyard.commands.accounts.threading.Event", _Waiting)
+    _Waiting.someone_waits.clear()
+    checks: list[str] = []
+    verify = accounts._verify
+
+    def slow_verify(name: str, password: str) -> tuple[Principal | None, str]:
+        checks.append(name)
+        _Waiting.someone_waits.wait(30)  # held until the second sign-in waits for this one
+        return verify(name, password)
+
+    monkeypatch.setattr(accounts, "_verify", slow_verify)
+    results: list[Principal | None] = []
+    first = threading.Thread(target=lambda: results.append(accounts.authenticate("kara", "kara-password")))
+    first.start()
+    while not checks:  # the first sign-in is checking
+        first.join(0.01)
+    second = accounts.authenticate("kara", "kara-password")
+    first.join()
+    assert checks == ["kara"] and results == [second] and second == Principal("kara", "read-write")
+
+    # A failed check is not shared: each wrong attempt is checked, and counted, by itself.
+    monkeypatch.setattr(accounts, "_verify", verify)
+    assert accounts.authenticate("kara", "wrong") is None
+    assert accounts.authenticate("kara", "wrong") is None
+    assert len(accounts._failures[("kara", "local")]) == 2
