@@ -11,8 +11,8 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from dockyard.api.app import build_services
 from dockyard.api.settings import Settings
+from dockyard.bootstrap import build_services
 from dockyard.commands.persistence import event_store_env
 from dockyard.commands.registry import Registry
 
