@@ -28,7 +28,9 @@ from dockyard.commands.secrets import SecretStore
 from dockyard.commands.storage_settings import StorageSetting
 from dockyard.commands.uploads import UploadSessions
 from dockyard.commands.webhooks import Webhooks
+from dockyard.projections.identity_queries import IdentityQueries
 from dockyard.projections.read_side import ReadSide
+from dockyard.projections.registry_queries import RegistryQueries
 from dockyard.projections.webhook_delivery import WebhookDelivery
 from dockyard.storage import open_store
 from dockyard.storage.switchable import SwitchableStore
@@ -53,6 +55,13 @@ def accounts(registry: Registry, settings: Settings, clock: Callable[[], float] 
     if secrets is None:
         return Accounts(registry, identity, tokens)
     return Accounts(registry, identity, tokens, secrets.ldap_bind_password)
+
+
+def views(registry: Registry) -> tuple[RegistryQueries, IdentityQueries]:
+    """The query objects of the inline read models, on the log's database (they are written in the
+    event transaction, so never behind a command that has returned): `registry_view` (repositories,
+    tags, manifests, blob links) and `identity_view` (accounts, teams, grants, tokens, settings)."""
+    return RegistryQueries(registry.datastore, registry.dialect), IdentityQueries(registry.datastore, registry.dialect)
 
 
 def read_side(registry: Registry, secrets: SecretStore | None = None, checkpoint_every: int = 1000) -> ReadSide:
@@ -80,7 +89,12 @@ def build_services(settings: Settings, clock: Callable[[], float] = time.time) -
     sessions = SessionStore(registry.datastore, registry.dialect, settings.portal_idle_minutes * 60, clock)
     uploads = UploadSessions(store, registry, clock, settings.max_upload_sessions_per_user)
     followed = read_side(registry, secrets, settings.audit_checkpoint_every)
-    return Services(settings, registry, store, uploads, users, auth, identity, tokens, secrets, followed, sessions,
-                    general, storage, Management(identity, users), Webhooks(registry, secrets),
-                    WebhookDelivery(registry, followed, secrets, source=settings.public_url or "", clock=clock,
-                                    history=settings.webhook_history))
+    registry_view, identity_view = views(registry)
+    return Services(
+        settings=settings, registry=registry, registry_view=registry_view, identity_view=identity_view, store=store,
+        uploads=uploads, accounts=users, auth=auth, identity=identity, tokens=tokens, secrets=secrets,
+        read_side=followed, portal_sessions=sessions, general=general, storage_setting=storage,
+        management=Management(identity, users), webhooks=Webhooks(registry, secrets),
+        webhook_delivery=WebhookDelivery(registry, followed, secrets, registry_view, identity_view,
+                                         source=settings.public_url or "", clock=clock,
+                                         history=settings.webhook_history))

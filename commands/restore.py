@@ -49,7 +49,7 @@ class Restore:
 
     def tag_digest_at(self, repository: str, tag: str, position: int) -> str:
         """What `repository:tag` pointed at right after `position` (`NotFound` if nothing)."""
-        digest = self.as_of.at(position).queries.tag_digest(repository, tag)
+        digest = self.as_of.at(position).registry_view.tag_digest(repository, tag)
         if digest is None:
             raise NotFound("the tag pointed at nothing at that instant", {"repository": repository, "tag": tag,
                                                                          "at": position})
@@ -78,13 +78,13 @@ class Restore:
         deleted_at = self._deleted_at(repository)
         before = self.as_of.at(deleted_at - 1)
         self._check_admin_then(principal, repository, before)
-        row = before.queries.repository(repository)
+        row = before.registry_view.repository(repository)
         if row is None:  # the log says it was live before its delete; a guard, not a path
             raise NotFound("no such repository before its delete", {"repository": repository})
-        tags = {r["tag"]: r["digest"] for r in before.queries.tag_rows(repository)}
+        tags = {r["tag"]: r["digest"] for r in before.registry_view.tag_rows(repository)}
         manifests = self._manifests(repository, set(tags.values()))
         self.check_blobs(list(manifests.values()))
-        grants = {r["team"]: r["level"] for r in before.identity.team_access(repository)}
+        grants = {r["team"]: r["level"] for r in before.identity_view.team_access(repository)}
         teams = {r["name"] for r in self.registry.identity.teams(repo.namespace)}
         kept = {team: level for team, level in grants.items() if team in teams}
 
@@ -179,7 +179,7 @@ class Restore:
         return first
 
     def _check_admin_then(self, principal: Principal, repository: str, before: PastState) -> None:
-        facts = before.identity.repository_facts(principal.name, repository)
+        facts = before.identity_view.repository_facts(principal.name, repository)
         level = access.repository_level(principal, repository, facts) if facts.exists else "none"
         if principal.is_anonymous and principal.is_admin:  # auth mode `none`
             level = "admin"

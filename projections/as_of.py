@@ -74,8 +74,8 @@ class PastState:
 
     def __init__(self, position: int, datastore: _MemoryDatastore) -> None:
         self.position = position
-        self.queries = RegistryQueries(datastore, SQLITE)
-        self.identity = IdentityQueries(datastore, SQLITE)
+        self.registry_view = RegistryQueries(datastore, SQLITE)
+        self.identity_view = IdentityQueries(datastore, SQLITE)
 
 
 class AsOf:

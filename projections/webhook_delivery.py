@@ -42,6 +42,8 @@ from dockyard.domain.access import Principal
 from dockyard.domain.webhook import kind_of, secret_id
 from dockyard.projections.audit_queries import EVERYTHING, AuditFilter
 from dockyard.projections.dialect import Dialect
+from dockyard.projections.identity_queries import IdentityQueries
+from dockyard.projections.registry_queries import RegistryQueries
 from dockyard.projections.runner import Leadership
 
 log = logging.getLogger(__name__)
@@ -128,12 +130,16 @@ class DeliveryState:
 
 
 class WebhookDelivery:
-    def __init__(self, registry: Any, read_side: Any, secrets: Any, source: str = "",
-                 clock: Callable[[], float] = time.time, base_delay: float = 1.0, max_delay: float = 300.0,
-                 timeout: float = 10.0, idle: float = 1.0, history: int = 500) -> None:
-        """`history`: how many of a subscription's latest delivery attempts are kept (with every
-        failed one whose event has not been delivered yet); the runner prunes older ones."""
+    def __init__(self, registry: Any, read_side: Any, secrets: Any, registry_view: RegistryQueries,
+                 identity_view: IdentityQueries, source: str = "", clock: Callable[[], float] = time.time,
+                 base_delay: float = 1.0, max_delay: float = 300.0, timeout: float = 10.0, idle: float = 1.0,
+                 history: int = 500) -> None:
+        """`registry_view`: what a manifest's envelope says of it; `identity_view`: who may read what
+        now (a subscriber sees what it may read). `history`: how many of a subscription's latest
+        delivery attempts are kept (with every failed one whose event has not been delivered yet);
+        the runner prunes older ones."""
         self.registry, self.read_side, self.secrets = registry, read_side, secrets
+        self.registry_view, self.identity_view = registry_view, identity_view
         self.source, self.clock = source, clock
         self.base_delay, self.max_delay, self.timeout, self.idle = base_delay, max_delay, timeout, idle
         self.history = max(1, history)
@@ -248,11 +254,11 @@ class WebhookDelivery:
         repository = row["repository"]
         if not repository:
             return False
-        account = self.registry.identity.user(owner)
+        account = self.identity_view.user(owner)
         if account is None or not account.get("active", True):
             return False
         principal = Principal(owner, account.get("role") or "none")
-        facts = self.registry.identity.repository_facts(owner, repository)
+        facts = self.identity_view.repository_facts(owner, repository)
         if notified_kind(row) == "delete":
             facts = replace(facts, exists=True)  # it was readable until it went
         return access.may_read(principal, repository, facts)
@@ -285,7 +291,7 @@ class WebhookDelivery:
                 state, passed_over = DeliveryState(row["position"]), True
                 continue
             passed_over = False
-            message = envelope(sub, row, self.source, self.registry.queries.manifest_facts)
+            message = envelope(sub, row, self.source, self.registry_view.manifest_facts)
             body = orjson.dumps({"events": [message]})
             status, error = self._post(sub, body)
             sent = True

@@ -39,7 +39,7 @@ PAGE = 60
 
 @router.get("/organizations")
 async def list_organizations(request: Request, current: CurrentViewer, after: str | None = None) -> Response:
-    rows = await run_in_threadpool(services(request).registry.identity.accounts_page, "organization", after,
+    rows = await run_in_threadpool(services(request).identity_view.accounts_page, "organization", after,
                                    PAGE + 1)
     return render(request, "organizations.html", section="organizations", organizations=rows[:PAGE],
                   next_after=rows[PAGE - 1]["name"] if len(rows) > PAGE else None)
@@ -81,7 +81,7 @@ async def organization_page(request: Request, org: str, current: CurrentViewer, 
     svc = services(request)
     view = await run_in_threadpool(organization_view, svc, current, org)
     if tab == "teams":
-        teams = await run_in_threadpool(svc.registry.identity.teams, org)
+        teams = await run_in_threadpool(svc.identity_view.teams, org)
         return render(request, "organization.html", section="organizations", tab="Teams", teams=teams, **view)
     rows, more = await run_in_threadpool(readable_page, svc, current, None, after, org)
     return render(request, "organization.html", section="organizations", tab="Repositories", repositories=rows,
@@ -89,7 +89,7 @@ async def organization_page(request: Request, org: str, current: CurrentViewer, 
 
 
 def _new_team_context(svc: Services, org: str) -> dict[str, Any]:
-    return {"users": [r["name"] for r in svc.registry.identity.accounts("user") if r["active"]]}
+    return {"users": [r["name"] for r in svc.identity_view.accounts("user") if r["active"]]}
 
 
 @router.get("/organizations/{org}/teams/new")
@@ -110,7 +110,7 @@ async def create_team(request: Request, org: str, current: CurrentViewer, form: 
 
     def create() -> None:
         svc.management.check_may_manage_teams(current.principal, org)
-        if svc.registry.identity.team(org, name) is not None:
+        if svc.identity_view.team(org, name) is not None:
             raise InvalidRequest("A team with this name already exists.")
         svc.management.create_team(current.principal, org, name, description)
         for member in members:
@@ -129,15 +129,15 @@ async def create_team(request: Request, org: str, current: CurrentViewer, form: 
 
 def team_view(svc: Services, viewer: Viewer, org: str, team: str) -> dict[str, Any]:
     svc.management.check_organization(org)
-    row = svc.registry.identity.team(org, team)
+    row = svc.identity_view.team(org, team)
     if row is None:
         raise NotFound("no such team", {"organization": org, "team": team})
     view = organization_view(svc, viewer, org)
-    members = svc.registry.identity.members(org, team)
-    users = [r["name"] for r in svc.registry.identity.accounts("user") if r["active"] and r["name"] not in members]
-    repositories = svc.registry.queries.search_repositories(None, org, 1000, None)
+    members = svc.identity_view.members(org, team)
+    users = [r["name"] for r in svc.identity_view.accounts("user") if r["active"] and r["name"] not in members]
+    repositories = svc.registry_view.search_repositories(None, org, 1000, None)
     return {**view, "team": row, "members": members, "users": users,
-            "grants": svc.registry.identity.team_repositories(org, team),
+            "grants": svc.identity_view.team_repositories(org, team),
             "org_repositories": [r["name"].split("/", 1)[1] for r in repositories]}
 
 
@@ -192,7 +192,7 @@ async def add_repository(request: Request, org: str, team: str, current: Current
         svc.management.check_may_manage_teams(current.principal, org)
         if not values["repository"]:
             raise InvalidRequest("Enter a repository name.")
-        if svc.registry.queries.repository(full) is None:
+        if svc.registry_view.repository(full) is None:
             svc.management.create_repository(current.principal, org, values["repository"],
                                              values["visibility"] or "private")
         svc.management.grant_team_access(current.principal, full, team, values["permission"] or "read-only")

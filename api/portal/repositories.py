@@ -54,7 +54,7 @@ def readable_page(svc: Services, viewer: Viewer, search: str | None, after: str 
     found: list[dict[str, Any]] = []
     cursor = after
     while len(found) <= PAGE:
-        batch = svc.registry.queries.search_repositories(search, namespace, 200, cursor)
+        batch = svc.registry_view.search_repositories(search, namespace, 200, cursor)
         for row in batch:
             level = svc.management.repository_level(viewer.principal, row["name"])
             if level != "none":
@@ -80,7 +80,7 @@ async def list_repositories(request: Request, current: CurrentViewer, q: str | N
 
 def creatable_namespaces(svc: Services, viewer: Viewer) -> list[str]:
     """The namespaces the viewer may create repositories in (the `New Repository` dropdown)."""
-    names = [row["name"] for row in svc.registry.identity.accounts()]
+    names = [row["name"] for row in svc.identity_view.accounts()]
     return [n for n in names if svc.management.may_create_repository(viewer.principal, f"{n}/x")]
 
 
@@ -138,27 +138,27 @@ def moment(value: str | None) -> str | None:
 def repository_view(svc: Services, viewer: Viewer, full: str, at: str | None = None) -> dict[str, Any]:
     """What the repository page shows: today, or as of `at` (the read models folded up to that
     instant and the access policy on its facts, as `?at=` on /api/v0; read only)."""
-    views: Any  # the live read models (`Registry`) or those of the instant (`PastState`): `.queries`, `.identity`
+    views: Any  # today's read models (`Services`) or the instant's (`PastState`): `.registry_view`, `.identity_view`
     position: int | None = None
     if at is None:
-        level, views = svc.management.check_level(viewer.principal, full), svc.registry
+        level, views = svc.management.check_level(viewer.principal, full), svc
     else:
         state = past(svc, at, full)
         level, views, position = past_readable(state, viewer.principal, full), state, state.position
-    row = views.queries.repository(full)
+    row = views.registry_view.repository(full)
     if row is None:
         raise NotFound("no such repository", {"repository": full})
     tags = []
-    for tag in views.queries.tag_rows(full):
-        manifest = views.queries.manifest_by_digest(full, tag["digest"])
+    for tag in views.registry_view.tag_rows(full):
+        manifest = views.registry_view.manifest_by_digest(full, tag["digest"])
         tags.append({**tag, "size": image_size(manifest.body) if manifest else None,
                      "media_type": manifest.media_type if manifest else ""})
     namespace = full.split("/", 1)[0]
-    org = views.identity.account(namespace)
+    org = views.identity_view.account(namespace)
     writable = at is None
     return {
         "repository": row, "level": level, "tags": tags, "namespace": namespace,
-        "name": full.split("/", 1)[1], "team_access": views.identity.team_access(full),
+        "name": full.split("/", 1)[1], "team_access": views.identity_view.team_access(full),
         "is_org": bool(org and org["kind"] == "organization"), "at": at, "at_position": position,
         "can_push": writable and access.LEVELS.index(level) >= access.LEVELS.index("read-write"),
         "can_admin": writable and level == "admin",
@@ -198,7 +198,7 @@ async def delete_tag(request: Request, namespace: str, repo: str, tag: str, curr
 
     def delete() -> None:
         svc.management.check_level(current.principal, full, "read-write")
-        if not is_valid_tag(tag) or svc.registry.queries.tag_digest(full, tag) is None:
+        if not is_valid_tag(tag) or svc.registry_view.tag_digest(full, tag) is None:
             raise NotFound("no such tag", {"repository": full, "tag": tag})
         svc.registry.delete_tag(full, tag)
 

@@ -24,7 +24,7 @@ def _owner(current: Viewer) -> str:
 
 
 async def _render(request: Request, current: Viewer, status_code: int = 200, **extra: object) -> Response:
-    rows = await run_in_threadpool(services(request).registry.identity.access_tokens, _owner(current))
+    rows = await run_in_threadpool(services(request).identity_view.access_tokens, _owner(current))
     context = {"tokens": rows, "levels": LEVELS, "created": None, "error": None, "values": {}}
     return render(request, "tokens.html", status_code, section="tokens", **{**context, **extra})
 

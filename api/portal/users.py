@@ -30,7 +30,7 @@ PAGE = 50
 
 def users_context(svc: Services, after: str | None = None) -> dict[str, Any]:
     """One page of users (name order after `after`), the next page's cursor, the role choices."""
-    rows = svc.registry.identity.accounts_page("user", after, PAGE + 1)
+    rows = svc.identity_view.accounts_page("user", after, PAGE + 1)
     return {"users": rows[:PAGE], "next_after": rows[PAGE - 1]["name"] if len(rows) > PAGE else None,
             "roles": GLOBAL_ROLES}
 

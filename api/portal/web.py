@@ -127,7 +127,7 @@ def _current(request: Request, svc: Services) -> Viewer | None:
     mode = svc.auth.mode()
     session = svc.portal_sessions.get(request.cookies.get(SESSION_COOKIE, ""))
     if session is not None:
-        row = svc.registry.identity.user(session.username)
+        row = svc.identity_view.user(session.username)
         if row is None or not row["active"]:  # deactivated: the session ends with the account
             svc.portal_sessions.end(session.id)
             session = None

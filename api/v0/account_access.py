@@ -30,21 +30,21 @@ def account_access(svc: Services, principal: Principal, name: str, repository: s
     if not namespace:
         raise InvalidRequest("repository must be NAMESPACE/NAME", {"repository": repository})
     if not (principal.is_admin or principal.name == name
-            or (principal.name is not None and svc.registry.identity.is_owner(principal.name, namespace))):
+            or (principal.name is not None and svc.identity_view.is_owner(principal.name, namespace))):
         raise Denied("only a global admin, the account itself or the organisation's owners may ask this",
                      {"account": name, "repository": repository})
     position = position_of(svc, at) if at is not None else svc.read_side.head()
     state = scoped(svc, position, repository, (name,))
-    account = state.identity.user(name)
+    account = state.identity_view.user(name)
     if account is None:
-        if svc.registry.identity.account(name) is None:
+        if svc.identity_view.account(name) is None:
             raise NotFound("no such user", {"account": name})
         level = "none"  # made after that instant
     elif not account["active"]:
         level = "none"
     else:
         then = Principal(name, account["role"])
-        facts = state.identity.repository_facts(name, repository)
+        facts = state.identity_view.repository_facts(name, repository)
         level = access.repository_level(then, repository, facts) if facts.exists else "none"
     return AccountAccess(account=name, repository=repository, position=position, access_level=level,
                          actions=sorted(access.ACTIONS[level]))

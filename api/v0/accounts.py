@@ -31,7 +31,7 @@ def account_view(row: dict[str, Any]) -> Account:
 
 
 def _account(svc: Services, name: str) -> dict[str, Any]:
-    row = svc.registry.identity.account(name)
+    row = svc.identity_view.account(name)
     if row is None:
         raise NotFound("no such account", {"name": name})
     return row
@@ -55,7 +55,7 @@ async def list_accounts(request: Request, response: Response, principal: SignedI
                         type: Literal["user", "organization"] | None = Query(None), limit: Limit = 100,
                         cursor: Cursor = None) -> AccountList:
     # Keyset paging in SQL (there may be many directory users): one row more says a next page exists.
-    rows = await run_in_threadpool(svc.registry.identity.accounts_page, type, decode_cursor(cursor), limit + 1)
+    rows = await run_in_threadpool(svc.identity_view.accounts_page, type, decode_cursor(cursor), limit + 1)
     shown, more = rows[:limit], len(rows) > limit
     link_next(request, response, encode_cursor(shown[-1]["name"]) if more else None)
     return AccountList(accounts=[account_view(r) for r in shown])

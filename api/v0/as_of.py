@@ -60,7 +60,7 @@ def scoped(svc: Services, position: int, repository: str | None, accounts: tuple
 
 def past_level(state: PastState, principal: Principal, repository: str) -> str:
     """The caller's level on `repository` as of `state` ('none' when it did not exist then)."""
-    facts = state.identity.repository_facts(principal.name, repository)
+    facts = state.identity_view.repository_facts(principal.name, repository)
     if not facts.exists:
         return "none"
     if principal.is_anonymous and principal.is_admin:  # auth mode `none`
@@ -76,11 +76,11 @@ def past_readable(state: PastState, principal: Principal, repository: str) -> st
 
 
 def readable_views(svc: Services, principal: Principal, repository: str, at: str | None) -> Any:
-    """The read models (`.queries`, `.identity`) to answer from: today's after the usual read
-    check (`deps.readable_repository`), or those of instant `at` after the check on its facts."""
+    """The read models (`.registry_view`, `.identity_view`) to answer from: today's (`svc`) after
+    the usual read check (`deps.readable_repository`), or those of instant `at` after the check on its facts."""
     if at is None:
         readable_repository(svc, principal, repository)
-        return svc.registry
+        return svc
     state = past(svc, at, repository)
     past_readable(state, principal, repository)
     return state

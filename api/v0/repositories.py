@@ -53,7 +53,7 @@ def repository_view(row: dict[str, Any], level: str) -> Repository:
 
 def _readable(svc: Services, principal: Principal, full: str, needed: str = "read-only") -> Repository:
     level = svc.management.check_level(principal, full, needed)
-    row = svc.registry.queries.repository(full)
+    row = svc.registry_view.repository(full)
     if row is None:  # deleted between the two reads
         raise NotFound("no such repository", {"repository": full})
     return repository_view(row, level)
@@ -66,7 +66,7 @@ def _search(svc: Services, principal: Principal, search: str | None, namespace: 
     found: list[Repository] = []
     last = decode_cursor(cursor)
     while len(found) <= limit:  # one more than a page says whether a next page exists
-        batch = svc.registry.queries.search_repositories(search, namespace, 500, last)
+        batch = svc.registry_view.search_repositories(search, namespace, 500, last)
         for row in batch:
             level = svc.management.repository_level(principal, row["name"])
             if level != "none":
@@ -129,7 +129,7 @@ async def list_namespace(
 def _readable_then(svc: Services, principal: Principal, full: str, at: str) -> Repository:
     state = past(svc, at, full)
     level = past_readable(state, principal, full)
-    row = state.queries.repository(full)
+    row = state.registry_view.repository(full)
     assert row is not None  # past_readable found it live then
     return repository_view(row, level)
 
@@ -139,7 +139,7 @@ def _listing_then(svc: Services, principal: Principal, at: str, namespace: str |
     """The repositories (of `namespace`, whose name contains `search`) the caller could read
     at that instant, by name: the past is folded for the request, so this filters in Python."""
     state = past(svc, at)
-    rows = state.queries.search_repositories(search, namespace, 1_000_000, None)
+    rows = state.registry_view.search_repositories(search, namespace, 1_000_000, None)
     readable = [(row, past_level(state, principal, row["name"])) for row in rows]
     shown, next_cursor = page([(r, lv) for r, lv in readable if lv != "none"], lambda x: x[0]["name"], limit, cursor)
     return RepositoryList(repositories=[repository_view(r, lv) for r, lv in shown]), next_cursor

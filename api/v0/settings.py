@@ -23,7 +23,7 @@ router = APIRouter(prefix="/settings/auth", tags=["settings"])
 
 
 def _view(svc: Services) -> AuthSettings:
-    stored = svc.registry.identity.auth_settings()
+    stored = svc.identity_view.auth_settings()
     known = {field.alias or name for name, field in LdapSettingsView.model_fields.items()}
     view = LdapSettingsView.model_validate({k: v for k, v in stored["ldap"].items() if k in known})
     view.bind_password_set = bool(svc.secrets.get(LDAP_BIND_PASSWORD))
@@ -54,7 +54,7 @@ async def change_auth_settings(body: AuthSettingsChange, principal: GlobalAdmin,
 def save_auth_settings(svc: Services, body: AuthSettingsChange) -> None:
     """Store a new auth mode and LDAP settings (the bind password in the secret store, first).
     Blocking; shared by the API and the portal's Settings > Auth."""
-    ldap = _public(body.ldap) if body.ldap is not None else svc.registry.identity.auth_settings()["ldap"]
+    ldap = _public(body.ldap) if body.ldap is not None else svc.identity_view.auth_settings()["ldap"]
     changed = body.ldap is not None and body.ldap.bind_password is not None
     if body.mode == "ldap" and not ldap.get("url"):  # checked before the secret is stored
         raise InvalidRequest("LDAP mode needs ldap.url")
@@ -79,6 +79,6 @@ def try_ldap_settings(svc: Services, body: LdapSettings | None) -> LdapTestResul
     password = body.bind_password if body is not None else None
     if password is None:
         password = svc.secrets.get(LDAP_BIND_PASSWORD) or ""
-    settings = _public(body) if body is not None else svc.registry.identity.auth_settings()["ldap"]
+    settings = _public(body) if body is not None else svc.identity_view.auth_settings()["ldap"]
     result = LdapDirectory(LdapConfig.from_settings(settings, password)).test()
     return LdapTestResult(**result)

@@ -22,7 +22,7 @@ async def list_tags(namespace: str, repo: str, request: Request, response: Respo
     full = f"{namespace}/{repo}"
 
     def tags() -> TagList:
-        queries = readable_views(svc, principal, full, at).queries
+        queries = readable_views(svc, principal, full, at).registry_view
         rows, next_cursor = page(queries.tag_rows(full), lambda r: r["tag"], limit, cursor)
         link_next(request, response, next_cursor)
         return TagList(repository=full, tags=[Tag(name=r["tag"], digest=r["digest"], updated_at=r["updated_at"],
@@ -38,7 +38,7 @@ async def delete_tag(namespace: str, repo: str, tag: str, principal: SignedIn, s
 
     def delete() -> None:
         readable_repository(svc, principal, full, "read-write")
-        if not is_valid_tag(tag) or svc.registry.queries.tag_digest(full, tag) is None:
+        if not is_valid_tag(tag) or svc.registry_view.tag_digest(full, tag) is None:
             raise NotFound("no such tag", {"repository": full, "tag": tag})
         svc.registry.delete_tag(full, tag)
 

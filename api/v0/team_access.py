@@ -25,7 +25,7 @@ async def list_team_access(namespace: str, repo: str, request: Request, response
     full = f"{namespace}/{repo}"
 
     def grants() -> TeamAccessList:
-        identity = readable_views(svc, principal, full, at).identity
+        identity = readable_views(svc, principal, full, at).identity_view
         rows, next_cursor = page(identity.team_access(full), lambda r: r["team"], limit, cursor)
         link_next(request, response, next_cursor)
         return TeamAccessList(repository=full,

@@ -21,11 +21,11 @@ router = APIRouter(prefix="/accounts/{org}/teams", tags=["teams"])
 
 def _team(svc: Services, org: str, team: str) -> Team:
     svc.management.check_organization(org)
-    row = svc.registry.identity.team(org, team)
+    row = svc.identity_view.team(org, team)
     if row is None:
         raise NotFound("no such team", {"organization": org, "team": team})
     return Team(organization=org, name=team, description=row["description"],
-                members=svc.registry.identity.members(org, team))
+                members=svc.identity_view.members(org, team))
 
 
 @router.post("", status_code=status.HTTP_201_CREATED, summary="Create a team (owners, global admins)")
@@ -42,7 +42,7 @@ async def list_teams(org: str, request: Request, response: Response, principal: 
                      limit: Limit = 100, cursor: Cursor = None) -> TeamList:
     def teams() -> TeamList:
         svc.management.check_organization(org)
-        rows, next_cursor = page(svc.registry.identity.teams(org), lambda r: r["name"], limit, cursor)
+        rows, next_cursor = page(svc.identity_view.teams(org), lambda r: r["name"], limit, cursor)
         link_next(request, response, next_cursor)
         return TeamList(teams=[TeamSummary(organization=org, name=r["name"], description=r["description"])
                                for r in rows])

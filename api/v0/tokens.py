@@ -29,7 +29,7 @@ def token_view(row: dict[str, Any]) -> Token:
 async def create_token(user: str, body: NewToken, principal: SignedIn, svc: ServicesDep) -> CreatedToken:
     def create() -> CreatedToken:
         issued = svc.tokens.create(user, body.name, body.scope, body.expires_at, body.repositories, by=principal)
-        row = svc.registry.identity.access_token(issued.token_id)
+        row = svc.identity_view.access_token(issued.token_id)
         assert row is not None
         return CreatedToken(**token_view(row).model_dump(), token=issued.secret)
 

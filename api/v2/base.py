@@ -30,7 +30,7 @@ async def catalog(request: Request) -> Response:
         names: list[str] = []
         cursor = last
         while n is None or len(names) <= n:
-            batch = svc.registry.queries.catalog(500, cursor)
+            batch = svc.registry_view.catalog(500, cursor)
             if not batch:
                 break
             everything = access.reads_everything(caller.principal) or svc.auth.mode() == "none"

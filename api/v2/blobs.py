@@ -20,7 +20,7 @@ async def get_blob(request: Request) -> Response:
     name = repository(request)
     await svc.auth.require(request, scope(name, "pull"))
     digest = str(Digest.parse(request.path_params["digest"]))
-    size = await read_in_thread(svc.registry.queries.blob_size, name, digest)
+    size = await read_in_thread(svc.registry_view.blob_size, name, digest)
     if size is None:
         raise BlobUnknown(detail={"digest": digest})
     key = blob_key(digest)

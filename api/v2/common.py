@@ -23,7 +23,9 @@ from dockyard.commands.uploads import UploadSessions
 from dockyard.commands.webhooks import Webhooks
 from dockyard.domain.errors import PaginationInvalid
 from dockyard.domain.names import check_repository_name
+from dockyard.projections.identity_queries import IdentityQueries
 from dockyard.projections.read_side import ReadSide
+from dockyard.projections.registry_queries import RegistryQueries
 from dockyard.projections.webhook_delivery import WebhookDelivery
 from dockyard.storage import BlobStore
 
@@ -36,12 +38,14 @@ class Services:
     """The object graph a request uses, built once per process by `create_app`."""
 
     settings: Settings
-    registry: Registry
+    registry: Registry  # the registry's commands, on the event log
+    registry_view: RegistryQueries  # the registry read model: repositories, tags, manifests, blob links
+    identity_view: IdentityQueries  # the identity read model: accounts, teams, grants, tokens, auth settings
     store: BlobStore
     uploads: UploadSessions
     accounts: Accounts
     auth: Auth
-    identity: Identity
+    identity: Identity  # the identity commands (its read model is `identity_view`)
     tokens: AccessTokens
     secrets: SecretStore
     read_side: ReadSide  # the followed projections (audit trail) and their positions

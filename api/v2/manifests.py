@@ -31,7 +31,7 @@ async def get_manifest(request: Request) -> Response:
     name = repository(request)
     await svc.auth.require(request, scope(name, "pull"))
     reference = request.path_params["reference"]
-    queries = svc.registry.queries
+    queries = svc.registry_view
     if is_digest(reference):
         manifest = await read_in_thread(queries.manifest_by_digest, name, str(Digest.parse(reference)))
     elif is_valid_tag(reference):

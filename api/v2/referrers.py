@@ -20,7 +20,7 @@ async def list_referrers(request: Request) -> Response:
     subject = str(Digest.parse(request.path_params["digest"]))
     artifact_type = request.query_params.get("artifactType") or None
     # The spec forbids 404 here: an unknown repository or subject has no referrers.
-    descriptors = await read_in_thread(svc.registry.queries.referrers, name, subject, artifact_type)
+    descriptors = await read_in_thread(svc.registry_view.referrers, name, subject, artifact_type)
     extra = {"OCI-Filters-Applied": "artifactType"} if artifact_type else {}
     body = {"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": descriptors}
     return Response(orjson.dumps(body), media_type=OCI_INDEX, headers=headers(**extra))

@@ -17,7 +17,7 @@ async def list_tags(request: Request) -> Response:
     name = repository(request)
     await svc.auth.require(request, scope(name, "pull"))
     n, last = page_params(request)
-    queries = svc.registry.queries
+    queries = svc.registry_view
 
     def page() -> list[str] | None:
         if not queries.repository_exists(name):

@@ -74,7 +74,7 @@ async def _try_mount(svc: Services, request: Request, caller: Caller, name: str)
     if source:
         candidates = [check_repository_name(source)]
     else:  # OCI 1.1: without `from`, mount from any repository the caller may read
-        candidates = await run_in_threadpool(svc.registry.queries.repositories_linking, digest)
+        candidates = await run_in_threadpool(svc.registry_view.repositories_linking, digest)
     for candidate in candidates:
         if candidate == name or not await run_in_threadpool(svc.auth.permits, caller, scope(candidate, "pull")):
             continue

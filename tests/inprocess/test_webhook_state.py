@@ -38,7 +38,8 @@ def fresh_runner(dockyard: Dockyard, history: int = 500) -> WebhookDelivery:
     memory). The app's own runner is stopped first, so the test drives this one pass by pass."""
     svc = dockyard.services
     svc.webhook_delivery.stop()
-    return WebhookDelivery(svc.registry, svc.read_side, svc.secrets, clock=dockyard.clock, history=history)
+    return WebhookDelivery(svc.registry, svc.read_side, svc.secrets, svc.registry_view, svc.identity_view,
+                           clock=dockyard.clock, history=history)
 
 
 async def subscribed(dockyard: Dockyard, receiver: Receiver, repository: str) -> str:

@@ -64,12 +64,12 @@ def _answers(state: PastState, repository: str) -> dict[str, Any]:
     """What the scoped routes ask of a past state about `repository`."""
     namespace = repository.split("/", 1)[0]
     return {
-        "repository": state.queries.repository(repository),
-        "tags": state.queries.tag_rows(repository),
-        "team_access": state.identity.team_access(repository),
-        "organization": state.identity.account(namespace),
-        "users": {user: state.identity.user(user) for user in USERS},
-        "facts": {user: state.identity.repository_facts(user, repository) for user in (*USERS, None)},
+        "repository": state.registry_view.repository(repository),
+        "tags": state.registry_view.tag_rows(repository),
+        "team_access": state.identity_view.team_access(repository),
+        "organization": state.identity_view.account(namespace),
+        "users": {user: state.identity_view.user(user) for user in USERS},
+        "facts": {user: state.identity_view.repository_facts(user, repository) for user in (*USERS, None)},
     }
 
 
