@@ -32,13 +32,28 @@ from dockyard.projections.identity_queries import IdentityQueries
 from dockyard.projections.read_side import ReadSide
 from dockyard.projections.registry_queries import RegistryQueries
 from dockyard.projections.webhook_delivery import WebhookDelivery
-from dockyard.storage import open_store
+from dockyard.storage import BlobStore, open_store
 from dockyard.storage.switchable import SwitchableStore
 
 
 def open_registry(data_dir: str, database_url: str | None) -> Registry:
-    """The event log (SQLite under `data_dir`, or PostgreSQL at `database_url`) and the command side on it."""
-    return Registry(event_store_env(data_dir, database_url))
+    """The event log (SQLite under `data_dir`, or PostgreSQL at `database_url`) and the registry's
+    commands on it, reading through the inline read models (`registry_on`)."""
+    return registry_on(event_store_env(data_dir, database_url))
+
+
+def registry_on(env: dict[str, str]) -> Registry:
+    """The `Registry` application of eventsourcing environment `env`, handed the query objects its
+    checks read (each call stands for a process: its own connections, the same database)."""
+    registry = Registry(env)
+    return registry.read_through(*views(registry))
+
+
+def views(registry: Registry) -> tuple[RegistryQueries, IdentityQueries]:
+    """The query objects of the inline read models, on the log's database (they are written in the
+    event transaction, so never behind a command that has returned): `registry_view` (repositories,
+    tags, manifests, blob links) and `identity_view` (accounts, teams, grants, tokens, settings)."""
+    return RegistryQueries(registry.datastore, registry.dialect), IdentityQueries(registry.datastore, registry.dialect)
 
 
 def storage_setting(registry: Registry, secrets: SecretStore) -> StorageSetting:
@@ -47,21 +62,22 @@ def storage_setting(registry: Registry, secrets: SecretStore) -> StorageSetting:
 
 
 def accounts(registry: Registry, settings: Settings, clock: Callable[[], float] = time.time,
-             secrets: SecretStore | None = None) -> Accounts:
-    """Users, passwords and sign-in (`accounts.identity` is the identity command); LDAP binds with
-    the stored password when `secrets` is given."""
-    identity = Identity(registry, settings.password_min_length)
-    tokens = AccessTokens(registry, clock)
+             secrets: SecretStore | None = None,
+             read: tuple[RegistryQueries, IdentityQueries] | None = None) -> Accounts:
+    """Users, passwords and sign-in (`accounts.identity` is the identity command, `accounts.identity_view`
+    its read model, `accounts.tokens` the access tokens), reading through `read` (else `views(registry)`);
+    LDAP binds with the stored password when `secrets` is given."""
+    registry_view, identity_view = read or views(registry)
+    identity = Identity(registry, registry_view, identity_view, settings.password_min_length)
+    tokens = AccessTokens(registry, identity_view, clock)
     if secrets is None:
-        return Accounts(registry, identity, tokens)
-    return Accounts(registry, identity, tokens, secrets.ldap_bind_password)
+        return Accounts(registry, identity_view, identity, tokens)
+    return Accounts(registry, identity_view, identity, tokens, secrets.ldap_bind_password)
 
 
-def views(registry: Registry) -> tuple[RegistryQueries, IdentityQueries]:
-    """The query objects of the inline read models, on the log's database (they are written in the
-    event transaction, so never behind a command that has returned): `registry_view` (repositories,
-    tags, manifests, blob links) and `identity_view` (accounts, teams, grants, tokens, settings)."""
-    return RegistryQueries(registry.datastore, registry.dialect), IdentityQueries(registry.datastore, registry.dialect)
+def upload_sessions(store: BlobStore, registry: Registry) -> UploadSessions:
+    """Upload sessions in `store` (what `dockyard uploads purge` works on)."""
+    return UploadSessions(store, registry, views(registry)[0])
 
 
 def read_side(registry: Registry, secrets: SecretStore | None = None, checkpoint_every: int = 1000) -> ReadSide:
@@ -73,7 +89,9 @@ def read_side(registry: Registry, secrets: SecretStore | None = None, checkpoint
 def build_services(settings: Settings, clock: Callable[[], float] = time.time) -> Services:
     """Everything a serving process uses. `clock` (seconds since the epoch) is what token expiry
     and upload ages are measured by."""
-    registry = open_registry(settings.data_dir, settings.database_url)
+    registry = Registry(event_store_env(settings.data_dir, settings.database_url))
+    registry_view, identity_view = views(registry)  # the one pair this process reads through
+    registry.read_through(registry_view, identity_view)
     secrets = SecretStore(registry)
     # Settings > Storage, when chosen at run time, wins over --storage; every process follows changes.
     storage = storage_setting(registry, secrets)
@@ -81,20 +99,19 @@ def build_services(settings: Settings, clock: Callable[[], float] = time.time) -
                             open_store(settings.storage_url), storage.version, storage.open_current)
     storage.listeners.append(store.refresh)
     start_chain(registry)  # events stored before the tamper-evident chain existed: chain them, once
-    users = accounts(registry, settings, clock, secrets)
+    users = accounts(registry, settings, clock, secrets, (registry_view, identity_view))
     identity, tokens = users.identity, users.tokens
-    auth = Auth(settings, users, secrets.signing_key(), clock)
+    auth = Auth(settings, users, identity_view, secrets.signing_key(), clock)
     general = General(registry)
     auth.domain_name = general.domain_name  # the token realm names the domain name once one is set
     sessions = SessionStore(registry.datastore, registry.dialect, settings.portal_idle_minutes * 60, clock)
-    uploads = UploadSessions(store, registry, clock, settings.max_upload_sessions_per_user)
+    uploads = UploadSessions(store, registry, registry_view, clock, settings.max_upload_sessions_per_user)
     followed = read_side(registry, secrets, settings.audit_checkpoint_every)
-    registry_view, identity_view = views(registry)
     return Services(
         settings=settings, registry=registry, registry_view=registry_view, identity_view=identity_view, store=store,
         uploads=uploads, accounts=users, auth=auth, identity=identity, tokens=tokens, secrets=secrets,
         read_side=followed, portal_sessions=sessions, general=general, storage_setting=storage,
-        management=Management(identity, users), webhooks=Webhooks(registry, secrets),
+        management=Management(identity_view, identity, users), webhooks=Webhooks(registry, identity_view, secrets),
         webhook_delivery=WebhookDelivery(registry, followed, secrets, registry_view, identity_view,
                                          source=settings.public_url or "", clock=clock,
                                          history=settings.webhook_history))

@@ -144,8 +144,9 @@ def serve(args: argparse.Namespace) -> int:
     # First start: create the admin once, here, before any worker runs.
     registry = bootstrap.open_registry(settings.data_dir, settings.database_url)
     try:
-        admin_existed = registry.identity.user(ADMIN) is not None
-        generated = bootstrap.accounts(registry, settings).ensure_admin(settings.admin_password)
+        accounts = bootstrap.accounts(registry, settings)
+        admin_existed = accounts.identity_view.user(ADMIN) is not None
+        generated = accounts.ensure_admin(settings.admin_password)
         tls_files = _tls_files(settings, registry)
     except InvalidRequest as exc:  # DOCKYARD_ADMIN_PASSWORD breaks the password policy
         raise CliError(f"DOCKYARD_ADMIN_PASSWORD: {exc.message}") from None
@@ -352,7 +353,7 @@ def users(args: argparse.Namespace) -> int:
         # The invariants are the commands': the password policy, the last active admin, namespaces.
         accounts = bootstrap.accounts(registry, _settings(args))
         if args.verb == "list":
-            for row in registry.identity.accounts("user"):
+            for row in accounts.identity_view.accounts("user"):
                 print(f"{row['name']}\t{row['role']}\t{row['source']}\t{'active' if row['active'] else 'inactive'}")
             return 0
         password = None
@@ -379,14 +380,14 @@ def uploads(args: argparse.Namespace) -> int:
     """`dockyard uploads purge`: delete upload sessions abandoned longer than the age given."""
     from datetime import timedelta
 
-    from dockyard.commands.uploads import UploadSessions
+    from dockyard import bootstrap
     from dockyard.gc.upload_purge import purge_uploads
 
     settings = _settings(args)
     registry = _registry(args)  # first: opening a filesystem store creates its folder
     try:
         store = _blob_store(settings, registry)
-        sessions = UploadSessions(store, registry)
+        sessions = bootstrap.upload_sessions(store, registry)
         hours = settings.upload_purge_age_hours if args.older_than_hours is None else args.older_than_hours
         purged = purge_uploads(sessions, timedelta(hours=hours), dry_run=args.dry_run)
         for upload_id in purged:

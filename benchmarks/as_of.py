@@ -26,6 +26,7 @@ import time
 import uuid
 from typing import Any
 
+from dockyard.bootstrap import registry_on
 from dockyard.commands.persistence import event_store_env
 from dockyard.commands.registry import Registry
 from dockyard.domain.account import Organization, User
@@ -71,8 +72,8 @@ def fill(registry: Registry, repositories: int, moves: int, rng: random.Random) 
 
 
 def answers(state: PastState, repository: str, user: str) -> Any:
-    return (state.queries.repository(repository), state.queries.tag_rows(repository),
-            state.identity.user(user), state.identity.repository_facts(user, repository))
+    return (state.registry_view.repository(repository), state.registry_view.tag_rows(repository),
+            state.identity_view.user(user), state.identity_view.repository_facts(user, repository))
 
 
 def main() -> None:
@@ -92,7 +93,7 @@ def main() -> None:
         with psycopg.connect(url.rstrip("/") + "/postgres", autocommit=True) as conn:
             conn.execute(f'CREATE DATABASE "{dropped}"')
         url = url.rstrip("/") + "/" + dropped
-    registry = Registry(event_store_env(tempfile.mkdtemp(prefix="dockyard-bench-"), url))
+    registry = registry_on(event_store_env(tempfile.mkdtemp(prefix="dockyard-bench-"), url))
     try:
         started = time.perf_counter()
         names = fill(registry, args.repositories, args.moves, rng)

@@ -26,6 +26,7 @@ from typing import Any
 
 import orjson
 
+from dockyard.bootstrap import registry_on, views
 from dockyard.commands.identity import Identity
 from dockyard.commands.persistence import event_store_env
 from dockyard.commands.registry import Registry
@@ -66,7 +67,7 @@ def save_in_batches(registry: Registry, aggregates: list[Any]) -> None:
 def fill(registry: Registry, store: FilesystemStore, repositories: int, per_repository: int,
          events: int) -> list[tuple[str, str]]:
     """The registry described in the module docstring; returns every (repository, manifest digest)."""
-    Identity(registry).create_organization("bench", "admin")
+    Identity(registry, *views(registry)).create_organization("bench", "admin")
     manifests: list[tuple[str, str]] = []
     tags: list[Tag] = []
     for r in range(repositories):
@@ -147,7 +148,7 @@ def main() -> None:
     p.add_argument("--seconds", type=float, default=15.0, help="each push phase")
     a = p.parse_args()
     with tempfile.TemporaryDirectory(prefix="dockyard-gc-bench-") as tmp:
-        registry = Registry(event_store_env(os.path.join(tmp, "data"), a.database_url))
+        registry = registry_on(event_store_env(os.path.join(tmp, "data"), a.database_url))
         store = FilesystemStore(os.path.join(tmp, "blobs"))
         try:
             t0 = time.perf_counter()
@@ -171,12 +172,12 @@ def main() -> None:
             print(f"plan: {time.perf_counter() - t0:.2f} s for {len(decisions):,} stored blobs, "
                   f"{sum(d.action == 'delete' for d in decisions):,} to delete")
 
-            uploads = UploadSessions(store, registry)
+            uploads = UploadSessions(store, registry, views(registry)[0])
             without = pushes_per_second(registry, uploads, a.seconds, "quiet")
             # Garbage for the sweep to chew on while the client pushes: delete the other half.
             for name, digest in manifests[1::2]:
                 registry.delete_manifest(name, digest)
-            gc_registry = Registry(event_store_env(os.path.join(tmp, "data"), a.database_url))
+            gc_registry = registry_on(event_store_env(os.path.join(tmp, "data"), a.database_url))
             reports: list[Any] = []
             stop = threading.Event()
 

@@ -46,8 +46,8 @@ import bench  # noqa: E402 - the shared harness: its push workload and token flo
 import helpers  # noqa: E402
 from read_side import fill  # noqa: E402
 
+from dockyard.bootstrap import registry_on  # noqa: E402
 from dockyard.commands.persistence import event_store_env  # noqa: E402
-from dockyard.commands.registry import Registry  # noqa: E402
 
 
 def load() -> str:
@@ -163,7 +163,7 @@ def main() -> int:
     server = None
     try:
         # Step 1: the log.
-        registry = Registry(event_store_env(data_dir, url_db))
+        registry = registry_on(event_store_env(data_dir, url_db))
         try:
             rate = fill(registry, args.events)
             head = registry.recorder.max_notification_id()

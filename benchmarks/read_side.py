@@ -23,6 +23,7 @@ import time
 import uuid
 from typing import Any
 
+from dockyard.bootstrap import registry_on
 from dockyard.commands.persistence import event_store_env
 from dockyard.commands.registry import Registry
 from dockyard.domain.tag import Tag
@@ -71,7 +72,7 @@ def writes(registry: Registry, stop: threading.Event, latencies: list[float], li
 def _writer_process(data_dir: str, url: str | None, stop: Any, out: Any) -> None:
     """`writes` in its own process with its own connections, as a serving worker would be (in
     the benchmark's process the rebuild's Python work would also take the GIL from it)."""
-    registry = Registry(event_store_env(data_dir, url))
+    registry = registry_on(event_store_env(data_dir, url))
     latencies: list[float] = []
     try:
         writes(registry, stop, latencies, 1_000_000)
@@ -102,7 +103,7 @@ def main() -> None:
             conn.execute(f'CREATE DATABASE "{dropped}"')
         url = url.rstrip("/") + "/" + dropped
     data_dir = tempfile.mkdtemp(prefix="dockyard-bench-")
-    registry = Registry(event_store_env(data_dir, url))
+    registry = registry_on(event_store_env(data_dir, url))
     try:
         write_rate = fill(registry, args.events)
         head = registry.recorder.max_notification_id()

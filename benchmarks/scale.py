@@ -31,6 +31,7 @@ from typing import Any
 
 import orjson
 
+from dockyard.bootstrap import registry_on, views
 from dockyard.commands.persistence import event_store_env
 from dockyard.commands.registry import Registry
 from dockyard.domain.manifest import Manifest
@@ -91,7 +92,7 @@ def timed(call: Callable[[], list[str]], repeat: int) -> dict[str, float]:
 
 
 def measure(registry: Registry, size: int, repeat: int) -> dict[str, Any]:
-    q = registry.queries
+    q = views(registry)[0]
     mid, end = f"scale/r{size // 2:07d}", f"scale/r{size - PAGE - 2:07d}"
     return {
         "catalog_first": timed(lambda: q.catalog(PAGE + 1, None), repeat),
@@ -112,7 +113,7 @@ def main() -> None:
     a = p.parse_args()
     sizes = sorted(int(s) for s in a.sizes.split(","))
     with tempfile.TemporaryDirectory(prefix="dockyard-scale-bench-") as tmp:
-        registry = Registry(event_store_env(os.path.join(tmp, "data"), a.database_url))
+        registry = registry_on(event_store_env(os.path.join(tmp, "data"), a.database_url))
         try:
             big = _manifest(BIG)
             registry.save(Repository(name=BIG), big)

@@ -27,6 +27,7 @@ import tempfile
 import time
 import uuid
 
+from dockyard.bootstrap import registry_on
 from dockyard.commands.persistence import event_store_env
 from dockyard.commands.registry import Registry
 from dockyard.domain.access import Principal
@@ -103,7 +104,7 @@ def main() -> None:
             conn.execute(f'CREATE DATABASE "{dropped}"')
         url = url.rstrip("/") + "/" + dropped
     reuse = bool(args.keep) and os.path.exists(os.path.join(args.keep, "dockyard.db"))
-    registry = Registry(event_store_env(args.keep or tempfile.mkdtemp(prefix="dockyard-bench-"), url))
+    registry = registry_on(event_store_env(args.keep or tempfile.mkdtemp(prefix="dockyard-bench-"), url))
     try:
         if reuse:
             rate, folded = 0.0, 0.0

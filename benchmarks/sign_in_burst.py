@@ -19,11 +19,11 @@ from typing import Any
 
 from argon2 import PasswordHasher
 
+from dockyard.bootstrap import registry_on, views
 from dockyard.commands.access_tokens import AccessTokens
 from dockyard.commands.accounts import Accounts
 from dockyard.commands.identity import Identity
 from dockyard.commands.persistence import event_store_env
-from dockyard.commands.registry import Registry
 
 
 def main() -> None:
@@ -40,9 +40,11 @@ def main() -> None:
         return verify(self, *args)
 
     with tempfile.TemporaryDirectory() as data:
-        registry = Registry(event_store_env(data, None))
+        registry = registry_on(event_store_env(data, None))
         try:
-            accounts = Accounts(registry, Identity(registry), AccessTokens(registry))
+            registry_view, identity_view = views(registry)
+            accounts = Accounts(registry, identity_view, Identity(registry, registry_view, identity_view),
+                                AccessTokens(registry, identity_view))
             accounts.create_user("kara", "kara-password", "read-write")
             PasswordHasher.verify = counting  # type: ignore[method-assign]
             walls, cpus, counts = [], [], []

@@ -26,6 +26,7 @@ from dockyard.domain.access_token import (
 )
 from dockyard.domain.errors import InvalidRequest, NotFound
 from dockyard.domain.names import check_repository_name
+from dockyard.projections.identity_queries import IdentityQueries
 
 PREFIX = "dyt_"
 
@@ -43,8 +44,10 @@ def _hash(secret: str) -> str:
 class AccessTokens:
     """`clock` (seconds since the epoch) decides what has expired: tests pass one they move."""
 
-    def __init__(self, registry: Registry, clock: Callable[[], float] = time.time) -> None:
+    def __init__(self, registry: Registry, identity_view: IdentityQueries,
+                 clock: Callable[[], float] = time.time) -> None:
         self.registry = registry
+        self.identity_view = identity_view
         self.clock = clock
 
     def now(self) -> datetime:
@@ -55,7 +58,7 @@ class AccessTokens:
         """A new token of `user`. `by`: who asks (None: an admin verb, which may)."""
         if by is not None:
             check_may_create_tokens(by, user)
-        if self.registry.identity.user(user) is None:
+        if self.identity_view.user(user) is None:
             raise NotFound("no such user", {"user": user})
         if not name or len(name) > 100:
             raise InvalidRequest("a token needs a name of 1 to 100 characters")
@@ -79,9 +82,9 @@ class AccessTokens:
         """`user`'s tokens, without secrets. `by`: who asks (None: an admin verb, which may)."""
         if by is not None:
             check_may_manage_tokens(by, user)
-        if self.registry.identity.user(user) is None:
+        if self.identity_view.user(user) is None:
             raise NotFound("no such user", {"user": user})
-        return self.registry.identity.access_tokens(user)
+        return self.identity_view.access_tokens(user)
 
     def revoke(self, user: str, token_id: str, by: Principal | None = None) -> None:
         """Revoke a token of `user`. `by`: who asks (None: an admin verb, which may)."""
@@ -101,13 +104,13 @@ class AccessTokens:
         """The user a presented `dyt_<id>_<secret>` token was made for (by its id; not verified)."""
         if not presented.startswith(PREFIX):
             return None
-        row = self.registry.identity.access_token(presented[len(PREFIX):].partition("_")[0])
+        row = self.identity_view.access_token(presented[len(PREFIX):].partition("_")[0])
         return row["owner"] if row else None
 
     def usable(self, token_id: str, user: str) -> dict[str, Any] | None:
         """The token row if token `token_id` is usable for `user` now (`domain.access_token.is_usable`):
         the one check for a token presented as a password and for one named in a registry JWT."""
-        row = self.registry.identity.access_token(token_id)
+        row = self.identity_view.access_token(token_id)
         if row is None or not is_usable(row["owner"], bool(row["revoked"]), row["expires_at"], user, self.now()):
             return None
         return row

@@ -42,6 +42,7 @@ from dockyard.domain.access import Principal
 from dockyard.domain.actor import ANONYMOUS_NAME, SYSTEM, Actor, current_actor
 from dockyard.domain.errors import Conflict, InvalidRequest, TooManyRequests, Unavailable
 from dockyard.domain.login import LoginGuard
+from dockyard.projections.identity_queries import IdentityQueries
 
 ADMIN = "admin"
 _CACHE_SECONDS = 30.0
@@ -67,11 +68,13 @@ def _throttled(remaining_seconds: float) -> TooManyRequests:
 
 
 class Accounts:
-    def __init__(self, registry: Registry, identity: Identity, tokens: AccessTokens,
+    def __init__(self, registry: Registry, identity_view: IdentityQueries, identity: Identity, tokens: AccessTokens,
                  ldap_bind_password: Callable[[], str] = lambda: "",
                  monotonic: Callable[[], float] = time.monotonic) -> None:
-        """`monotonic`: the clock remembered sign-ins and throttling windows are measured by."""
+        """`identity_view` is the identity read model, `identity` its commands; `monotonic`: the
+        clock remembered sign-ins and throttling windows are measured by."""
         self.registry = registry
+        self.identity_view = identity_view
         self.monotonic = monotonic
         self.identity = identity
         self.tokens = tokens
@@ -111,7 +114,7 @@ class Accounts:
 
     def ensure_admin(self, password: str | None) -> str | None:
         """Create the `admin` user on first start. Returns the generated password, if one was made."""
-        if self.registry.identity.user(ADMIN) is not None:
+        if self.identity_view.user(ADMIN) is not None:
             return None
         generated = None
         if not password:
@@ -200,7 +203,7 @@ class Accounts:
         expires, principal, password_hash, reread_at = hit
         if now < reread_at:
             return principal
-        row = self.registry.identity.user(principal.name or "")
+        row = self.identity_view.user(principal.name or "")
         if row is None or not row["active"] or row["password_hash"] != password_hash:
             with self._lock:
                 self._verified.pop(key, None)
@@ -215,10 +218,10 @@ class Accounts:
         checked against (empty for access tokens and directory users)."""
         if is_access_token(password):
             return self._verify_token(name, password), ""
-        mode = self.registry.identity.auth_settings()
+        mode = self.identity_view.auth_settings()
         if mode["mode"] == "ldap" and name != ADMIN:
             return self._verify_ldap(name, password, mode["ldap"]), ""
-        row = self.registry.identity.user(name)
+        row = self.identity_view.user(name)
         try:
             if row is None or not row["active"] or not row["password_hash"]:
                 self._hasher.verify(self._decoy, password or "-")
@@ -242,7 +245,7 @@ class Accounts:
         return self._principal(name, row) if row else None
 
     def _principal(self, name: str, token: dict[str, Any] | None) -> Principal | None:
-        user = self.registry.identity.user(name)
+        user = self.identity_view.user(name)
         if user is None or not user["active"]:
             return None
         if token is None:
@@ -256,8 +259,8 @@ class Accounts:
         directory changes, so a refresh token issued before must be checked here. False for
         every other user (their changes are events: `credentials_epoch`). `Unavailable` (503)
         when the directory cannot be asked: nothing is ended on a guess."""
-        mode = self.registry.identity.auth_settings()
-        user = self.registry.identity.user(name)
+        mode = self.identity_view.auth_settings()
+        user = self.identity_view.user(name)
         if mode["mode"] != "ldap" or name == ADMIN or user is None or user["source"] != "ldap":
             return False
         directory = LdapDirectory(LdapConfig.from_settings(mode["ldap"], self._ldap_bind_password()))
@@ -271,7 +274,7 @@ class Accounts:
         directory = LdapDirectory(LdapConfig.from_settings(settings, self._ldap_bind_password()))
         if not directory.authenticate(name, password):
             return None
-        row = self.registry.identity.user(name)
+        row = self.identity_view.user(name)
         if row is None:  # first login of a directory user: an account with no global role
             token = current_actor.set(Actor(name, current_actor.get().address))
             try:
@@ -280,7 +283,7 @@ class Accounts:
                 pass
             finally:
                 current_actor.reset(token)
-            row = self.registry.identity.user(name)
+            row = self.identity_view.user(name)
         if row is None or not row["active"]:
             return None
         return Principal(row["name"], row["role"])

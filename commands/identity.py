@@ -29,6 +29,8 @@ from dockyard.domain.names import check_repository_name
 from dockyard.domain.repository import Repository, check_team_level, check_visibility
 from dockyard.domain.team import OWNERS, Team, check_team_name
 from dockyard.projections.dialect import Dialect
+from dockyard.projections.identity_queries import IdentityQueries
+from dockyard.projections.registry_queries import RegistryQueries
 
 
 class Identity:
@@ -36,9 +38,11 @@ class Identity:
     portal and the CLI alike: account names, one namespace per account, the last active admin,
     the password policy. Who may ask for what is `commands.management`."""
 
-    def __init__(self, registry: Registry, password_min_length: int = MIN_PASSWORD_LENGTH) -> None:
+    def __init__(self, registry: Registry, registry_view: RegistryQueries, identity_view: IdentityQueries,
+                 password_min_length: int = MIN_PASSWORD_LENGTH) -> None:
         self.registry = registry
-        self.read = registry.identity
+        self.registry_view = registry_view  # which repositories a namespace holds
+        self.identity_view = identity_view  # who exists, what is taken
         self.password_min_length = password_min_length
 
     def check_password(self, password: str) -> str:
@@ -60,7 +64,7 @@ class Identity:
         name = aggregates[0].name
         if self.registry.load(User, account_id(name)) is not None:
             raise Conflict("an account with this name already exists", {"name": name})
-        held = self.registry.queries.namespace_repositories(name)
+        held = self.registry_view.namespace_repositories(name)
         if held:
             raise Conflict(f"the namespace {name!r} holds repositories that no account owns; an account "
                            "of that name would take them over", {"name": name, "repositories": held})
@@ -76,7 +80,7 @@ class Identity:
         def command() -> None:
             user = self._user(name)
             stops = stops_being_admin(user, role, active)
-            check_keeps_an_admin(name, stops, lambda: self.read.other_active_admins(name))
+            check_keeps_an_admin(name, stops, lambda: self.identity_view.other_active_admins(name))
             if role is not None and check_role(role) != user.role:
                 user.change_role(name, role)
             if password_hash is not None:
@@ -87,7 +91,7 @@ class Identity:
             def fence(dialect: Dialect, cursor: Any) -> None:
                 # Again under the log's write lock: two admins demoting each other at once each
                 # saw the other active before either saved; the second save is refused here.
-                check_keeps_an_admin(name, stops, lambda: self.read.other_active_admins(name, cursor))
+                check_keeps_an_admin(name, stops, lambda: self.identity_view.other_active_admins(name, cursor))
             self.registry.save(user, fence=fence if stops else None)
 
         self.registry.retrying(command)
@@ -104,12 +108,12 @@ class Identity:
         """Create an organisation with its `owners` team, whose first member is `creator`."""
         check_account_name(name)
         owners = Team(organization=name, name=OWNERS, description="Owners of the organisation")
-        if self.read.user(creator) is not None:
+        if self.identity_view.user(creator) is not None:
             owners.add_member(creator)
         self._create_account(Organization(name=name), owners)
 
     def _organization(self, name: str) -> None:
-        row = self.read.account(name)
+        row = self.identity_view.account(name)
         if row is None or row["kind"] != "organization":
             raise NotFound("no such organisation", {"organization": name})
 
@@ -134,7 +138,7 @@ class Identity:
         return team
 
     def add_member(self, organization: str, team: str, user: str) -> None:
-        if self.read.user(user) is None:
+        if self.identity_view.user(user) is None:
             raise NotFound("no such user", {"user": user})
 
         def command() -> None:
@@ -171,7 +175,7 @@ class Identity:
             raise NameInvalid("a repository name has no '/' under its namespace", {"name": name})
         check_repository_name(full)
         check_visibility(visibility)
-        if self.read.account(namespace) is None:
+        if self.identity_view.account(namespace) is None:
             raise NotFound("no such user or organisation", {"namespace": namespace})
 
         def command() -> None:
@@ -215,7 +219,7 @@ class Identity:
         check_team_level(level)
         namespace = full.split("/", 1)[0]
         self._organization(namespace)
-        if self.read.team(namespace, team) is None:
+        if self.identity_view.team(namespace, team) is None:
             raise NotFound("no such team in the repository's organisation", {"team": team})
 
         def command() -> None:

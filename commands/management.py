@@ -16,15 +16,16 @@ from dockyard.domain import access
 from dockyard.domain.access import Principal
 from dockyard.domain.account import check_account_name, check_role
 from dockyard.domain.errors import NotFound
+from dockyard.projections.identity_queries import IdentityQueries
 
 
 class Management:
-    def __init__(self, identity: Identity, accounts: Accounts) -> None:
+    def __init__(self, identity_view: IdentityQueries, identity: Identity, accounts: Accounts) -> None:
         """`accounts` makes and changes users: it hashes their passwords (after the policy) and
         ends what their old credentials gave (refresh tokens, remembered sign-ins)."""
         self.identity = identity
         self.accounts = accounts
-        self.read = identity.registry.identity
+        self.identity_view = identity_view
 
     # -- accounts ------------------------------------------------------------------------------
 
@@ -46,7 +47,7 @@ class Management:
         with a password. `Conflict` when no active global admin would remain."""
         access.check_may_change_user(principal, name, role_or_active=role is not None or active is not None,
                                      password=password is not None)
-        if self.read.user(name) is None:
+        if self.identity_view.user(name) is None:
             raise NotFound("no such user", {"name": name})
         self.accounts.update_user(name, role=role, password=password, active=active)
 
@@ -58,13 +59,13 @@ class Management:
 
     def check_organization(self, organization: str) -> None:
         """`NotFound` unless `organization` is an organisation."""
-        row = self.read.account(organization)
+        row = self.identity_view.account(organization)
         if row is None or row["kind"] != "organization":
             raise NotFound("no such organisation", {"organization": organization})
 
     def check_may_manage_teams(self, principal: Principal, organization: str) -> None:
         self.check_organization(organization)
-        is_owner = principal.name is not None and self.read.is_owner(principal.name, organization)
+        is_owner = principal.name is not None and self.identity_view.is_owner(principal.name, organization)
         access.check_may_manage_teams(principal, organization, is_owner)
 
     def create_team(self, principal: Principal, organization: str, name: str, description: str = "") -> None:
@@ -87,7 +88,7 @@ class Management:
 
     def repository_level(self, principal: Principal, repository: str) -> str:
         """The principal's level on `repository`; `none` when it does not exist."""
-        facts = self.read.repository_facts(principal.name, repository)
+        facts = self.identity_view.repository_facts(principal.name, repository)
         return access.repository_level(principal, repository, facts) if facts.exists else "none"
 
     def check_level(self, principal: Principal, repository: str, needed: str = "read-only") -> str:
@@ -98,16 +99,16 @@ class Management:
         return level
 
     def may_create_repository(self, principal: Principal, repository: str) -> bool:
-        facts = self.read.repository_facts(principal.name, repository)
+        facts = self.identity_view.repository_facts(principal.name, repository)
         return access.may_create(principal, repository, facts)
 
     def create_repository(self, principal: Principal, namespace: str, name: str, visibility: str = "private",
                           description: str = "") -> str:
         """Create `namespace/name` where pushing could create it; returns the full name."""
-        if self.read.account(namespace) is None:
+        if self.identity_view.account(namespace) is None:
             raise NotFound("no such user or organisation", {"namespace": namespace})
         full = f"{namespace}/{name}"
-        access.check_may_create_repository(principal, full, self.read.repository_facts(principal.name, full))
+        access.check_may_create_repository(principal, full, self.identity_view.repository_facts(principal.name, full))
         return self.identity.create_repository(namespace, name, visibility, description)
 
     def update_repository(self, principal: Principal, repository: str, *, visibility: str | None = None,

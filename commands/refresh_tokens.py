@@ -15,6 +15,7 @@ from datetime import datetime
 
 from dockyard.commands.registry import Registry
 from dockyard.domain.refresh_token import DIRECTORY_CHANGED, RefreshTokenFamily
+from dockyard.projections.identity_queries import IdentityQueries
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,18 +27,20 @@ class RefreshGrant:
 
 
 class RefreshTokens:
-    def __init__(self, registry: Registry,
+    def __init__(self, registry: Registry, identity_view: IdentityQueries,
                  directory_changed: Callable[[str, datetime], bool] = lambda user, since: False) -> None:
-        """`directory_changed(user, since)`: whether `user`'s entry in an external directory
-        changed at or after `since` (`Accounts.directory_changed_since`)."""
+        """`identity_view`: the credentials epoch a family is bound to; `directory_changed(user, since)`:
+        whether `user`'s entry in an external directory changed at or after `since`
+        (`Accounts.directory_changed_since`)."""
         self.registry = registry
+        self.identity_view = identity_view
         self.directory_changed = directory_changed
 
     def start(self, user: str, token_id: str | None = None, *, rotates: bool = True) -> RefreshGrant:
         """A new family for `user` (signed in with access token `token_id`, if any); `rotates`
         False for the docker CLI's identity token (`domain.refresh_token`)."""
         family = RefreshTokenFamily(family_id=secrets.token_hex(16), user=user, token_id=token_id,
-                                    credentials_epoch=self.registry.identity.credentials_epoch(user),
+                                    credentials_epoch=self.identity_view.credentials_epoch(user),
                                     rotates=rotates)
         self.registry.save(family)
         return RefreshGrant(family.family_id, family.generation)
@@ -56,7 +59,7 @@ class RefreshTokens:
                 family.end(DIRECTORY_CHANGED)
                 self.registry.save(family)
                 return None
-            rotated = family.use(presented.generation, self.registry.identity.credentials_epoch(user))
+            rotated = family.use(presented.generation, self.identity_view.credentials_epoch(user))
             if family.pending_events:
                 self.registry.save(family)
             return RefreshGrant(family.family_id, family.generation) if rotated else None

@@ -49,6 +49,10 @@ class Registry(Application[UUID]):
     """The registry's write model. `name` fixes the PostgreSQL table (`registry_events`)."""
 
     name = "Registry"
+    # The read models its checks read (namespaces, a repository's contents, what a manifest
+    # refers to): handed in by `read_through`, never built here.
+    _registry_view: RegistryQueries
+    _identity_view: IdentityQueries
 
     def __init__(self, env: dict[str, str]) -> None:
         super().__init__(env=env)
@@ -58,8 +62,13 @@ class Registry(Application[UUID]):
         # The database of the log, which also holds the read models and the secrets.
         self.datastore: SQLiteDatastore | PostgresDatastore = recorder.datastore
         self.dialect: Dialect = POSTGRES if isinstance(recorder, PostgresApplicationRecorder) else SQLITE
-        self.queries = RegistryQueries(self.datastore, self.dialect)
-        self.identity = IdentityQueries(self.datastore, self.dialect)
+
+    def read_through(self, registry_view: RegistryQueries, identity_view: IdentityQueries) -> Registry:
+        """Take the query objects the checks read (`dockyard.bootstrap` builds them and hands them
+        in right after construction: they read this application's own database, which exists only
+        once the application does). Returns the application."""
+        self._registry_view, self._identity_view = registry_view, identity_view
+        return self
 
     # -- plumbing ------------------------------------------------------------------------------
 
@@ -96,13 +105,13 @@ class Registry(Application[UUID]):
         if not namespace:
             raise NameUnknown(f"repository {repository!r} has no namespace: name it <user or organisation>/"
                               f"{repository}", {"repository": repository})
-        if self.identity.account(namespace) is None:
+        if self._identity_view.account(namespace) is None:
             raise NameUnknown(f"no user or organisation {namespace!r}: an admin creates the organisation "
                               f"first (POST /api/v0/accounts)", {"namespace": namespace})
 
     def check_may_push(self, repository: str) -> None:
         """Before an upload starts: a live repository takes pushes; a new one needs its namespace."""
-        if not self.queries.repository_exists(repository):
+        if not self._registry_view.repository_exists(repository):
             self.check_namespace(repository)
 
     def _live_repository(self, name: str) -> list[Repository]:
@@ -128,7 +137,7 @@ class Registry(Application[UUID]):
             repo = self.load(Repository, Repository.create_id(repository))
             if repo is None or repo.deleted:
                 return False
-            tags, manifests, blobs = self.queries.contents(repository)
+            tags, manifests, blobs = self._registry_view.contents(repository)
             changed: list[Any] = []
             removals: list[tuple[type[RegistryAggregate], list[str], Callable[[Any], object]]] = [
                 (Tag, tags, Tag.delete), (Manifest, manifests, Manifest.delete), (BlobLink, blobs, BlobLink.unlink)]
@@ -203,8 +212,8 @@ class Registry(Application[UUID]):
                                 {"reference": reference, "digest": parsed.digest})
 
         def check_references(dialect: Dialect, cursor: Any | None = None) -> None:
-            missing = self.queries.unlinked_blobs(repository, list(parsed.blobs), cursor)
-            missing += self.queries.missing_manifests(repository, list(parsed.manifests), cursor)
+            missing = self._registry_view.unlinked_blobs(repository, list(parsed.blobs), cursor)
+            missing += self._registry_view.missing_manifests(repository, list(parsed.manifests), cursor)
             if missing:
                 raise ManifestBlobUnknown(detail={"missing": missing})
 
@@ -214,8 +223,8 @@ class Registry(Application[UUID]):
         check_references(self.dialect)
         # Each descriptor declares the size of what it names (content-addressed: that size never
         # changes, so this check needs no fence).
-        stored = self.queries.linked_blob_sizes(repository, list(parsed.blobs))
-        stored |= self.queries.manifest_sizes(repository, list(parsed.manifests))
+        stored = self._registry_view.linked_blob_sizes(repository, list(parsed.blobs))
+        stored |= self._registry_view.manifest_sizes(repository, list(parsed.manifests))
         wrong = {d: {"declared": parsed.sizes[d], "stored": size} for d, size in stored.items()
                  if parsed.sizes.get(d, size) != size}
         if wrong:
@@ -263,7 +272,7 @@ class Registry(Application[UUID]):
                 raise ManifestUnknown(detail={"digest": digest})
             manifest.delete()
             changed: list[Any] = [manifest]
-            tags = self.queries.tags_pointing_at(repository, digest)
+            tags = self._registry_view.tags_pointing_at(repository, digest)
             for name in tags:
                 tag = self.load(Tag, Tag.create_id(repository, name))
                 if tag is not None and tag.digest == digest:

@@ -29,6 +29,8 @@ from dockyard.domain.repository import Repository
 from dockyard.projections.as_of import AsOf, PastState
 from dockyard.projections.audit_queries import EVERYTHING, AuditFilter, AuditQueries
 from dockyard.projections.dialect import Dialect
+from dockyard.projections.identity_queries import IdentityQueries
+from dockyard.projections.registry_queries import RegistryQueries
 from dockyard.storage import BlobStore, blob_key
 
 
@@ -41,9 +43,12 @@ class Restored:
 
 
 class Restore:
-    def __init__(self, registry: Any, store: BlobStore, as_of: AsOf, management: Any, audit: AuditQueries) -> None:
-        """`audit` must have folded the log up to the request (the delete's position is read there)."""
+    def __init__(self, registry: Any, registry_view: RegistryQueries, identity_view: IdentityQueries, store: BlobStore,
+                 as_of: AsOf, management: Any, audit: AuditQueries) -> None:
+        """`audit` must have folded the log up to the request (the delete's position is read there);
+        `registry_view` and `identity_view` are today's read models, `as_of` the past ones."""
         self.registry, self.store, self.as_of, self.management, self.audit = registry, store, as_of, management, audit
+        self.registry_view, self.identity_view = registry_view, identity_view
 
     # -- tags ------------------------------------------------------------------------------------
 
@@ -85,7 +90,7 @@ class Restore:
         manifests = self._manifests(repository, set(tags.values()))
         self.check_blobs(list(manifests.values()))
         grants = {r["team"]: r["level"] for r in before.identity_view.team_access(repository)}
-        teams = {r["name"] for r in self.registry.identity.teams(repo.namespace)}
+        teams = {r["name"] for r in self.identity_view.teams(repo.namespace)}
         kept = {team: level for team, level in grants.items() if team in teams}
 
         def command() -> None:
@@ -111,7 +116,7 @@ class Restore:
             digest = todo.pop()
             if digest in found:
                 continue
-            manifest = self.registry.queries.manifest_ever(repository, digest)
+            manifest = self.registry_view.manifest_ever(repository, digest)
             if manifest is None:
                 raise NotFound("no manifest with this digest was ever pushed to the repository",
                                {"repository": repository, "digest": digest})
@@ -154,7 +159,7 @@ class Restore:
         kept_manifests = [d for d in manifests if d not in pushed]
 
         def fence(dialect: Dialect, cursor: Any) -> None:
-            queries = self.registry.queries
+            queries = self.registry_view
             gone = [d for d in sorted(fresh) if not self.store.exists(blob_key(d))]
             gone += queries.unlinked_blobs(repository, kept_blobs, cursor)
             gone += queries.missing_manifests(repository, kept_manifests, cursor)

@@ -50,6 +50,7 @@ from dockyard.domain.errors import (
     TooManyRequests,
 )
 from dockyard.domain.names import check_repository_name
+from dockyard.projections.registry_queries import RegistryQueries
 from dockyard.storage import BlobNotFound, BlobStore, OutOfSpace, Writer, blob_key
 
 _UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
@@ -131,10 +132,11 @@ class UploadStatus:
 class UploadSessions:
     """`clock` (seconds since the epoch) dates sessions and ages them for the purge."""
 
-    def __init__(self, store: BlobStore, registry: Registry, clock: Callable[[], float] = time.time,
-                 max_sessions_per_owner: int = 1000) -> None:
+    def __init__(self, store: BlobStore, registry: Registry, registry_view: RegistryQueries,
+                 clock: Callable[[], float] = time.time, max_sessions_per_owner: int = 1000) -> None:
         self.store = store
         self.registry = registry
+        self.registry_view = registry_view  # a cross-repository mount reads the source's blob links
         self.clock = clock
         self.max_sessions_per_owner = max_sessions_per_owner
         self._hashes: dict[str, tuple[int, Any]] = {}
@@ -307,7 +309,7 @@ class UploadSessions:
         The caller has checked that it may read `source`.
         """
         check_repository_name(repository)
-        size = self.registry.queries.blob_size(source, digest)
+        size = self.registry_view.blob_size(source, digest)
         if size is None or not self.store.exists(blob_key(digest)):
             return None
         key = blob_key(digest)

@@ -15,6 +15,7 @@ from dockyard.commands.registry import Registry
 from dockyard.domain.access import Principal
 from dockyard.domain.errors import InvalidRequest, NotFound
 from dockyard.domain.webhook import Webhook, check_may_subscribe, check_subscription, secret_id
+from dockyard.projections.identity_queries import IdentityQueries
 
 TOPICS = ["dockyard.Webhook.Created", "dockyard.Webhook.Deleted"]
 MIN_SECRET = 16
@@ -58,11 +59,11 @@ def subscriptions(registry: Registry) -> dict[str, Subscription]:
 
 
 class Webhooks:
-    def __init__(self, registry: Registry, secrets: Secrets) -> None:
-        self.registry, self.secrets = registry, secrets
+    def __init__(self, registry: Registry, identity_view: IdentityQueries, secrets: Secrets) -> None:
+        self.registry, self.identity_view, self.secrets = registry, identity_view, secrets
 
     def _check(self, principal: Principal, namespace: str) -> None:
-        is_owner = principal.name is not None and self.registry.identity.is_owner(principal.name, namespace)
+        is_owner = principal.name is not None and self.identity_view.is_owner(principal.name, namespace)
         check_may_subscribe(principal, namespace, is_owner)
 
     def create(self, principal: Principal, url: str, events: list[str], namespace: str | None,

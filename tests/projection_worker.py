@@ -16,8 +16,8 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
+from dockyard.bootstrap import registry_on
 from dockyard.commands.persistence import event_store_env
-from dockyard.commands.registry import Registry
 from dockyard.projections.dialect import Dialect
 from dockyard.projections.runner import ProjectionRunner, Recorded
 
@@ -61,7 +61,7 @@ def main() -> None:
     parser.add_argument("--pause", type=float, default=0.0)
     parser.add_argument("--batch", type=int, default=100)
     args = parser.parse_args()
-    registry = Registry(event_store_env(args.data_dir, None if args.database_url == "-" else args.database_url))
+    registry = registry_on(event_store_env(args.data_dir, None if args.database_url == "-" else args.database_url))
     runner = ProjectionRunner(registry, SeenProjection(pause=args.pause), batch=args.batch, takeover_interval=0.1)
     runner.start()
     print("started", flush=True)

@@ -59,16 +59,14 @@ def assert_one_line_error(result: subprocess.CompletedProcess[str], *expected: s
 @pytest.fixture
 def data_dir(tmp_path: Path) -> Path:
     """A data directory as `dockyard serve` leaves it after its first start (admin created)."""
-    from dockyard.commands.access_tokens import AccessTokens
-    from dockyard.commands.accounts import Accounts
-    from dockyard.commands.identity import Identity
+    from dockyard.bootstrap import registry_on
     from dockyard.commands.persistence import event_store_env
-    from dockyard.commands.registry import Registry
+    from tests.on_registry import accounts_on
 
     path = tmp_path / "data"
-    registry = Registry(event_store_env(str(path), None))
+    registry = registry_on(event_store_env(str(path), None))
     try:
-        Accounts(registry, Identity(registry), AccessTokens(registry)).ensure_admin("first-password")
+        accounts_on(registry).ensure_admin("first-password")
     finally:
         registry.close()
     return path

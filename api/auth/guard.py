@@ -23,16 +23,17 @@ from dockyard.commands.accounts import Accounts
 from dockyard.domain.access import ANONYMOUS, Principal
 from dockyard.domain.actor import ANONYMOUS_NAME, Actor, current_actor
 from dockyard.domain.errors import Denied, Unauthorized
+from dockyard.projections.identity_queries import IdentityQueries
 
 
 class Auth:
     """`clock` (seconds since the epoch) is when tokens are issued and when they expire."""
 
-    def __init__(self, settings: Settings, accounts: Accounts, key: ec.EllipticCurvePrivateKey,
-                 clock: Callable[[], float] = time.time) -> None:
+    def __init__(self, settings: Settings, accounts: Accounts, identity_view: IdentityQueries,
+                 key: ec.EllipticCurvePrivateKey, clock: Callable[[], float] = time.time) -> None:
         self.settings = settings
         self.accounts = accounts
-        self.tokens = TokenService(settings, accounts, key, clock)
+        self.tokens = TokenService(settings, accounts, identity_view, key, clock)
         # Settings > General's domain name (set by build_services), read at most every few seconds.
         self.domain_name: Callable[[], str] = lambda: ""
         self._domain: tuple[float, str] = (0.0, "")

@@ -34,6 +34,7 @@ from dockyard.commands.secrets import key_id
 from dockyard.domain import access
 from dockyard.domain.access import ANONYMOUS, Principal
 from dockyard.domain.actor import ANONYMOUS_NAME, Actor, current_actor
+from dockyard.projections.identity_queries import IdentityQueries
 
 REFRESH_TTL_SECONDS = 7 * 24 * 3600
 # The `client_id` the docker CLI sends to the token endpoint; its identity token does not rotate
@@ -58,12 +59,13 @@ class Caller:
 
 
 class TokenService:
-    def __init__(self, settings: Settings, accounts: Accounts, key: ec.EllipticCurvePrivateKey,
-                 clock: Callable[[], float] = time.time) -> None:
+    def __init__(self, settings: Settings, accounts: Accounts, identity_view: IdentityQueries,
+                 key: ec.EllipticCurvePrivateKey, clock: Callable[[], float] = time.time) -> None:
         self.settings = settings
         self.accounts = accounts
+        self.identity_view = identity_view  # the auth mode; who may do what on a repository
         self.clock = clock
-        self.refresh_tokens = RefreshTokens(accounts.registry, accounts.directory_changed_since)
+        self.refresh_tokens = RefreshTokens(accounts.registry, identity_view, accounts.directory_changed_since)
         self._key = key
         self._public = key.public_key()
         self._kid = key_id(key)
@@ -78,7 +80,7 @@ class TokenService:
         """The auth mode (`none`, `managed`, `ldap`), read from the log's read model at most once a second."""
         now = time.monotonic()
         if self._mode[0] < now:
-            self._mode = (now + _MODE_CACHE_SECONDS, self.accounts.registry.identity.auth_settings()["mode"])
+            self._mode = (now + _MODE_CACHE_SECONDS, self.identity_view.auth_settings()["mode"])
         return self._mode[1]
 
     def allowed(self, principal: Principal, scope: Scope) -> frozenset[str]:
@@ -86,7 +88,7 @@ class TokenService:
         if self.mode() == "none":
             return scope.actions
         if scope.type == "repository":
-            facts = self.accounts.registry.identity.repository_facts(principal.name, scope.name)
+            facts = self.identity_view.repository_facts(principal.name, scope.name)
             return frozenset(access.allowed_actions(principal, scope.name, scope.actions, facts))
         if scope.type == "registry" and scope.name == "catalog" and access.may_list_catalog(principal):
             return scope.actions & {"*"}

@@ -24,7 +24,8 @@ FRESHNESS_WAIT = 2.0
 
 def restorer(svc: Services) -> Restore:
     svc.read_side.wait("audit", svc.read_side.head(), FRESHNESS_WAIT)
-    return Restore(svc.registry, svc.store, as_of(svc), svc.management, svc.read_side.audit)
+    return Restore(svc.registry, svc.registry_view, svc.identity_view, svc.store, as_of(svc), svc.management,
+                   svc.read_side.audit)
 
 
 @router.post("/tags/{tag}/restore", summary="Point a deleted or moved tag where it was (read-write access)")

@@ -10,10 +10,11 @@ from collections.abc import Iterator
 
 import dockyard.api.app  # noqa: F401 - first: the routers' modules import each other through it
 from dockyard.api.v0.events import _csv_lines, _jsonl_lines
+from dockyard.bootstrap import registry_on
+from dockyard.commands.persistence import event_store_env
 from dockyard.commands.registry import Registry
 from dockyard.projections.audit_queries import EVERYTHING, AuditFilter, AuditQueries
 from dockyard.projections.audit_trail import COLUMNS, AuditTrail
-from dockyard.commands.persistence import event_store_env
 
 ROWS = 100_000
 
@@ -52,7 +53,7 @@ def drain(chunks: Iterator[bytes]) -> tuple[int, int, int]:
 def test_exports_of_100k_rows_stream_in_flat_memory(tmp_path) -> None:  # noqa: ANN001
     from dockyard.cli_read import _write_rows
 
-    registry = Registry(event_store_env(str(tmp_path / "data"), None))
+    registry = registry_on(event_store_env(str(tmp_path / "data"), None))
     try:
         fill(registry)
         queries = AuditQueries(registry.recorder.datastore, registry.dialect)

@@ -9,19 +9,19 @@ from pathlib import Path
 
 import pytest
 
+from dockyard.bootstrap import registry_on, views
 from dockyard.cli import main
 from dockyard.commands.identity import Identity
 from dockyard.commands.persistence import event_store_env
-from dockyard.commands.registry import Registry
 
 
 @pytest.fixture
 def data_dir(tmp_path: Path) -> str:
     data = tmp_path / "data"
     data.mkdir()
-    registry = Registry(event_store_env(str(data), None))
+    registry = registry_on(event_store_env(str(data), None))
     try:
-        Identity(registry).create_user("admin", "hash", "admin")
+        Identity(registry, *views(registry)).create_user("admin", "hash", "admin")
     finally:
         registry.close()
     return str(data)

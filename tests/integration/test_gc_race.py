@@ -25,6 +25,7 @@ from typing import Any
 import orjson
 import pytest
 
+from dockyard.bootstrap import registry_on, views
 from dockyard.commands.identity import Identity
 from dockyard.commands.persistence import event_store_env
 from dockyard.commands.registry import Registry
@@ -35,6 +36,7 @@ from dockyard.gc.collector import GarbageCollector
 from dockyard.storage import blob_key
 from dockyard.storage.filesystem import FilesystemStore
 from tests.conftest import database_url_for
+from tests.on_registry import registry_view
 
 SECONDS = float(os.environ.get("DOCKYARD_GC_RACE_SECONDS", "50"))
 REPOS = ["race/alpha", "race/beta", "race/gamma"]
@@ -57,10 +59,10 @@ class Client:
 
     def put_blob(self, repository: str, data: bytes) -> None:
         digest = sha256(data)
-        if self.registry.queries.blob_size(repository, digest) is not None:  # HEAD: already there
+        if registry_view(self.registry).blob_size(repository, digest) is not None:  # HEAD: already there
             return
         if self.rng.random() < 0.5:
-            for source in self.registry.queries.repositories_linking(digest):
+            for source in registry_view(self.registry).repositories_linking(digest):
                 if source != repository and self.uploads.mount(repository, digest, source) is not None:
                     self.mounts += 1
                     return
@@ -93,7 +95,7 @@ class Client:
 
     def churn(self) -> None:
         repository, tag = self.rng.choice(REPOS), self.rng.choice(TAGS)
-        digest = self.registry.queries.tag_digest(repository, tag)
+        digest = registry_view(self.registry).tag_digest(repository, tag)
         try:
             if digest is None:
                 return
@@ -121,11 +123,12 @@ class Client:
 def test_gc_races_pushes_mounts_and_deletes(backend: str, request: pytest.FixtureRequest, tmp_path: Path) -> None:
     env = event_store_env(str(tmp_path / "data"), database_url_for(backend, request))
     store = FilesystemStore(str(tmp_path / "blobs"))
-    registries = [Registry(env) for _ in range(5)]
+    registries = [registry_on(env) for _ in range(5)]
     try:
-        Identity(registries[0]).create_organization("race", "admin")  # pushes need the namespace
+        Identity(registries[0], *views(registries[0])).create_organization("race", "admin")  # pushes need the namespace
         deadline = time.monotonic() + SECONDS
-        clients = [Client(i, registries[i], UploadSessions(store, registries[i]), deadline) for i in range(4)]
+        clients = [Client(i, registries[i], UploadSessions(store, registries[i], registry_view(registries[i])),
+                          deadline) for i in range(4)]
         gc_stats: dict[str, Any] = {"runs": 0, "deleted": 0, "errors": []}
         gc_error: list[BaseException] = []
 
@@ -155,12 +158,12 @@ def test_gc_races_pushes_mounts_and_deletes(backend: str, request: pytest.Fixtur
         reader = registries[0]
         pulled = 0
         for repository in REPOS:
-            for tag in reader.queries.list_tags(repository, None, None):
-                manifest = reader.queries.manifest_by_tag(repository, tag)
+            for tag in registry_view(reader).list_tags(repository, None, None):
+                manifest = registry_view(reader).manifest_by_tag(repository, tag)
                 assert manifest is not None, (repository, tag)
                 parsed = parse_manifest(manifest.body, manifest.media_type, "sha256")
                 for digest in parsed.blobs:
-                    assert reader.queries.blob_size(repository, digest) is not None, (repository, tag, digest)
+                    assert registry_view(reader).blob_size(repository, digest) is not None, (repository, tag, digest)
                     assert sha256(store.read_bytes(blob_key(digest))) == digest, (repository, tag, digest)
                 pulled += 1
 

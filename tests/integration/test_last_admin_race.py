@@ -14,9 +14,9 @@ import pytest
 from argon2 import PasswordHasher
 from argon2.profiles import CHEAPEST
 
+from dockyard.bootstrap import registry_on, views
 from dockyard.commands.identity import Identity
 from dockyard.commands.persistence import event_store_env
-from dockyard.commands.registry import Registry
 from dockyard.domain.errors import Conflict
 from tests.conftest import database_url_for
 
@@ -24,22 +24,22 @@ from tests.conftest import database_url_for
 @pytest.fixture
 def two_processes(backend: str, request: pytest.FixtureRequest, tmp_path) -> Iterator[tuple[Identity, Identity]]:
     url = database_url_for(backend, request)
-    registries = [Registry(event_store_env(str(tmp_path), url)) for _ in range(2)]
-    yield Identity(registries[0]), Identity(registries[1])
+    registries = [registry_on(event_store_env(str(tmp_path), url)) for _ in range(2)]
+    yield Identity(registries[0], *views(registries[0])), Identity(registries[1], *views(registries[1]))
     for registry in registries:
         registry.close()
 
 
 def _held_at_the_check(identity: Identity, barrier: threading.Barrier) -> None:
     """Both commands pass the cheap check before either saves: the race, every time."""
-    count = identity.read.other_active_admins
+    count = identity.identity_view.other_active_admins
 
     def held(name: str, cursor: Any = None) -> int:
         n = count(name, cursor)
         if cursor is None:  # the check before the transaction, not the fence inside it
             barrier.wait(timeout=30)
         return n
-    identity.read.other_active_admins = held  # type: ignore[method-assign]
+    identity.identity_view.other_active_admins = held  # type: ignore[method-assign]
 
 
 @pytest.mark.parametrize("change", [{"role": "read-write"}, {"active": False}], ids=["demote", "deactivate"])
@@ -69,5 +69,5 @@ def test_two_admins_demoting_each_other_at_once_leave_one_admin(two_processes, c
     refused = [name for name, exc in outcomes.items() if isinstance(exc, Conflict)]
     assert len(refused) == 1, outcomes
     assert [exc for exc in outcomes.values() if exc is not None and not isinstance(exc, Conflict)] == []
-    admins = [r["name"] for r in first.read.accounts("user") if r["role"] == "admin" and r["active"]]
+    admins = [r["name"] for r in first.identity_view.accounts("user") if r["role"] == "admin" and r["active"]]
     assert admins == refused  # the one whose change was refused is still an active admin

@@ -19,9 +19,10 @@ from typing import Any
 import orjson
 import pytest
 
+from dockyard.bootstrap import registry_on, views
 from dockyard.commands.access_tokens import AccessTokens
-from dockyard.commands.persistence import event_store_env
 from dockyard.commands.identity import Identity
+from dockyard.commands.persistence import event_store_env
 from dockyard.commands.registry import Registry
 from dockyard.commands.uploads import UploadSessions
 from dockyard.domain.actor import Actor, current_actor
@@ -30,6 +31,7 @@ from dockyard.projections import inline, rebuild, registry_view
 from dockyard.projections.rebuild import rebuild_registry_view
 from dockyard.storage.filesystem import FilesystemStore
 from tests.conftest import database_url_for
+from tests.on_registry import identity_view
 
 
 @pytest.fixture
@@ -41,7 +43,7 @@ def place(backend: str, request: pytest.FixtureRequest, tmp_path: Path) -> tuple
 @pytest.fixture
 def registry(place: tuple[Path, str | None]) -> Iterator[Registry]:
     data_dir, database_url = place
-    app = Registry(event_store_env(str(data_dir), database_url))
+    app = registry_on(event_store_env(str(data_dir), database_url))
     yield app
     app.close()
 
@@ -78,8 +80,8 @@ def image(config: str, *layers: str, **extra: Any) -> bytes:
 
 def make_history(registry: Registry, data_dir: Path) -> None:
     """A varied history, acting as different people from different addresses."""
-    uploads = UploadSessions(FilesystemStore(str(data_dir / "blobs")), registry)
-    identity = Identity(registry)
+    uploads = UploadSessions(FilesystemStore(str(data_dir / "blobs")), registry, views(registry)[0])
+    identity = Identity(registry, *views(registry))
 
     def as_(name: str, address: str) -> Any:
         return current_actor.set(Actor(name, address))
@@ -109,7 +111,7 @@ def make_history(registry: Registry, data_dir: Path) -> None:
         identity.delete_team("engineering", "interns")  # its grant goes with it
         identity.update_repository("engineering/madrid", visibility="public", description="Real Madrid")
         identity.change_auth_settings("managed", {}, False)
-        tokens = AccessTokens(registry)
+        tokens = AccessTokens(registry, identity_view(registry))
         tokens.create("gordon", "ci", "read-write", datetime.now(UTC) + timedelta(days=30), ["engineering/barca"])
         revoked = tokens.create("gordon", "old", "read-only", None, [])
         tokens.revoke("gordon", revoked.token_id)
@@ -169,7 +171,7 @@ def make_history(registry: Registry, data_dir: Path) -> None:
 
 
 def snapshot(registry: Registry) -> dict[str, list[tuple[Any, ...]]]:
-    return {table: registry.queries.table_rows(table) for table in inline.TABLES}
+    return {table: views(registry)[0].table_rows(table) for table in inline.TABLES}
 
 
 def event_count(registry: Registry) -> int:
@@ -189,12 +191,12 @@ def test_rebuild_gives_identical_rows(registry: Registry, place: tuple[Path, str
     for table, rows in before.items():
         assert rows, f"no rows in {table}: the history does not exercise it"
     # Some of what the history did, as the read model shows it.
-    assert registry.queries.list_tags("engineering/barca", None, None) == ["latest", "multi"]
-    assert registry.queries.catalog(None, None) == ["engineering/barca", "engineering/madrid", "gordon/tools"]
+    assert views(registry)[0].list_tags("engineering/barca", None, None) == ["latest", "multi"]
+    assert views(registry)[0].catalog(None, None) == ["engineering/barca", "engineering/madrid", "gordon/tools"]
     repositories = {row[0]: row for row in before["repositories"]}
     assert repositories["gordon/scratch"][-1] == 1  # deleted
     assert repositories["engineering/madrid"][1:3] == ("private", "")  # made again by a push: a new repository
-    assert registry.queries.list_tags("engineering/madrid", None, None) == ["again"]
+    assert views(registry)[0].list_tags("engineering/madrid", None, None) == ["again"]
 
     # The read models are damaged: rows removed, a row altered, a stray row added.
     with registry.recorder.datastore.transaction(commit=True) as cursor:

@@ -7,9 +7,9 @@ import os
 from pathlib import Path
 
 from dockyard.api.settings import Settings
+from dockyard.bootstrap import registry_on
 from dockyard.cli import _blob_store
 from dockyard.commands.persistence import event_store_env
-from dockyard.commands.registry import Registry
 from dockyard.commands.secrets import SecretStore
 from dockyard.commands.storage_settings import StorageSetting
 from dockyard.storage import open_store
@@ -19,7 +19,7 @@ from dockyard.storage.filesystem import FilesystemStore
 def test_admin_verbs_follow_the_storage_setting(tmp_path: Path) -> None:
     settings = Settings(data_dir=str(tmp_path / "data"), storage=f"file://{tmp_path}/startup")
     os.makedirs(settings.data_dir)
-    registry = Registry(event_store_env(settings.data_dir, None))
+    registry = registry_on(event_store_env(settings.data_dir, None))
     try:
         # No setting yet: the startup store.
         store = _blob_store(settings, registry)

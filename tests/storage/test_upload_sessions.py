@@ -13,6 +13,7 @@ from typing import BinaryIO
 
 import pytest
 
+from dockyard.bootstrap import registry_on, views
 from dockyard.commands.identity import Identity
 from dockyard.commands.persistence import event_store_env
 from dockyard.commands.registry import Registry
@@ -21,6 +22,7 @@ from dockyard.domain.errors import BlobUploadUnknown
 from dockyard.storage import blob_key
 from dockyard.storage.filesystem import FilesystemStore
 from dockyard.storage.memory import MemoryStore
+from tests.on_registry import registry_view
 
 
 class CountingStore(MemoryStore):
@@ -49,8 +51,8 @@ def registries(tmp_path: Path) -> Iterator[list[Registry]]:
     """Three processes on one (in-memory SQLite) database."""
     env = event_store_env(str(tmp_path), None)
     env["SQLITE_DBNAME"] = f"file:dockyard-{uuid.uuid4().hex}?mode=memory&cache=shared"
-    apps = [Registry(env) for _ in range(3)]
-    Identity(apps[0]).create_organization("lib", "admin")  # a push needs an account's namespace
+    apps = [registry_on(env) for _ in range(3)]
+    Identity(apps[0], *views(apps[0])).create_organization("lib", "admin")  # a push needs an account's namespace
     yield apps
     for app in apps:
         app.close()
@@ -58,7 +60,7 @@ def registries(tmp_path: Path) -> Iterator[list[Registry]]:
 
 def test_switching_processes_rereads_only_what_others_appended(registries: list[Registry]) -> None:
     store = CountingStore()
-    a, b, c = (UploadSessions(store, r) for r in registries)
+    a, b, c = (UploadSessions(store, r, registry_view(r)) for r in registries)
     upload_id = a.start("lib/app")
     piece = b"0123456789abcdef" * 4096  # 64 KiB
     data = b""
@@ -102,7 +104,7 @@ def test_opening_a_session_waits_for_no_disk_but_a_finished_blob_does(
     # lose it; the client starts again). A PATCH fsyncs its bytes, and finishing fsyncs the
     # blob's directory before the Linked event, as before (DESIGN.md rule 3).
     store = FilesystemStore(str(tmp_path / "blobs"))
-    a, b = UploadSessions(store, registries[0]), UploadSessions(store, registries[1])
+    a, b = (UploadSessions(store, r, registry_view(r)) for r in registries[:2])
     synced: list[str] = []
     real_fsync = os.fsync
 
@@ -128,7 +130,7 @@ def test_opening_a_session_waits_for_no_disk_but_a_finished_blob_does(
 
 def test_a_session_whose_info_a_crash_left_torn_is_unknown(registries: list[Registry], tmp_path: Path) -> None:
     store = FilesystemStore(str(tmp_path / "blobs"))
-    sessions = UploadSessions(store, registries[0])
+    sessions = UploadSessions(store, registries[0], registry_view(registries[0]))
     for torn in (b"", b'{"repository": "lib/ap', b"[]"):
         upload_id = sessions.start("lib/app")
         Path(store.root, "_uploads", upload_id, "info").write_bytes(torn)

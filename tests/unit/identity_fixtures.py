@@ -12,16 +12,18 @@ import pytest
 from argon2 import PasswordHasher
 from argon2.profiles import CHEAPEST
 
+from dockyard.bootstrap import registry_on, views
 from dockyard.commands.access_tokens import AccessTokens
 from dockyard.commands.accounts import Accounts
 from dockyard.commands.identity import Identity
 from dockyard.commands.persistence import MEMORY_DATABASE_URL, event_store_env
 from dockyard.commands.registry import Registry
 from tests.clock import Clock
+from tests.on_registry import identity_view
 
 
 def open_registry() -> Registry:
-    return Registry(event_store_env("", MEMORY_DATABASE_URL))
+    return registry_on(event_store_env("", MEMORY_DATABASE_URL))
 
 
 def topics(registry: Registry) -> list[str]:
@@ -48,16 +50,16 @@ def registry() -> Iterator[Registry]:
 
 @pytest.fixture
 def identity(registry: Registry) -> Identity:
-    return Identity(registry)
+    return Identity(registry, *views(registry))
 
 
 @pytest.fixture
 def tokens(registry: Registry, clock: Clock) -> AccessTokens:
-    return AccessTokens(registry, clock)
+    return AccessTokens(registry, identity_view(registry), clock)
 
 
 @pytest.fixture
 def accounts(registry: Registry, identity: Identity, tokens: AccessTokens, monkeypatch: pytest.MonkeyPatch) -> Accounts:
     # argon2id with its cheapest parameters: the real ones cost ~0.1 s of CPU per hash by design.
     monkeypatch.setattr("dockyard.commands.accounts.PasswordHasher", lambda: PasswordHasher.from_parameters(CHEAPEST))
-    return Accounts(registry, identity, tokens)
+    return Accounts(registry, identity_view(registry), identity, tokens)

@@ -14,6 +14,7 @@ from dockyard.commands.identity import Identity
 from dockyard.commands.registry import Registry
 from dockyard.domain.access import Principal
 from dockyard.domain.errors import Denied, InvalidRequest, NameInvalid, NotFound
+from tests.on_registry import identity_view
 from tests.unit.identity_fixtures import (  # noqa: F401 - fixtures
     Clock,
     clock,
@@ -34,7 +35,7 @@ def users(identity: Identity) -> None:
 def test_a_token_is_shown_once_and_stored_as_a_hash(tokens: AccessTokens, registry: Registry, users: None) -> None:
     issued = tokens.create("queequeg", "ci", "read-only", None, ["queequeg/app", "queequeg/app", "lib/base"])
     assert issued.secret.startswith(f"dyt_{issued.token_id}_") and is_access_token(issued.secret)
-    row = registry.identity.access_token(issued.token_id)
+    row = identity_view(registry).access_token(issued.token_id)
     secret = issued.secret.split("_", 2)[2]
     assert row["secret_hash"] == hashlib.sha256(secret.encode()).hexdigest()
     assert secret not in str(row) and secret not in str(registry.recorder.select_notifications(0, 100))

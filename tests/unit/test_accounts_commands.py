@@ -13,6 +13,7 @@ from dockyard.commands.identity import Identity
 from dockyard.commands.registry import Registry
 from dockyard.domain.access import Principal
 from dockyard.domain.errors import InvalidRequest, TooManyRequests
+from tests.on_registry import identity_view
 from tests.unit.identity_fixtures import (  # noqa: F401 - fixtures
     accounts,
     clock,
@@ -106,7 +107,7 @@ def test_repeated_failures_lock_out_that_user_from_that_address(accounts: Accoun
     assert accounts.authenticate("stubb", "stubb-pw", "10.0.0.10") == Principal("stubb", "none")
 
     # A second process (its own Accounts on the same log) honours the recorded lock-out.
-    elsewhere = Accounts(registry, identity, AccessTokens(registry))
+    elsewhere = Accounts(registry, identity_view(registry), identity, AccessTokens(registry, identity_view(registry)))
     with pytest.raises(TooManyRequests):
         elsewhere.authenticate("stubb", "stubb-pw", "10.0.0.9")
     assert elsewhere.authenticate("stubb", "stubb-pw", "10.0.0.10") is not None

@@ -10,47 +10,46 @@ from pathlib import Path
 
 import pytest
 
-from dockyard.commands.access_tokens import AccessTokens
+from dockyard.bootstrap import registry_on
 from dockyard.commands.accounts import Accounts
-from dockyard.commands.identity import Identity
 from dockyard.commands.persistence import event_store_env
-from dockyard.commands.registry import Registry
 from dockyard.domain.access import Principal
 from dockyard.domain.errors import InvalidRequest
+from tests.on_registry import accounts_on
 
 
 @pytest.fixture
 def accounts(tmp_path: Path) -> Iterator[Accounts]:
     env = event_store_env(str(tmp_path), None)
     env["SQLITE_DBNAME"] = f"file:dockyard-{uuid.uuid4().hex}?mode=memory&cache=shared"
-    registry = Registry(env)
-    yield Accounts(registry, Identity(registry), AccessTokens(registry))
+    registry = registry_on(env)
+    yield accounts_on(registry)
     registry.close()
 
 
 def test_a_password_is_stored_only_as_its_argon2id_hash(accounts: Accounts) -> None:
     accounts.create_user("kara", "kara-password", "read-only")
-    row = accounts.registry.identity.user("kara")
+    row = accounts.identity_view.user("kara")
     assert row is not None and row["password_hash"].startswith("$argon2id$")
     assert "kara-password" not in row["password_hash"]
     assert accounts.authenticate("kara", "kara-password") is not None
     with pytest.raises(InvalidRequest):
         accounts.create_user("lee", "", "none")
-    assert accounts.registry.identity.user("lee") is None
+    assert accounts.identity_view.user("lee") is None
 
 
 def test_a_password_change_hashes_forgets_remembered_sign_ins_and_moves_the_credentials_epoch(
         accounts: Accounts) -> None:
     accounts.create_user("kara", "old-password", "none")
     assert accounts.authenticate("kara", "old-password") is not None  # remembered for a while
-    epoch = accounts.registry.identity.credentials_epoch("kara")
+    epoch = accounts.identity_view.credentials_epoch("kara")
     accounts.update_user("kara", password="new-password")
     assert accounts.authenticate("kara", "old-password") is None
     assert accounts.authenticate("kara", "new-password") is not None
-    assert accounts.registry.identity.credentials_epoch("kara") == epoch + 1
+    assert accounts.identity_view.credentials_epoch("kara") == epoch + 1
     accounts.update_user("kara", active=False)
     accounts.update_user("kara", active=True)  # reactivation does not move it back
-    assert accounts.registry.identity.credentials_epoch("kara") == epoch + 2
+    assert accounts.identity_view.credentials_epoch("kara") == epoch + 2
 
 
 class _Monotonic:
@@ -65,10 +64,10 @@ def test_a_remembered_sign_in_follows_changes_made_by_another_process(tmp_path: 
     # Two processes on one database; process two remembers kara's password sign-in.
     env = event_store_env(str(tmp_path), None)
     env["SQLITE_DBNAME"] = f"file:dockyard-{uuid.uuid4().hex}?mode=memory&cache=shared"
-    one_registry, two_registry = Registry(env), Registry(env)
+    one_registry, two_registry = registry_on(env), registry_on(env)
     clock = _Monotonic()
-    one = Accounts(one_registry, Identity(one_registry), AccessTokens(one_registry))
-    two = Accounts(two_registry, Identity(two_registry), AccessTokens(two_registry), monotonic=clock)
+    one = accounts_on(one_registry)
+    two = accounts_on(two_registry, monotonic=clock)
     try:
         one.create_user("kara", "old-password", "read-write")
         principal = two.authenticate("kara", "old-password")

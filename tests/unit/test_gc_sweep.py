@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from dockyard.bootstrap import registry_on
 from dockyard.commands.gc import change_gc_settings, gc_runs
 from dockyard.commands.registry import Registry
 from dockyard.commands.uploads import UploadSessions
@@ -16,6 +17,7 @@ from dockyard.gc.collector import GarbageCollector, GcAlreadyRunning
 from dockyard.projections.runner import Leadership
 from dockyard.storage import StorageError, blob_key
 from dockyard.storage.memory import MemoryStore
+from tests.on_registry import registry_view
 from tests.unit.gc_fixtures import (  # noqa: F401
     env,
     image_manifest,
@@ -60,7 +62,7 @@ def test_soft_deleted_image_is_collected_shared_layers_stay(registry: Registry, 
 
     # Soft delete: the manifest (and tag lona) go from the index; the bytes stay.
     registry.delete_manifest(REPO, lona)
-    assert registry.queries.list_tags(REPO, None, None) == ["neymar"]
+    assert registry_view(registry).list_tags(REPO, None, None) == ["neymar"]
     assert all(store.exists(blob_key(d)) for d in lona_blobs)
 
     # Within the grace period nothing goes, and the explanation says so.
@@ -78,7 +80,7 @@ def test_soft_deleted_image_is_collected_shared_layers_stay(registry: Registry, 
     assert all(store.exists(blob_key(d)) for d in neymar_blobs)
     assert sorted(collected(registry)) == sorted(own)
     # The links went with the bytes: the repository no longer offers them.
-    assert registry.queries.blob_size(REPO, own[1]) is None
+    assert registry_view(registry).blob_size(REPO, own[1]) is None
     # The run is in the log, finished, with its counts.
     latest = gc_runs(registry)[0]
     assert latest["state"] == "done" and latest["deleted"] == 2 and latest["bytesFreed"] == report.bytes_freed
@@ -140,7 +142,7 @@ def test_blob_linked_during_the_sweep_is_kept(registry: Registry, uploads: Uploa
     report = GarbageCollector(registry, store).run(grace_hours=0, progress=progress)
     assert report.deleted == 0 and report.kept == 1
     assert store.exists(blob_key(dangling))
-    assert registry.queries.blob_size("engineering/madrid", dangling) == len(b"dangling")
+    assert registry_view(registry).blob_size("engineering/madrid", dangling) == len(b"dangling")
 
 
 class FlakyStore(MemoryStore):
@@ -162,7 +164,7 @@ def flaky() -> FlakyStore:
 
 
 def test_storage_failing_mid_sweep_records_only_what_is_gone(registry: Registry, flaky: FlakyStore) -> None:
-    uploads = UploadSessions(flaky, registry)
+    uploads = UploadSessions(flaky, registry, registry_view(registry))
     digests = [upload(uploads, REPO, f"blob-{i}".encode()) for i in range(5)]
     flaky.failing = {blob_key(sorted(digests)[2])}
 
@@ -171,7 +173,7 @@ def test_storage_failing_mid_sweep_records_only_what_is_gone(registry: Registry,
     # Everything recorded as collected is gone; the one that failed is stored and still linked.
     assert all(not flaky.exists(blob_key(d)) for d in collected(registry))
     assert flaky.exists(blob_key(sorted(digests)[2]))
-    assert registry.queries.blob_size(REPO, sorted(digests)[2]) is not None
+    assert registry_view(registry).blob_size(REPO, sorted(digests)[2]) is not None
     assert gc_runs(registry)[0]["state"] == "failed"
 
     # The next run, with storage back, finishes the job.
@@ -210,12 +212,12 @@ def test_a_link_removed_during_the_sweep_keeps_the_blob_and_its_other_links(
     # A dangling blob linked into two repositories.
     digest = upload(uploads, REPO, b"twice")
     assert uploads.mount("engineering/madrid", digest, REPO) is not None
-    other = Registry(env)  # another process
+    other = registry_on(env)  # another process
     save = registry.save
 
     def save_after_a_concurrent_unlink(*objects: Any, **kwargs: Any) -> Any:
         # Between the sweep loading the links and its transaction, another process unlinks one.
-        if kwargs.get("fence") is not None and registry.queries.blob_size(REPO, digest) is not None:
+        if kwargs.get("fence") is not None and registry_view(registry).blob_size(REPO, digest) is not None:
             other.delete_blob(REPO, digest)
         return save(*objects, **kwargs)
 
@@ -227,7 +229,8 @@ def test_a_link_removed_during_the_sweep_keeps_the_blob_and_its_other_links(
     # The sweep's transaction conflicts before the fence touches storage: the bytes and the
     # other link stay (never gone while still linked); the next run collects the blob.
     assert report.deleted == 0 and report.errors == []
-    assert store.exists(blob_key(digest)) and registry.queries.blob_size("engineering/madrid", digest) is not None
+    assert store.exists(blob_key(digest))
+    assert registry_view(registry).blob_size("engineering/madrid", digest) is not None
     monkeypatch.undo()
     assert GarbageCollector(registry, store).run(grace_hours=0).deleted == 1
-    assert registry.queries.blob_size("engineering/madrid", digest) is None
+    assert registry_view(registry).blob_size("engineering/madrid", digest) is None

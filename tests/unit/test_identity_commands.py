@@ -11,6 +11,7 @@ from dockyard.commands.registry import Registry
 from dockyard.domain.access import Principal, repository_level
 from dockyard.domain.actor import Actor, current_actor
 from dockyard.domain.errors import Conflict, InvalidRequest, NameInvalid, NotFound
+from tests.on_registry import identity_view, registry_view
 from tests.unit.identity_fixtures import identity, last_event, registry, topics  # noqa: F401 - fixtures
 
 
@@ -22,7 +23,7 @@ def test_create_user_records_who_made_it_and_refuses_taken_or_bad_names(identity
         identity.create_user("gordon", "hash-1", "read-write")
     finally:
         current_actor.reset(token)
-    row = registry.identity.user("gordon")
+    row = identity_view(registry).user("gordon")
     assert row is not None
     assert (row["role"], row["active"], row["source"], row["password_hash"]) == ("read-write", 1, "managed", "hash-1")
     created = last_event(registry)
@@ -45,20 +46,20 @@ def test_create_user_records_who_made_it_and_refuses_taken_or_bad_names(identity
     with pytest.raises(InvalidRequest):
         identity.create_organization("-dash", "gordon")
     assert topics(registry) == before
-    assert registry.identity.user("orca") is None
+    assert identity_view(registry).user("orca") is None
 
 
 def test_an_organisation_starts_with_its_creator_as_owner(identity: Identity, registry: Registry) -> None:
     identity.create_user("orca", "h", "none")
     identity.create_organization("engineering", "orca")
-    assert registry.identity.account("engineering")["kind"] == "organization"
-    assert registry.identity.user("engineering") is None
-    assert registry.identity.members("engineering", "owners") == ["orca"]
-    assert registry.identity.is_owner("orca", "engineering")
+    assert identity_view(registry).account("engineering")["kind"] == "organization"
+    assert identity_view(registry).user("engineering") is None
+    assert identity_view(registry).members("engineering", "owners") == ["orca"]
+    assert identity_view(registry).is_owner("orca", "engineering")
 
     # A creator that is no user (auth mode `none`: anonymous) leaves the owners team empty.
     identity.create_organization("open", "anonymous")
-    assert registry.identity.members("open", "owners") == []
+    assert identity_view(registry).members("open", "owners") == []
 
 
 def test_update_user_changes_role_password_and_active_and_records_only_changes(identity: Identity,
@@ -72,10 +73,10 @@ def test_update_user_changes_role_password_and_active_and_records_only_changes(i
     assert topics(registry)[before:] == ["dockyard.User.PasswordChanged"]
 
     identity.update_user("moby", role="admin", active=False)
-    row = registry.identity.user("moby")
+    row = identity_view(registry).user("moby")
     assert (row["role"], row["password_hash"], row["active"]) == ("admin", "h2", 0)
     identity.update_user("moby", active=True)
-    assert registry.identity.user("moby")["active"] == 1
+    assert identity_view(registry).user("moby")["active"] == 1
 
     # Unknown users, organisations and bad roles are refused; nothing changes.
     identity.create_organization("engineering", "moby")
@@ -87,7 +88,7 @@ def test_update_user_changes_role_password_and_active_and_records_only_changes(i
     with pytest.raises(InvalidRequest):
         identity.update_user("moby", role="root", password_hash="h3")
     assert len(topics(registry)) == count
-    assert registry.identity.user("moby")["password_hash"] == "h2"
+    assert identity_view(registry).user("moby")["password_hash"] == "h2"
 
 
 def test_teams_and_members(identity: Identity, registry: Registry) -> None:
@@ -97,17 +98,17 @@ def test_teams_and_members(identity: Identity, registry: Registry) -> None:
 
     # Create a team, add members; adding twice records nothing.
     identity.create_team("engineering", "core", "Core team")
-    assert registry.identity.team("engineering", "core")["description"] == "Core team"
+    assert identity_view(registry).team("engineering", "core")["description"] == "Core team"
     identity.add_member("engineering", "core", "gordon")
     identity.add_member("engineering", "core", "orca")
     count = len(topics(registry))
     identity.add_member("engineering", "core", "orca")
     assert len(topics(registry)) == count
-    assert registry.identity.members("engineering", "core") == ["gordon", "orca"]
+    assert identity_view(registry).members("engineering", "core") == ["gordon", "orca"]
 
     # Remove a member; removing a non-member is NotFound.
     identity.remove_member("engineering", "core", "orca")
-    assert registry.identity.members("engineering", "core") == ["gordon"]
+    assert identity_view(registry).members("engineering", "core") == ["gordon"]
     with pytest.raises(NotFound):
         identity.remove_member("engineering", "core", "orca")
 
@@ -131,13 +132,13 @@ def test_teams_and_members(identity: Identity, registry: Registry) -> None:
 
     # Delete the team; its name can be created again, empty.
     identity.delete_team("engineering", "core")
-    assert registry.identity.team("engineering", "core") is None
+    assert identity_view(registry).team("engineering", "core") is None
     with pytest.raises(NotFound):
         identity.delete_team("engineering", "core")
     with pytest.raises(NotFound):
         identity.add_member("engineering", "core", "gordon")
     identity.create_team("engineering", "core", "again")
-    assert registry.identity.members("engineering", "core") == []
+    assert identity_view(registry).members("engineering", "core") == []
     assert "dockyard.Team.Recreated" in topics(registry)
 
 
@@ -150,7 +151,7 @@ def test_repositories_and_team_access(identity: Identity, registry: Registry) ->
 
     # Create a repository explicitly; the name must be new, under an existing account.
     assert identity.create_repository("engineering", "barca", "private", "the app") == "engineering/barca"
-    assert registry.queries.repository("engineering/barca") is not None
+    assert registry_view(registry).repository("engineering/barca") is not None
     with pytest.raises(Conflict):
         identity.create_repository("engineering", "barca")
     with pytest.raises(NameInvalid):
@@ -162,12 +163,12 @@ def test_repositories_and_team_access(identity: Identity, registry: Registry) ->
 
     # Grant a team of the repository's organisation a level; the policy sees it.
     gordon = Principal("gordon", "none")
-    facts = registry.identity.repository_facts("gordon", "engineering/barca")
+    facts = identity_view(registry).repository_facts("gordon", "engineering/barca")
     assert repository_level(gordon, "engineering/barca", facts) == "none"
     identity.grant_team_access("engineering/barca", "core", "read-write")
-    facts = registry.identity.repository_facts("gordon", "engineering/barca")
+    facts = identity_view(registry).repository_facts("gordon", "engineering/barca")
     assert repository_level(gordon, "engineering/barca", facts) == "read-write"
-    assert registry.identity.team_access("engineering/barca") == [{"team": "core", "level": "read-write"}]
+    assert identity_view(registry).team_access("engineering/barca") == [{"team": "core", "level": "read-write"}]
     with pytest.raises(NotFound):
         identity.grant_team_access("engineering/barca", "ghosts", "read-only")
     with pytest.raises(InvalidRequest):
@@ -180,15 +181,15 @@ def test_repositories_and_team_access(identity: Identity, registry: Registry) ->
 
     # Change the settings, revoke, delete.
     identity.update_repository("engineering/barca", visibility="public", description="now public")
-    assert registry.identity.repository_facts(None, "engineering/barca").public
+    assert identity_view(registry).repository_facts(None, "engineering/barca").public
     with pytest.raises(InvalidRequest):
         identity.update_repository("engineering/barca", visibility="hidden")
     identity.revoke_team_access("engineering/barca", "core")
-    assert registry.identity.team_access("engineering/barca") == []
+    assert identity_view(registry).team_access("engineering/barca") == []
     with pytest.raises(NotFound):
         identity.revoke_team_access("engineering/barca", "core")
     identity.delete_repository("engineering/barca")
-    assert not registry.identity.repository_facts(None, "engineering/barca").exists
+    assert not identity_view(registry).repository_facts(None, "engineering/barca").exists
     with pytest.raises(NotFound):
         identity.delete_repository("engineering/barca")
     with pytest.raises(NotFound):
@@ -196,15 +197,15 @@ def test_repositories_and_team_access(identity: Identity, registry: Registry) ->
 
     # Created again, it starts over: private, with no grants.
     identity.create_repository("engineering", "barca")
-    assert not registry.identity.repository_facts(None, "engineering/barca").public
-    assert registry.identity.team_access("engineering/barca") == []
+    assert not identity_view(registry).repository_facts(None, "engineering/barca").public
+    assert identity_view(registry).team_access("engineering/barca") == []
 
 
 def test_auth_settings(identity: Identity, registry: Registry) -> None:
-    assert registry.identity.auth_settings() == {"mode": "managed", "ldap": {}}
+    assert identity_view(registry).auth_settings() == {"mode": "managed", "ldap": {}}
     ldap = {"url": "ldap://directory.example", "bindDn": "cn=admin"}
     identity.change_auth_settings("ldap", ldap, bind_password_changed=True)
-    assert registry.identity.auth_settings() == {"mode": "ldap", "ldap": ldap}
+    assert identity_view(registry).auth_settings() == {"mode": "ldap", "ldap": ldap}
     assert last_event(registry).bind_password_changed is True
 
     count = len(topics(registry))
@@ -214,4 +215,4 @@ def test_auth_settings(identity: Identity, registry: Registry) -> None:
         identity.change_auth_settings("ldap", {"url": ""}, False)  # LDAP mode needs a URL
     assert len(topics(registry)) == count
     identity.change_auth_settings("none", {}, False)
-    assert registry.identity.auth_settings()["mode"] == "none"
+    assert identity_view(registry).auth_settings()["mode"] == "none"

@@ -11,13 +11,13 @@ from typing import Any
 
 import pytest
 
-from dockyard.commands.access_tokens import AccessTokens
+from dockyard.bootstrap import registry_on
 from dockyard.commands.accounts import MAX_FAILURES, Accounts
-from dockyard.commands.identity import Identity
 from dockyard.commands.persistence import event_store_env
 from dockyard.commands.registry import Registry
 from dockyard.domain.errors import TooManyRequests
 from dockyard.domain.login import LoginGuard
+from tests.on_registry import accounts_on
 
 
 @pytest.fixture
@@ -28,13 +28,13 @@ def env(tmp_path: Path) -> dict[str, str]:
 
 
 def _accounts(registry: Registry) -> Accounts:
-    return Accounts(registry, Identity(registry), AccessTokens(registry))
+    return accounts_on(registry)
 
 
 @pytest.fixture
 def processes(env: dict[str, str]) -> Iterator[tuple[Accounts, Accounts]]:
     """Two processes on one database."""
-    one, two = Registry(env), Registry(env)
+    one, two = registry_on(env), registry_on(env)
     yield _accounts(one), _accounts(two)
     one.close()
     two.close()

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import pytest
 
+from dockyard.bootstrap import views
 from dockyard.commands.access_tokens import AccessTokens
 from dockyard.commands.accounts import Accounts
 from dockyard.commands.identity import Identity
@@ -15,6 +16,7 @@ from dockyard.domain import access
 from dockyard.domain.access import ANONYMOUS, Principal
 from dockyard.domain.account import check_password
 from dockyard.domain.errors import Conflict, Denied, InvalidRequest, NotFound, Unauthorized
+from tests.on_registry import identity_view
 from tests.unit.test_namespaces import registry  # noqa: F401 - a fixture: an empty registry in memory
 
 ADMIN = Principal("admin", "admin")
@@ -23,19 +25,19 @@ GORDON = Principal("gordon", "none")
 
 @pytest.fixture
 def identity(registry: Registry) -> Identity:
-    identity = Identity(registry)
+    identity = Identity(registry, *views(registry))
     identity.create_user("admin", "hash", "admin")
     return identity
 
 
 @pytest.fixture
 def accounts(registry: Registry, identity: Identity) -> Accounts:
-    return Accounts(registry, identity, AccessTokens(registry))
+    return Accounts(registry, identity_view(registry), identity, AccessTokens(registry, identity_view(registry)))
 
 
 @pytest.fixture
 def management(identity: Identity, accounts: Accounts) -> Management:
-    return Management(identity, accounts)
+    return Management(identity.identity_view, identity, accounts)
 
 
 # -- the last active admin -----------------------------------------------------------------------
@@ -47,7 +49,7 @@ def test_the_last_active_admin_is_neither_demoted_nor_deactivated(identity: Iden
     with pytest.raises(Conflict) as refused:
         identity.update_user("admin", **change)
     assert refused.value.detail == {"name": "admin"}
-    row = identity.read.user("admin")
+    row = identity.identity_view.user("admin")
     assert row["role"] == "admin" and row["active"]
 
 
@@ -75,19 +77,19 @@ def test_the_password_policy_asks_for_eight_characters_by_default_and_is_configu
             check_password(short)
         assert refused.value.message == "the password must be at least 8 characters long"
         assert refused.value.detail == {"minLength": 8}  # never the password
-    strict = Identity(registry, password_min_length=12)
+    strict = Identity(registry, *views(registry), password_min_length=12)
     with pytest.raises(InvalidRequest, match="at least 12 characters"):
         strict.check_password("12345678901")
     assert strict.check_password("123456789012")
     with pytest.raises(InvalidRequest, match="at least 1 characters"):  # never below one: no empty password
-        Identity(registry, password_min_length=0).check_password("")
+        Identity(registry, *views(registry), password_min_length=0).check_password("")
 
 
 def test_only_passwords_that_meet_the_policy_are_hashed(management: Management, identity: Identity,
                                                         accounts: Accounts) -> None:
     with pytest.raises(InvalidRequest):
         management.create_user(ADMIN, "gordon", "short", "none")
-    assert identity.read.user("gordon") is None
+    assert identity.identity_view.user("gordon") is None
     management.create_user(ADMIN, "gordon", "long-enough", "none")
     with pytest.raises(InvalidRequest):
         management.update_user(GORDON, "gordon", password="short")

@@ -17,6 +17,7 @@ from pathlib import Path
 import orjson
 import pytest
 
+from dockyard.bootstrap import registry_on, views
 from dockyard.commands.identity import Identity
 from dockyard.commands.persistence import event_store_env
 from dockyard.commands.registry import Registry
@@ -25,6 +26,7 @@ from dockyard.domain.errors import Conflict, NameUnknown
 from dockyard.domain.manifest_format import OCI_INDEX, OCI_MANIFEST
 from dockyard.domain.repository import Repository
 from dockyard.storage.memory import MemoryStore
+from tests.on_registry import identity_view, registry_view
 
 
 @pytest.fixture
@@ -32,19 +34,19 @@ def registry(tmp_path: Path) -> Iterator[Registry]:
     """An empty registry on a private in-memory SQLite database (no account, no repository)."""
     env = event_store_env(str(tmp_path), None)
     env["SQLITE_DBNAME"] = f"file:dockyard-{uuid.uuid4().hex}?mode=memory&cache=shared"
-    app = Registry(env)
+    app = registry_on(env)
     yield app
     app.close()
 
 
 @pytest.fixture
 def identity(registry: Registry) -> Identity:
-    return Identity(registry)
+    return Identity(registry, *views(registry))
 
 
 @pytest.fixture
 def uploads(registry: Registry) -> UploadSessions:
-    return UploadSessions(MemoryStore(), registry)
+    return UploadSessions(MemoryStore(), registry, registry_view(registry))
 
 
 def sha256(data: bytes) -> str:
@@ -83,8 +85,8 @@ def test_a_push_into_a_namespace_that_is_no_account_is_refused(registry: Registr
         uploads.start("busybox")
 
     # Nothing was stored.
-    assert registry.queries.namespace_repositories("ghost") == []
-    assert registry.queries.catalog(None, None) == []
+    assert registry_view(registry).namespace_repositories("ghost") == []
+    assert registry_view(registry).catalog(None, None) == []
 
 
 def test_a_push_into_an_account_namespace_creates_the_repository(registry: Registry, identity: Identity,
@@ -94,7 +96,7 @@ def test_a_push_into_an_account_namespace_creates_the_repository(registry: Regis
     for repository in ("team/busybox", "gordon/tools/app"):
         config = upload(uploads, repository, b"{}")
         registry.push_manifest(repository, "latest", OCI_MANIFEST, manifest(config, 2))
-    assert registry.queries.catalog(None, None) == ["gordon/tools/app", "team/busybox"]
+    assert registry_view(registry).catalog(None, None) == ["gordon/tools/app", "team/busybox"]
 
 
 def test_a_deleted_repository_is_pushed_again_only_under_an_account(registry: Registry, identity: Identity,
@@ -103,7 +105,7 @@ def test_a_deleted_repository_is_pushed_again_only_under_an_account(registry: Re
     upload(uploads, "team/app", b"{}")
     registry.delete_repository("team/app")
     upload(uploads, "team/app", b"{}")  # recreated: its namespace is an account
-    assert registry.queries.repository_exists("team/app")
+    assert registry_view(registry).repository_exists("team/app")
 
 
 @pytest.mark.parametrize("deleted", [False, True], ids=["live", "soft-deleted"])
@@ -124,7 +126,7 @@ def test_no_account_is_created_over_a_namespace_holding_repositories(registry: R
     with pytest.raises(Conflict) as refused:
         create()
     assert refused.value.detail == {"name": "ghost", "repositories": ["ghost/img"]}
-    assert registry.identity.account("ghost") is None
+    assert identity_view(registry).account("ghost") is None
 
     # A name that merely starts the same is another namespace.
     identity.create_organization("ghost-town", "mallory")

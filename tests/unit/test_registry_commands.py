@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import hashlib
 import uuid
-from datetime import UTC, datetime, timedelta
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -16,9 +16,10 @@ import orjson
 import pytest
 from eventsourcing.persistence import IntegrityError
 
+from dockyard.bootstrap import registry_on, views
 from dockyard.commands import registry as registry_module
-from dockyard.commands.persistence import event_store_env
 from dockyard.commands.identity import Identity
+from dockyard.commands.persistence import event_store_env
 from dockyard.commands.registry import Registry
 from dockyard.commands.uploads import UploadSessions
 from dockyard.domain.actor import Actor, current_actor
@@ -40,6 +41,7 @@ from dockyard.domain.tag import Tag
 from dockyard.gc.upload_purge import purge_uploads
 from dockyard.storage import blob_key
 from dockyard.storage.memory import MemoryStore
+from tests.on_registry import registry_view
 
 REPO = "lib/app"
 
@@ -58,9 +60,9 @@ def env(tmp_path: Path) -> dict[str, str]:
 
 @pytest.fixture
 def registry(env: dict[str, str]) -> Iterator[Registry]:
-    app = Registry(env)
+    app = registry_on(env)
     for namespace in ("lib", "engineering"):  # a push needs an account's namespace (gc_fixtures shares this)
-        Identity(app).create_organization(namespace, "admin")
+        Identity(app, *views(app)).create_organization(namespace, "admin")
     yield app
     app.close()
 
@@ -68,7 +70,7 @@ def registry(env: dict[str, str]) -> Iterator[Registry]:
 @pytest.fixture
 def other(env: dict[str, str], registry: Registry) -> Iterator[Registry]:
     """A second process on the same database."""
-    app = Registry(env)
+    app = registry_on(env)
     yield app
     app.close()
 
@@ -80,7 +82,7 @@ def store() -> MemoryStore:
 
 @pytest.fixture
 def uploads(store: MemoryStore, registry: Registry) -> UploadSessions:
-    return UploadSessions(store, registry)
+    return UploadSessions(store, registry, registry_view(registry))
 
 
 # -- helpers -------------------------------------------------------------------------------------
@@ -160,15 +162,15 @@ def test_push_manifest_with_linked_blobs(registry: Registry, other: Registry, bl
     assert parsed.blobs == (config, layer1, layer2)
 
     # Another process sees it at once, by tag and by digest, byte for byte.
-    by_tag = other.queries.manifest_by_tag(REPO, "latest")
+    by_tag = registry_view(other).manifest_by_tag(REPO, "latest")
     assert by_tag is not None and by_tag.body == body and by_tag.digest == parsed.digest
     assert by_tag.media_type == OCI_MANIFEST and by_tag.size == len(body)
-    assert other.queries.manifest_by_digest(REPO, parsed.digest).body == body
-    assert other.queries.list_tags(REPO, None, None) == ["latest"]
-    assert other.queries.catalog(None, None) == [REPO]
+    assert registry_view(other).manifest_by_digest(REPO, parsed.digest).body == body
+    assert registry_view(other).list_tags(REPO, None, None) == ["latest"]
+    assert registry_view(other).catalog(None, None) == [REPO]
 
     # The tag row says who moved it.
-    (tag_row,) = other.queries.table_rows("tags")
+    (tag_row,) = registry_view(other).table_rows("tags")
     assert tag_row[:3] == (REPO, "latest", parsed.digest) and tag_row[4] == "gordon"
 
     # The log holds the uploads (repository created with the first link) and then the push.
@@ -194,13 +196,13 @@ def test_push_manifest_with_unlinked_blobs_is_refused(registry: Registry, upload
         registry.push_manifest(REPO, "latest", OCI_MANIFEST, image_manifest(config, layer1, elsewhere, nowhere))
     assert info.value.detail == {"missing": [elsewhere, nowhere]}
     assert topics(registry) == before
-    assert registry.queries.tag_digest(REPO, "latest") is None
+    assert registry_view(registry).tag_digest(REPO, "latest") is None
 
     # Once the layers are linked into the repository, the same push succeeds.
     registry.link_blob(REPO, elsewhere, 9, "mount:lib/other")
     registry.link_blob(REPO, nowhere, 7)
     registry.push_manifest(REPO, "latest", OCI_MANIFEST, image_manifest(config, layer1, elsewhere, nowhere))
-    assert registry.queries.tag_digest(REPO, "latest") is not None
+    assert registry_view(registry).tag_digest(REPO, "latest") is not None
 
 
 def test_push_by_digest(registry: Registry, blobs: tuple[str, str, str]) -> None:
@@ -209,8 +211,8 @@ def test_push_by_digest(registry: Registry, blobs: tuple[str, str, str]) -> None
 
     # By its own digest: stored, untagged.
     parsed = registry.push_manifest(REPO, sha256(body), OCI_MANIFEST, body)
-    assert registry.queries.manifest_by_digest(REPO, parsed.digest).body == body
-    assert registry.queries.list_tags(REPO, None, None) == []
+    assert registry_view(registry).manifest_by_digest(REPO, parsed.digest).body == body
+    assert registry_view(registry).list_tags(REPO, None, None) == []
 
     # By a digest of other bytes: refused.
     with pytest.raises(DigestInvalid):
@@ -219,7 +221,7 @@ def test_push_by_digest(registry: Registry, blobs: tuple[str, str, str]) -> None
     # By its sha512 digest: stored under that digest.
     sha512 = "sha512:" + hashlib.sha512(body).hexdigest()
     assert registry.push_manifest(REPO, sha512, OCI_MANIFEST, body).digest == sha512
-    assert registry.queries.manifest_by_digest(REPO, sha512).body == body
+    assert registry_view(registry).manifest_by_digest(REPO, sha512).body == body
 
     # A reference that is neither a tag nor a digest, or a bad repository name, is refused.
     with pytest.raises(DigestInvalid):
@@ -244,7 +246,7 @@ def test_push_index_needs_its_children(registry: Registry, blobs: tuple[str, str
     registry.push_manifest(REPO, sha256(amd64), OCI_MANIFEST, amd64)
     registry.push_manifest(REPO, sha256(arm64), OCI_MANIFEST, arm64)
     registry.push_manifest(REPO, "multi", OCI_INDEX, index)
-    assert registry.queries.manifest_by_tag(REPO, "multi").media_type == OCI_INDEX
+    assert registry_view(registry).manifest_by_tag(REPO, "multi").media_type == OCI_INDEX
 
     # A deleted child counts as missing again.
     registry.delete_manifest(REPO, sha256(arm64))
@@ -276,8 +278,8 @@ def test_tag_moves_to_the_newest_push(registry: Registry, blobs: tuple[str, str,
     registry.push_manifest(REPO, "latest", OCI_MANIFEST, second)
 
     # It now names the second manifest; the first is still there by digest.
-    assert registry.queries.tag_digest(REPO, "latest") == sha256(second)
-    assert registry.queries.manifest_by_digest(REPO, sha256(first)).body == first
+    assert registry_view(registry).tag_digest(REPO, "latest") == sha256(second)
+    assert registry_view(registry).manifest_by_digest(REPO, sha256(first)).body == first
 
     # The tag's history records the move from the first to the second.
     tag = registry.repository.get(Tag.create_id(REPO, "latest"))
@@ -299,11 +301,11 @@ def test_referrers_are_found_by_subject(registry: Registry, blobs: tuple[str, st
     registry.push_manifest(REPO, sha256(sbom), OCI_MANIFEST, sbom)
 
     # The referrers query lists it with its type and annotations; a filter by other type does not.
-    assert registry.queries.referrers(REPO, sha256(subject_body), None) == [{
+    assert registry_view(registry).referrers(REPO, sha256(subject_body), None) == [{
         "mediaType": OCI_MANIFEST, "digest": sha256(sbom), "size": len(sbom),
         "artifactType": "application/vnd.example.sbom", "annotations": {"org.example.kind": "sbom"},
     }]
-    assert registry.queries.referrers(REPO, sha256(subject_body), "application/vnd.example.sig") == []
+    assert registry_view(registry).referrers(REPO, sha256(subject_body), "application/vnd.example.sig") == []
 
 
 # -- deleting ------------------------------------------------------------------------------------
@@ -318,9 +320,9 @@ def test_delete_manifest_removes_its_tags(registry: Registry, blobs: tuple[str, 
 
     # Deleting the manifest deletes both tags naming it, and says which.
     assert registry.delete_manifest(REPO, sha256(doomed)) == ["a", "b"]
-    assert registry.queries.list_tags(REPO, None, None) == ["c"]
-    assert registry.queries.manifest_by_digest(REPO, sha256(doomed)) is None
-    assert registry.queries.manifest_by_tag(REPO, "a") is None
+    assert registry_view(registry).list_tags(REPO, None, None) == ["c"]
+    assert registry_view(registry).manifest_by_digest(REPO, sha256(doomed)) is None
+    assert registry_view(registry).manifest_by_tag(REPO, "a") is None
 
     # Deleting it again, or a manifest never pushed, is MANIFEST_UNKNOWN.
     with pytest.raises(ManifestUnknown):
@@ -332,8 +334,8 @@ def test_delete_manifest_removes_its_tags(registry: Registry, blobs: tuple[str, 
 
     # It can be pushed again; the old tags stay gone.
     registry.push_manifest(REPO, sha256(doomed), OCI_MANIFEST, doomed)
-    assert registry.queries.manifest_by_digest(REPO, sha256(doomed)).body == doomed
-    assert registry.queries.list_tags(REPO, None, None) == ["c"]
+    assert registry_view(registry).manifest_by_digest(REPO, sha256(doomed)).body == doomed
+    assert registry_view(registry).list_tags(REPO, None, None) == ["c"]
 
 
 def test_delete_tag_keeps_the_manifest(registry: Registry, blobs: tuple[str, str, str]) -> None:
@@ -342,8 +344,8 @@ def test_delete_tag_keeps_the_manifest(registry: Registry, blobs: tuple[str, str
 
     # Deleting the tag returns what it named; the manifest stays reachable by digest.
     assert registry.delete_tag(REPO, "latest") == sha256(body)
-    assert registry.queries.tag_digest(REPO, "latest") is None
-    assert registry.queries.manifest_by_digest(REPO, sha256(body)).body == body
+    assert registry_view(registry).tag_digest(REPO, "latest") is None
+    assert registry_view(registry).manifest_by_digest(REPO, sha256(body)).body == body
 
     # A deleted or unknown tag is MANIFEST_UNKNOWN.
     with pytest.raises(ManifestUnknown):
@@ -353,16 +355,16 @@ def test_delete_tag_keeps_the_manifest(registry: Registry, blobs: tuple[str, str
 
     # Pushing the tag again brings it back.
     registry.push_manifest(REPO, "latest", OCI_MANIFEST, body)
-    assert registry.queries.tag_digest(REPO, "latest") == sha256(body)
+    assert registry_view(registry).tag_digest(REPO, "latest") == sha256(body)
 
 
 def test_delete_blob_unlinks_it(registry: Registry, blobs: tuple[str, str, str]) -> None:
     config, layer1, _ = blobs
-    assert registry.queries.blob_size(REPO, layer1) == len(b"layer-one")
+    assert registry_view(registry).blob_size(REPO, layer1) == len(b"layer-one")
 
     # Unlinking makes it unknown to the repository: not pullable, not referenceable.
     registry.delete_blob(REPO, layer1)
-    assert registry.queries.blob_size(REPO, layer1) is None
+    assert registry_view(registry).blob_size(REPO, layer1) is None
     with pytest.raises(ManifestBlobUnknown):
         registry.push_manifest(REPO, "latest", OCI_MANIFEST, image_manifest(config, layer1))
 
@@ -399,7 +401,7 @@ def test_conflicting_change_is_retried_on_fresh_state(registry: Registry, other:
     # Our push of `latest` conflicts once, is re-run, and wins on top of theirs.
     registry.push_manifest(REPO, "latest", OCI_MANIFEST, ours)
     assert loads.count(Tag) == 2
-    assert registry.queries.tag_digest(REPO, "latest") == sha256(ours)
+    assert registry_view(registry).tag_digest(REPO, "latest") == sha256(ours)
 
     # The re-run decided on what the other process had done: the move is from their digest.
     events = list(registry.repository.event_store.get(Tag.create_id(REPO, "latest")))
@@ -427,9 +429,9 @@ def test_conflicts_are_retried_a_bounded_number_of_times(registry: Registry, blo
 
     # Nothing was recorded; with saving restored, the push goes through.
     monkeypatch.setattr(registry, "save", real_save)
-    assert registry.queries.tag_digest(REPO, "latest") is None
+    assert registry_view(registry).tag_digest(REPO, "latest") is None
     registry.push_manifest(REPO, "latest", OCI_MANIFEST, body)
-    assert registry.queries.tag_digest(REPO, "latest") == sha256(body)
+    assert registry_view(registry).tag_digest(REPO, "latest") == sha256(body)
 
 
 def test_concurrent_first_pushes_create_the_repository_once(registry: Registry, other: Registry,
@@ -450,8 +452,8 @@ def test_concurrent_first_pushes_create_the_repository_once(registry: Registry, 
 
     # One Repository.Created, both blobs linked.
     assert topics(registry).count("dockyard.Repository.Created") == 1
-    assert registry.queries.blob_size("lib/new", sha256(b"ours")) == 4
-    assert registry.queries.blob_size("lib/new", sha256(b"theirs")) == 6
+    assert registry_view(registry).blob_size("lib/new", sha256(b"ours")) == 4
+    assert registry_view(registry).blob_size("lib/new", sha256(b"theirs")) == 6
 
 
 # -- upload sessions -----------------------------------------------------------------------------
@@ -473,7 +475,7 @@ def test_upload_in_pieces(uploads: UploadSessions, store: MemoryStore, registry:
     # The PUT with the digest verifies, moves the bytes into place and links the blob.
     assert uploads.finish(REPO, upload_id, sha256(data)) == len(data)
     assert store.read_bytes(blob_key(sha256(data))) == data
-    assert registry.queries.blob_size(REPO, sha256(data)) == len(data)
+    assert registry_view(registry).blob_size(REPO, sha256(data)) == len(data)
 
     # The session is gone.
     with pytest.raises(BlobUploadUnknown):
@@ -535,7 +537,8 @@ def test_size_mismatch_discards_the_upload(uploads: UploadSessions, store: Memor
 
 def test_rehash_when_another_process_appended(store: MemoryStore, registry: Registry, other: Registry) -> None:
     # Two registry processes share the blob store; the client's PATCHes alternate between them.
-    first, second = UploadSessions(store, registry), UploadSessions(store, other)
+    first = UploadSessions(store, registry, registry_view(registry))
+    second = UploadSessions(store, other, registry_view(other))
     pieces = [b"first process, " * 100, b"second process, " * 100, b"first again, " * 100, b"second again"]
     upload_id = first.start(REPO)
 
@@ -550,7 +553,7 @@ def test_rehash_when_another_process_appended(store: MemoryStore, registry: Regi
     data = b"".join(pieces)
     assert first.finish(REPO, upload_id, sha256(data)) == len(data)
     assert store.read_bytes(blob_key(sha256(data))) == data
-    assert other.queries.blob_size(REPO, sha256(data)) == len(data)
+    assert registry_view(other).blob_size(REPO, sha256(data)) == len(data)
 
 
 def test_aborted_append_forgets_its_hash(uploads: UploadSessions, store: MemoryStore) -> None:
@@ -585,7 +588,7 @@ def test_sha512_upload(uploads: UploadSessions, store: MemoryStore, registry: Re
     assert uploads.finish(REPO, upload_id, digest) == len(data)
     assert store.read_bytes(blob_key(digest)) == data
     assert blob_key(digest).startswith("blobs/sha512/")
-    assert registry.queries.blob_size(REPO, digest) == len(data)
+    assert registry_view(registry).blob_size(REPO, digest) == len(data)
 
     # A wrong sha512 digest is refused like a wrong sha256 one.
     upload_id = uploads.start(REPO)
@@ -655,11 +658,11 @@ def test_mount_links_a_blob_from_another_repository(uploads: UploadSessions, reg
 
     # Mounting from where it is linked links it here with its size.
     assert uploads.mount(REPO, digest, "lib/base") == len(b"base layer")
-    assert registry.queries.blob_size(REPO, digest) == len(b"base layer")
+    assert registry_view(registry).blob_size(REPO, digest) == len(b"base layer")
 
     # From a repository that does not have it: nothing.
     assert uploads.mount("lib/third", digest, "lib/empty") is None
-    assert registry.queries.blob_size("lib/third", digest) is None
+    assert registry_view(registry).blob_size("lib/third", digest) is None
 
 
 def test_blob_digest_helpers_agree() -> None:
