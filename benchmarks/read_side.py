@@ -1,15 +1,18 @@
 """Projection catch-up and online rebuild speed, on SQLite or PostgreSQL.
 
     .venv/bin/python benchmarks/read_side.py [--database-url URL] [--events 200000] [--rounds 3]
+                                             [--projection audit|search] [--no-writes]
 
 Fills a fresh log with `--events` events (tags created and moved, as pushes make them, 500
 aggregates per transaction, through the real recorders: chain and inline read models included),
-then, `--rounds` times each: the audit trail's batched catch-up from position 0 into fresh
-tables, and `projections rebuild audit` (fresh tables, then the swap). Prints events/s
+then, `--rounds` times each: the projection's (`--projection`, default the audit trail) batched
+catch-up from position 0 into fresh tables, and `projections rebuild NAME` (fresh tables, then
+the swap); the log's events are all Tag events (the search projection folds every `Tag.Moved`
+into its repository's row: ~50k repositories). Prints events/s
 (median, min..max). Then the latency of small writes (one tag moved per transaction, as a
 push's save) while a rebuild runs, beside the same writes on a quiet log: every write must
-succeed; p50 and p99 are printed. Without a URL it uses a temporary SQLite file; a URL without a database
-name gets a fresh database, dropped at the end.
+succeed; p50 and p99 are printed (`--no-writes` skips this part). Without a URL it uses a
+temporary SQLite file; a URL without a database name gets a fresh database, dropped at the end.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ from dockyard.commands.registry import Registry
 from dockyard.domain.tag import Tag
 from dockyard.projections.audit_trail import AuditTrail
 from dockyard.projections.online_rebuild import rebuild
+from dockyard.projections.repository_search import RepositorySearch
 from dockyard.projections.runner import ProjectionRunner
 
 
@@ -46,14 +50,20 @@ def fill(registry: Registry, events: int) -> float:
     return written / (time.perf_counter() - started)
 
 
-def catch_up(registry: Registry, round_: int, batch: int) -> float:
-    name = f"audit_bench{round_}"
-    runner = ProjectionRunner(registry, AuditTrail(f"__bench{round_}"), batch=batch, name=name)
+PROJECTIONS: dict[str, Any] = {"audit": lambda dialect: AuditTrail(),
+                               "search": lambda dialect: RepositorySearch(fts=dialect == "sqlite")}
+
+
+def catch_up(registry: Registry, projection: str, round_: int, batch: int) -> float:
+    name = f"{projection}_bench{round_}"
+    fresh = PROJECTIONS[projection](registry.dialect.name).with_suffix(f"__bench{round_}")
+    runner = ProjectionRunner(registry, fresh, batch=batch, name=name)
     started = time.perf_counter()
     applied = runner.catch_up()
     seconds = time.perf_counter() - started
     with registry.recorder.datastore.transaction(commit=True) as cursor:
-        cursor.execute(f"DROP TABLE audit_events__bench{round_}")
+        for table in fresh.tables().values():
+            cursor.execute(f"DROP TABLE {table}")
         cursor.execute(registry.dialect.sql("DELETE FROM projection_positions WHERE name = %(n)s"), {"n": name})
     return applied / seconds
 
@@ -93,6 +103,8 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=200_000)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--batch", type=int, default=5000)
+    parser.add_argument("--projection", choices=sorted(PROJECTIONS), default="audit")
+    parser.add_argument("--no-writes", action="store_true", help="skip the writes during a rebuild")
     args = parser.parse_args()
     url, dropped = args.database_url, None
     if url and url.rstrip("/").count("/") == 2:  # no database name: a fresh one
@@ -108,15 +120,18 @@ def main() -> None:
         write_rate = fill(registry, args.events)
         head = registry.recorder.max_notification_id()
         print(f"backend: {registry.dialect.name}; log: {head} events (filled at {write_rate:,.0f} events/s)")
-        live = ProjectionRunner(registry, AuditTrail(), batch=args.batch)
+        which = args.projection
+        live = ProjectionRunner(registry, PROJECTIONS[which](registry.dialect.name), batch=args.batch)
         live.catch_up()
-        figures: dict[str, list[float]] = {"catch-up (audit, fresh tables)": [], "rebuild + swap (audit)": []}
+        figures: dict[str, list[float]] = {f"catch-up ({which}, fresh tables)": [], f"rebuild + swap ({which})": []}
         for round_ in range(args.rounds):
-            figures["catch-up (audit, fresh tables)"].append(catch_up(registry, round_, args.batch))
-            figures["rebuild + swap (audit)"].append(rebuild(registry, live).rate)
+            figures[f"catch-up ({which}, fresh tables)"].append(catch_up(registry, which, round_, args.batch))
+            figures[f"rebuild + swap ({which})"].append(rebuild(registry, live).rate)
         for label, rates in figures.items():
             print(f"{label}: {statistics.median(rates):,.0f} events/s "
                   f"({min(rates):,.0f}..{max(rates):,.0f}, {len(rates)} rounds)")
+        if args.no_writes:
+            return
         # Writes from another process during a rebuild, then as many on a quiet log.
         context = multiprocessing.get_context("fork")
         stop, out = context.Event(), context.Queue()

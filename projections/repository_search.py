@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 from dockyard.projections.audit_trail import _timestamp
@@ -89,51 +90,108 @@ class RepositorySearch:
         return statements
 
     def apply(self, dialect: Dialect, cursor: Any, events: Sequence[Recorded]) -> None:
+        """Fold a batch: one read of the rows its repositories already have, the events folded in
+        memory, then one write of the new rows (in order of first appearance, so ids are those a
+        fold event by event gives) and one of the changed rows — not two statements per event,
+        which cost a round trip each on PostgreSQL (~270 events/s here)."""
+        folded: dict[str, _Row] = {}
+        for event in events:
+            state, kind = event.state, event.topic.rsplit(".", 1)[-1]
+            name = state["name"] if kind in ("Created", "DescriptionChanged") else state["repository"]
+            folded.setdefault(name, _Row())
+        if not folded:
+            return
+        for name, old in self._load(dialect, cursor, list(folded)).items():
+            folded[name] = _Row(old["id"], str(old["description"]), set(str(old["tags"]).split()),
+                                str(old["pushed_at"]))
         for event in events:
             state, kind = event.state, event.topic.rsplit(".", 1)[-1]
             if kind in ("Created", "DescriptionChanged"):
-                self._upsert(dialect, cursor, state["name"], description=state.get("description", ""),
-                             created=kind == "Created")
+                row = folded[state["name"]]
+                row.description = state.get("description", "")
+                if kind == "Created":
+                    row.tags = set()  # a repository made again under an old name starts with no tags
             elif kind == "Moved":
-                self._upsert(dialect, cursor, state["repository"], add_tag=state["name"],
-                             pushed_at=_timestamp(state.get("timestamp")))
+                row = folded[state["repository"]]
+                row.tags.add(state["name"])
+                row.pushed_at = _timestamp(state.get("timestamp")) or row.pushed_at
             elif kind == "Deleted":
-                self._upsert(dialect, cursor, state["repository"], remove_tag=state["name"])
+                folded[state["repository"]].tags.discard(state["name"])
+        new = [_values(name, row) for name, row in folded.items() if row.id is None]
+        changed = [_values(name, row) for name, row in folded.items() if row.id is not None]
+        if dialect.name == "postgres":
+            self._write_postgres(cursor, new, changed)
+            return
+        cursor.executemany(dialect.sql(
+            f"INSERT INTO {self.table} (name, namespace, short_name, description, tags, pushed_at, document, "
+            "words) VALUES (%(name)s, %(namespace)s, %(short)s, %(description)s, %(tags)s, %(pushed)s, "
+            "%(document)s, %(words)s)"), new)
+        cursor.executemany(dialect.sql(
+            f"UPDATE {self.table} SET description = %(description)s, tags = %(tags)s, pushed_at = %(pushed)s, "
+            "document = %(document)s, words = %(words)s WHERE name = %(name)s"), changed)
+        if self.fts:
+            ids = {name: old["id"] for name, old in self._load(dialect, cursor, [v["name"] for v in new]).items()}
+            for values in new:
+                values["id"] = ids[values["name"]]
+            for values in changed:
+                values["id"] = folded[values["name"]].id
+            cursor.executemany(f"DELETE FROM {self.fts_table} WHERE rowid = :id", [{"id": v["id"]} for v in changed])
+            cursor.executemany(f"INSERT INTO {self.fts_table} (rowid, document) VALUES (:id, :document)",
+                               [{"id": v["id"], "document": v["document"]} for v in new + changed])
 
-    def _upsert(self, dialect: Dialect, cursor: Any, name: str, *, description: str | None = None,
-                created: bool = False, add_tag: str | None = None, remove_tag: str | None = None,
-                pushed_at: str | None = None) -> None:
-        cursor.execute(dialect.sql(f"SELECT id, description, tags, pushed_at FROM {self.table} "
-                                   "WHERE name = %(name)s"), {"name": name})
-        rows = cursor.fetchall()
-        old: dict[str, Any] = dict(rows[0]) if rows else {"id": None, "description": "", "tags": "", "pushed_at": ""}
-        tags = set(str(old["tags"]).split())
-        if created:
-            tags = set()  # a repository made again under an old name starts with no tags
-        if add_tag:
-            tags.add(add_tag)
-        if remove_tag:
-            tags.discard(remove_tag)
-        desc = str(old["description"]) if description is None else description
-        values: dict[str, str] = {
-            "name": name, "namespace": name.split("/", 1)[0] if "/" in name else "",
-            "short": name.split("/", 1)[1] if "/" in name else name, "description": desc,
-            "tags": " ".join(sorted(tags)), "pushed": pushed_at or str(old["pushed_at"]),
-        }
-        values["document"] = "\n".join([name.lower(), desc.lower(), values["tags"].lower()])
-        values["words"] = words_of(name, desc, values["tags"])
-        if old["id"] is None:
-            cursor.execute(dialect.sql(
+    def _load(self, dialect: Dialect, cursor: Any, names: list[str]) -> dict[str, Any]:
+        """The stored rows of `names` (those that have one), by name."""
+        found: dict[str, Any] = {}
+        if dialect.name == "postgres":
+            cursor.execute(f"SELECT id, name, description, tags, pushed_at FROM {self.table} "
+                           "WHERE name = ANY(%(names)s)", {"names": names})
+            return {r["name"]: r for r in cursor.fetchall()}
+        for start in range(0, len(names), 500):  # SQLite's bound on a statement's parameters
+            chunk = names[start:start + 500]
+            cursor.execute(f"SELECT id, name, description, tags, pushed_at FROM {self.table} "
+                           f"WHERE name IN ({', '.join('?' * len(chunk))})", chunk)
+            found.update({r["name"]: r for r in cursor.fetchall()})
+        return found
+
+    def _write_postgres(self, cursor: Any, new: list[dict[str, Any]], changed: list[dict[str, Any]]) -> None:
+        """One INSERT of the new rows (ids drawn in the batch's order) and one UPDATE of the rest,
+        each a single statement over arrays."""
+        columns: tuple[str, ...]
+        if new:
+            columns = ("name", "namespace", "short", "description", "tags", "pushed", "document", "words")
+            cursor.execute(
                 f"INSERT INTO {self.table} (name, namespace, short_name, description, tags, pushed_at, document, "
-                "words) VALUES (%(name)s, %(namespace)s, %(short)s, %(description)s, %(tags)s, %(pushed)s, "
-                "%(document)s, %(words)s) RETURNING id"), values)
-            row_id = cursor.fetchall()[0]["id"]
-        else:
-            row_id = old["id"]
-            cursor.execute(dialect.sql(
-                f"UPDATE {self.table} SET description = %(description)s, tags = %(tags)s, pushed_at = %(pushed)s, "
-                "document = %(document)s, words = %(words)s WHERE name = %(name)s"), values)
-        if dialect.name == "sqlite" and self.fts:
-            cursor.execute(f"DELETE FROM {self.fts_table} WHERE rowid = :id", {"id": row_id})
-            cursor.execute(f"INSERT INTO {self.fts_table} (rowid, document) VALUES (:id, :document)",
-                           {"id": row_id, "document": values["document"]})
+                "words) SELECT name, namespace, short, description, tags, pushed, document, words FROM unnest("
+                + ", ".join(f"%({c})s::text[]" for c in columns)
+                + ") WITH ORDINALITY AS v(" + ", ".join(columns) + ", n) ORDER BY n",
+                {c: [v[c] for v in new] for c in columns})
+        if changed:
+            columns = ("name", "description", "tags", "pushed", "document", "words")
+            cursor.execute(
+                f"UPDATE {self.table} AS t SET description = v.description, tags = v.tags, pushed_at = v.pushed, "
+                "document = v.document, words = v.words FROM unnest("
+                + ", ".join(f"%({c})s::text[]" for c in columns)
+                + ") AS v(" + ", ".join(columns) + ") WHERE t.name = v.name",
+                {c: [v[c] for v in changed] for c in columns})
+
+
+@dataclass
+class _Row:
+    """A repository's searchable state while a batch is folded (`id` None: not stored yet)."""
+
+    id: int | None = None
+    description: str = ""
+    tags: set[str] = field(default_factory=set)
+    pushed_at: str = ""
+
+
+def _values(name: str, row: _Row) -> dict[str, Any]:
+    """The stored columns of a folded row."""
+    tags = " ".join(sorted(row.tags))
+    return {
+        "name": name, "namespace": name.split("/", 1)[0] if "/" in name else "",
+        "short": name.split("/", 1)[1] if "/" in name else name, "description": row.description,
+        "tags": tags, "pushed": row.pushed_at,
+        "document": "\n".join([name.lower(), row.description.lower(), tags.lower()]),
+        "words": words_of(name, row.description, tags),
+    }

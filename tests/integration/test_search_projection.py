@@ -93,3 +93,52 @@ def test_a_caller_who_reads_everything_gets_the_ranking_of_one_who_reads_the_sam
             expected = pages(boss, term, namespace)
             assert pages(admin, term, namespace) == expected, (term, namespace)
     assert {rank for _, rank in pages(admin, "barca", None)} == {1, 2}
+
+
+def _rows(registry: Registry, search: RepositorySearch) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:  # noqa: F811
+    """The projection's rows in id order, and on SQLite its FTS5 rows in rowid order."""
+    with registry.recorder.datastore.transaction(commit=False) as cursor:
+        cursor.execute(f"SELECT * FROM {search.table} ORDER BY id")
+        rows = [dict(r) for r in cursor.fetchall()]
+        fts: list[dict[str, Any]] = []
+        if registry.dialect.name == "sqlite":
+            cursor.execute(f"SELECT rowid, document FROM {search.fts_table} ORDER BY rowid")
+            fts = [dict(r) for r in cursor.fetchall()]
+    return rows, fts
+
+
+def test_a_batch_folds_to_the_rows_of_one_event_at_a_time(registry: Registry) -> None:  # noqa: F811
+    """Batches fold a repository's events in memory and write once: the rows (ids included) must be
+    those a fold of one event per transaction gives, whatever falls into one batch."""
+    repos = [Repository(name=f"org{i % 2}/svc-{i}", description=f"Service {i}") for i in range(6)]
+    registry.save(*repos)
+    tags: list[Tag] = []
+    for round_ in range(3):
+        batch: list[Any] = []
+        for i, repo in enumerate(repos):
+            tag = Tag(repository=repo.name, name=f"r{round_}-{i % 3}")
+            tag.point_at(f"sha256:{round_ * 10 + i:064x}")
+            batch.append(tag)
+            tags.append(tag)
+            if (round_ + i) % 4 == 0:
+                repo.set_description(f"Changed {round_} Ledger-{i}")
+                batch.append(repo)
+        registry.save(*batch)
+    for tag in tags[::4]:
+        tag.delete()
+    registry.save(*tags[::4])
+    repos[1].delete()
+    registry.save(repos[1])
+    repos[1].recreate(description="Again")
+    late = Tag(repository="org9/late", name="only")  # a tag event before any Repository event
+    late.point_at(f"sha256:{99:064x}")
+    registry.save(repos[1], late)
+    fts = registry.dialect.name == "sqlite"
+    one = RepositorySearch("__one", fts)
+    ProjectionRunner(registry, one, batch=1, name="search__one").catch_up()
+    for size in (7, 1000):  # batches that split a repository's events, and one batch of them all
+        batched = RepositorySearch(f"__batched{size}", fts)
+        ProjectionRunner(registry, batched, batch=size, name=f"search__batched{size}").catch_up()
+        assert _rows(registry, batched) == _rows(registry, one)
+    rows, _ = _rows(registry, one)
+    assert len(rows) == 7 and rows[1]["description"] == "Again" and rows[6]["name"] == "org9/late"
