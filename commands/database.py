@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import logging
 import sqlite3
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
@@ -148,3 +149,46 @@ def ping(datastore: Any, timeout: float = 2.0) -> bool:
     except Exception as exc:  # any failure means "not ready"; the reason goes to the log only
         log.warning("readiness check: database unavailable: %s", exc)
         return False
+
+
+def queue_sqlite_writers(datastore: Any, wait: float) -> None:
+    """Writers of a file-based `eventsourcing.sqlite.SQLiteDatastore` queue for the writer
+    connection outside the pool, each for up to `wait` seconds; readers no longer queue behind them.
+
+    The library's pool lets one thread at a time ask for a connection (a semaphore), and a writer
+    keeps that turn while it waits for the process's writer connection. So while the writer
+    ahead waited for SQLite's file lock (another process writing, e.g. `projections rebuild`),
+    every request — reads too — queued, and after the pool's wait answered 503 busy. Here a
+    writer first takes `gate` (held until its connection is returned), so when it asks the pool
+    the writer connection is free and its turn is short. In-memory databases keep the library's
+    behaviour (there readers must wait for the writer anyway).
+    """
+    from eventsourcing.persistence import ConnectionUnavailableError
+
+    pool = datastore.pool
+    if pool.is_sqlite_memory_mode:
+        pool.pool_timeout = wait
+        return
+    gate = threading.Lock()
+    get_connection, put_connection = pool.get_connection, pool.put_connection
+
+    def get(timeout: float | None = None, *, is_writer: bool | None = None) -> Any:
+        if is_writer is not True:
+            return get_connection(timeout, is_writer=is_writer)
+        if not gate.acquire(timeout=wait if timeout is None else timeout):
+            raise ConnectionUnavailableError("Timed out waiting for the writer connection")
+        try:
+            return get_connection(timeout, is_writer=True)
+        except BaseException:
+            gate.release()
+            raise
+
+    def put(conn: Any) -> None:
+        writer = conn.is_writer is True
+        try:
+            put_connection(conn)
+        finally:
+            if writer:
+                gate.release()
+
+    pool.get_connection, pool.put_connection = get, put

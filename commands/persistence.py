@@ -86,9 +86,30 @@ def _transaction(self: SQLiteConnection, *, commit: bool) -> Iterator[Any]:
 SQLiteConnection.transaction = _transaction  # type: ignore[method-assign]
 
 
+# Seconds a write waits for SQLite, both for the process's one writer connection (the library's
+# pool, 5 s fixed) and then for SQLite's file lock (another process writing: a rebuild, a CLI
+# command). `DOCKYARD_SQLITE_WRITE_WAIT` sets it. Past it the write is refused (503, retry).
+SQLITE_WRITE_WAIT_ENV = "DOCKYARD_SQLITE_WRITE_WAIT"
+SQLITE_WRITE_WAIT = 30
+
+
+def sqlite_write_wait() -> int:
+    """The write wait in whole seconds (the library reads SQLITE_LOCK_TIMEOUT as an int)."""
+    value = os.environ.get(SQLITE_WRITE_WAIT_ENV, "").strip()
+    try:
+        return max(1, int(float(value))) if value else SQLITE_WRITE_WAIT
+    except ValueError:
+        raise ValueError(f"{SQLITE_WRITE_WAIT_ENV} must be a number of seconds, not {value!r}") from None
+
+
 class SQLiteRegistryRecorder(SQLiteApplicationRecorder):
     def __init__(self, datastore: Any, **kwargs: Any) -> None:
         super().__init__(datastore, **kwargs)
+        # A push queues for the process's writer connection while the writer ahead of it waits
+        # for SQLite's file lock: with the library's fixed 5 s for the first, and every read
+        # queued behind the waiting writer, pushes were answered 503 while a rebuild in another
+        # process took its turns at the lock (benchmarks/RESULTS.md). Both waits get one bound.
+        database.queue_sqlite_writers(self.datastore, float(self.datastore.pool.lock_timeout or SQLITE_WRITE_WAIT))
         database.guard_sqlite(self.datastore)  # a full disk: StorageFull, not a 500
         database.tune_sqlite(self.datastore)
 
@@ -219,7 +240,7 @@ def event_store_env(data_dir: str, database_url: str | None) -> dict[str, str]:
         env.update(
             PERSISTENCE_MODULE="eventsourcing.sqlite",
             SQLITE_DBNAME=dbname,
-            SQLITE_LOCK_TIMEOUT="30",
+            SQLITE_LOCK_TIMEOUT=str(sqlite_write_wait()),
             APPLICATION_RECORDER_TOPIC=get_topic(SQLiteRegistryRecorder),
         )
         return env

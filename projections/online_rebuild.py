@@ -2,13 +2,23 @@
 
 1. Fold the whole log into fresh tables (`<table>__rebuild`, position row `<name>__rebuild`) in
    batches, with no lock on anything the registry uses: pushes, pulls and the live runner go on.
-2. Build the fresh tables' indexes (faster after the bulk load than during it).
+2. Build the fresh tables' indexes (faster after the bulk load than during it). PostgreSQL only:
+   SQLite cannot rename an index, so there they are built after the swap (step 4).
 3. One short transaction: lock the live projection's position row (the live runner takes that
    row first in each batch, so it is between batches), fold the few events appended since step
    1 into the fresh tables, drop the old tables, rename the fresh ones (and their indexes) to
    the canonical names, and set the live position to the fresh one's. Readers see the old rows
    until the commit and the new ones after it; the live runner's next compare-and-set fails,
    it reloads the position and goes on against the new tables (the names are the same).
+4. SQLite: the canonical indexes, one transaction each. Building an index holds SQLite's single
+   writer lock for the whole build (seconds on a loaded machine for 200k rows), which pushes
+   wait behind: one index at a time lets them in between. Until the last one is built, queries
+   on the table are correct but slower; a crash in between leaves an index to the next start's
+   `CREATE INDEX IF NOT EXISTS` (every runner runs it).
+
+On SQLite the fold's transactions are sized by time (`SQLITE_BUDGET` of writing each, the batch
+grows or shrinks to fit): each holds the writer lock that pushes queue for, and a fixed count of
+events takes ten times longer on a machine ten times as loaded.
 
 The inline read models (registry, identity) are not rebuilt here: they are written in the
 event transaction (`projections.rebuild` replays them under the log's write lock).
@@ -27,10 +37,11 @@ from dockyard.projections.runner import Positions, ProjectionRunner, Recorded
 from dockyard.projections.upcasting import current_shape
 
 SUFFIX = "__rebuild"
-# Events per transaction. On SQLite each batch holds the single writer lock, which pushes wait
-# for: small batches keep that wait short (p99 of small writes during a rebuild, see
-# benchmarks/read_side.py). PostgreSQL writes other tables than the pushes do.
+# Events per transaction (on SQLite the first; then sized by `SQLITE_BUDGET`). PostgreSQL writes
+# other tables than the pushes do, so its batches only need to be large enough to be efficient.
 BATCH = {"sqlite": 1000, "postgres": 5000}
+# Seconds of writing per transaction on SQLite: each holds the single writer lock a push waits for.
+SQLITE_BUDGET = 0.075
 
 
 @dataclass(frozen=True)
@@ -60,12 +71,15 @@ def rebuild(registry: Any, live: ProjectionRunner, *, batch: int | None = None,
             cursor.execute(f"DROP TABLE IF EXISTS {table}")
         cursor.execute(dialect.sql("DELETE FROM projection_positions WHERE name = %(name)s"), {"name": shadow})
     # Step 1: the bulk of the log, in batches, no locks.
-    runner = ProjectionRunner(registry, fresh, batch=batch, positions=positions, create_indexes=False, name=shadow)
+    sqlite = dialect.name == "sqlite"
+    runner = ProjectionRunner(registry, fresh, batch=batch, positions=positions, create_indexes=False, name=shadow,
+                              budget=SQLITE_BUDGET if sqlite else None)
     events = runner.catch_up(progress=progress)
-    # Step 2: indexes after the load.
-    with datastore.transaction(commit=True) as cursor:
-        for statement in fresh.index_statements(dialect):
-            cursor.execute(statement)
+    # Step 2: indexes after the load (SQLite: after the swap, step 4).
+    if not sqlite:
+        with datastore.transaction(commit=True) as cursor:
+            for statement in fresh.index_statements(dialect):
+                cursor.execute(statement)
     # Step 3: the swap.
     with datastore.transaction(commit=True) as cursor:
         if dialect.name == "postgres":
@@ -90,23 +104,28 @@ def rebuild(registry: Any, live: ProjectionRunner, *, batch: int | None = None,
                 for r in rows if not fresh.topics or r["topic"] in fresh.topics])
             events += len(rows)
             position = int(rows[-1]["position"])
-        old_indexes = live.projection.index_statements(dialect)
         for canonical, table in fresh.tables().items():
             cursor.execute(f"DROP TABLE IF EXISTS {canonical}")
             cursor.execute(f"ALTER TABLE {table} RENAME TO {canonical}")
-        if dialect.name == "postgres":
+        if not sqlite:
             for name in _index_names(fresh.index_statements(dialect)):
                 cursor.execute(f"ALTER INDEX {name} RENAME TO {name.replace(SUFFIX, '', 1)}")
-        else:  # SQLite cannot rename an index: drop the fresh ones, build the canonical ones
-            for name in _index_names(fresh.index_statements(dialect)):
-                cursor.execute(f"DROP INDEX IF EXISTS {name}")
-            for statement in old_indexes:
-                cursor.execute(statement)
         cursor.execute(dialect.sql(
             "UPDATE projection_positions SET position = %(p)s, failed_position = NULL, error = NULL "
             "WHERE name = %(name)s"), {"p": position, "name": live.name})
         cursor.execute(dialect.sql("DELETE FROM projection_positions WHERE name = %(name)s"), {"name": shadow})
+    # Step 4 (SQLite): the canonical indexes, each in its own turn at the writer lock.
+    if sqlite:
+        build_indexes_one_by_one(datastore, live.projection.index_statements(dialect))
     return RebuildResult(live.name, events, time.perf_counter() - started, position)
+
+
+def build_indexes_one_by_one(datastore: Any, statements: list[str]) -> None:
+    """Run each `CREATE INDEX` in its own transaction (SQLite: each a separate hold of the
+    writer lock, so writers waiting for it get in between the builds)."""
+    for statement in statements:
+        with datastore.transaction(commit=True) as cursor:
+            cursor.execute(statement)
 
 
 def _after(registry: Any) -> str:

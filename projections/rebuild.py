@@ -12,6 +12,7 @@ result is exactly what folding the whole log gives — identical to the rows wri
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Callable
 from functools import lru_cache
 from typing import Any
@@ -20,7 +21,8 @@ from uuid import UUID
 from eventsourcing.persistence import StoredEvent
 
 from dockyard.projections import inline
-from dockyard.projections.runner import Positions
+from dockyard.projections.online_rebuild import SQLITE_BUDGET, build_indexes_one_by_one
+from dockyard.projections.runner import MAX_BATCH, MIN_BATCH, Positions
 
 PAGE = 1000
 
@@ -131,15 +133,19 @@ def rebuild_inline_online(registry: Any, progress: Callable[[int, int], None] | 
         for statement in inline.create_statements(dialect):
             cursor.execute(rename(statement))
     head = registry.recorder.max_notification_id() or 0
-    count, position = 0, 0
+    count, position, page = 0, 0, PAGE
     while position < head:  # the bulk up to the head seen at the start, a page per transaction, no lock
         with datastore.transaction(commit=True) as cursor:
-            folded, position = _fold_page(registry, cursor, rename, position, PAGE)
+            writing = time.perf_counter()
+            folded, position = _fold_page(registry, cursor, rename, position, page)
         count += folded
         if progress is not None:
             progress(position, head)
-        if folded < PAGE:
+        if folded < page:
             break
+        if dialect.name == "sqlite":  # each page holds the writer lock pushes wait for: size it by time
+            held = max(time.perf_counter() - writing, 1e-4)
+            page = max(MIN_BATCH, min(MAX_BATCH, int(page * min(2.0, SQLITE_BUDGET / held))))
     with datastore.transaction(commit=True) as cursor:
         if dialect.name == "postgres":  # appends wait here for the tail and the renames (milliseconds)
             cursor.execute(f"LOCK TABLE {registry.recorder.datastore.schema}."
@@ -161,10 +167,10 @@ def rebuild_inline_online(registry: Any, progress: Callable[[int, int], None] | 
         for name in fresh_indexes:
             if dialect.name == "postgres":
                 cursor.execute(f"ALTER INDEX {name}{SUFFIX} RENAME TO {name}")
-            else:  # SQLite cannot rename an index: drop the fresh one, make the canonical one
+            else:  # SQLite cannot rename an index: drop the fresh one, make the canonical one below
                 cursor.execute(f"DROP INDEX {name}{SUFFIX}")
-        if dialect.name != "postgres":
-            for statement in inline.create_statements(dialect):
-                if "INDEX" in statement:
-                    cursor.execute(statement)
+    if dialect.name != "postgres":
+        # After the swap, one index per transaction: a build holds SQLite's writer lock throughout
+        # (seconds on a loaded machine), and pushes waiting for it get in between the builds.
+        build_indexes_one_by_one(datastore, [s for s in inline.create_statements(dialect) if "INDEX" in s])
     return count

@@ -57,6 +57,7 @@ log = logging.getLogger("dockyard.projections")
 DEFAULT_BATCH = 2000
 # The following leader's pause after a fold that moved its position (see the module docstring).
 DEFAULT_BATCH_INTERVAL = 0.2
+MIN_BATCH, MAX_BATCH = 50, 20_000  # the bounds of a batch sized by time (`ProjectionRunner.budget`)
 RETRY_INITIAL = 1.0  # seconds before the first retry of a failed projection
 RETRY_MAX = 300.0  # the backoff's ceiling
 
@@ -337,8 +338,14 @@ class ProjectionRunner:
                  poll_interval: float = 0.05, takeover_interval: float = 1.0,
                  batch_interval: float = DEFAULT_BATCH_INTERVAL,
                  positions: Positions | None = None, create_indexes: bool = True, name: str | None = None,
-                 retry_initial: float = RETRY_INITIAL, retry_max: float = RETRY_MAX) -> None:
+                 retry_initial: float = RETRY_INITIAL, retry_max: float = RETRY_MAX,
+                 budget: float | None = None) -> None:
+        """`budget`: seconds of writing per transaction; when given, each batch after the first is
+        sized so its transaction takes about that long (between `MIN_BATCH` and `MAX_BATCH`
+        events), e.g. a rebuild on SQLite, where every write transaction holds the one writer
+        lock that pushes wait for."""
         self.registry = registry
+        self.budget = budget
         self.projection = projection
         self.name = name or projection.name  # its position row (a rebuild folds under another name)
         self.batch = batch
@@ -407,9 +414,13 @@ class ProjectionRunner:
         new_position = events[-1].position if len(events) == self.batch else head
         try:
             with self.datastore.transaction(commit=True) as cursor:
+                writing = time.perf_counter()
                 if not self.positions.advance(cursor, name, after, new_position):
                     return 0  # another runner (or a rebuild's swap) moved it: reload and go on
                 self.projection.apply(self.dialect, cursor, events)
+            if self.budget is not None and len(events) == self.batch:  # a full batch: resize to the budget
+                held = max(time.perf_counter() - writing, 1e-4)
+                self.batch = max(MIN_BATCH, min(MAX_BATCH, int(self.batch * min(2.0, self.budget / held))))
         except Exception as exc:  # noqa: BLE001 - any failure stops the projection, recorded
             first = events[0].position if events else new_position
             failed = ProjectionFailed(name, first, f"{type(exc).__name__}: {exc}")
