@@ -154,25 +154,26 @@ class RepositorySearch:
         return found
 
     def _write_postgres(self, cursor: Any, new: list[dict[str, Any]], changed: list[dict[str, Any]]) -> None:
-        """One INSERT of the new rows (ids drawn in the batch's order) and one UPDATE of the rest,
-        each a single statement over arrays."""
-        columns: tuple[str, ...]
+        """The new rows by one COPY (ids drawn in the batch's order), the changed ones by a COPY
+        into a temporary table and one UPDATE from it: COPY streams the rows, where arrays of
+        parameters cost ~3x more to encode in Python."""
         if new:
-            columns = ("name", "namespace", "short", "description", "tags", "pushed", "document", "words")
-            cursor.execute(
-                f"INSERT INTO {self.table} (name, namespace, short_name, description, tags, pushed_at, document, "
-                "words) SELECT name, namespace, short, description, tags, pushed, document, words FROM unnest("
-                + ", ".join(f"%({c})s::text[]" for c in columns)
-                + ") WITH ORDINALITY AS v(" + ", ".join(columns) + ", n) ORDER BY n",
-                {c: [v[c] for v in new] for c in columns})
+            with cursor.copy(f"COPY {self.table} (name, namespace, short_name, description, tags, pushed_at, "
+                             "document, words) FROM STDIN") as copy:
+                for v in new:
+                    copy.write_row((v["name"], v["namespace"], v["short"], v["description"], v["tags"],
+                                    v["pushed"], v["document"], v["words"]))
         if changed:
-            columns = ("name", "description", "tags", "pushed", "document", "words")
-            cursor.execute(
-                f"UPDATE {self.table} AS t SET description = v.description, tags = v.tags, pushed_at = v.pushed, "
-                "document = v.document, words = v.words FROM unnest("
-                + ", ".join(f"%({c})s::text[]" for c in columns)
-                + ") AS v(" + ", ".join(columns) + ") WHERE t.name = v.name",
-                {c: [v[c] for v in changed] for c in columns})
+            # Per connection, emptied at each commit: the batch's changes only.
+            cursor.execute("CREATE TEMPORARY TABLE IF NOT EXISTS repository_search_changes (name TEXT, "
+                           "description TEXT, tags TEXT, pushed_at TEXT, document TEXT, words TEXT) "
+                           "ON COMMIT DELETE ROWS")
+            with cursor.copy("COPY repository_search_changes FROM STDIN") as copy:
+                for v in changed:
+                    copy.write_row((v["name"], v["description"], v["tags"], v["pushed"], v["document"], v["words"]))
+            cursor.execute(f"UPDATE {self.table} AS t SET description = c.description, tags = c.tags, "
+                           "pushed_at = c.pushed_at, document = c.document, words = c.words "
+                           "FROM repository_search_changes AS c WHERE t.name = c.name")
 
 
 @dataclass
