@@ -13,9 +13,9 @@ from typing import Any
 
 from apscheduler.triggers.cron import CronTrigger
 
+import dockyard.domain.gc_run  # noqa: F401 - the event classes the topics resolve to
 from dockyard.commands.registry import Registry
 from dockyard.domain.errors import InvalidRequest
-import dockyard.domain.gc_run  # noqa: F401 - the event classes the topics resolve to
 from dockyard.domain.gc_settings import GcSettings
 
 _FIELDS6 = ("second", "minute", "hour", "day", "month", "day_of_week")

@@ -70,7 +70,8 @@ def database_unreachable(database_url: str, connect_timeout: int = 5) -> str | N
     try:
         psycopg.connect(database_url, connect_timeout=connect_timeout).close()
     except psycopg.Error as exc:
-        # libpq names the reason after its last "failed: " ("FATAL:  database "x" does not exist", "Connection refused").
+        # libpq names the reason after its last "failed: " ("FATAL:  database "x" does not exist",
+        # "Connection refused").
         lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
         reason = lines[0].rsplit(" failed: ", 1)[-1] if lines else type(exc).__name__
         return f"cannot open PostgreSQL database {_postgres_name(database_url)}: {reason}"

@@ -11,9 +11,9 @@ password or token hash, nor a manifest's bytes).
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from functools import lru_cache
-from collections.abc import Sequence
 from typing import Any
 
 import orjson

@@ -14,8 +14,8 @@ import anyio.to_thread
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from dockyard.projections.audit_queries import AuditQueries
-from dockyard.projections.checkpoints import Checkpoints
 from dockyard.projections.audit_trail import AuditTrail
+from dockyard.projections.checkpoints import Checkpoints
 from dockyard.projections.dialect import SQLITE, Dialect
 from dockyard.projections.repository_search import RepositorySearch
 from dockyard.projections.runner import Positions, Projection, ProjectionRunner

@@ -18,6 +18,7 @@ from typing import Any
 from dockyard.domain.access import Principal
 from dockyard.domain.team import OWNERS
 
+
 @dataclass(frozen=True, slots=True)
 class CallerFacts:
     """Who asks: the principal, and the organisations whose `owners` team they are in."""

@@ -3,7 +3,8 @@
 `open_store(url)` picks the backend from a URL: `file:///path` (or a plain path) for the
 filesystem, `s3://BUCKET[/PREFIX]?endpoint=…&region=…` for S3 (`storage/s3.py`),
 `azure://CONTAINER[/PREFIX]` for Azure Blob Storage (`storage/azure.py`), `swift://CONTAINER[/PREFIX]`
-for OpenStack Swift (`storage/swift.py`), `memory://` for the fake. Each backend passes `tests/storage/contract.py` unchanged.
+for OpenStack Swift (`storage/swift.py`), `memory://` for the fake. Each backend passes
+`tests/storage/contract.py` unchanged.
 """
 
 from __future__ import annotations

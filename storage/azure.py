@@ -222,10 +222,12 @@ def open_azure(url: str, env: Mapping[str, str] | None = None) -> AzureStore:
     except ServiceRequestError as exc:
         raise StorageConfigError(f"cannot reach Azure endpoint {endpoint}: {str(exc).splitlines()[0]}") from None
     except HttpResponseError as exc:
+        code = getattr(exc, "error_code", None) or exc.status_code
         raise StorageConfigError(f"Azure at {endpoint} refused access to container {container!r} "
-                                 f"({getattr(exc, 'error_code', None) or exc.status_code}): check AZURE_STORAGE_CONNECTION_STRING") from None
+                                 f"({code}): check AZURE_STORAGE_CONNECTION_STRING") from None
     except AzureError as exc:
         raise StorageConfigError(f"Azure at {endpoint}: {str(exc).splitlines()[0]}") from None
     if not found:
         raise StorageConfigError(f"Azure container {container!r} does not exist at {endpoint}; create it first")
-    return AzureStore(service, container, parsed.path, redirect=query.get("redirect", "").lower() in ("1", "true", "yes"))
+    redirect = query.get("redirect", "").lower() in ("1", "true", "yes")
+    return AzureStore(service, container, parsed.path, redirect=redirect)

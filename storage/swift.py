@@ -293,7 +293,8 @@ def open_swift(url: str, env: Mapping[str, str] | None = None) -> SwiftStore:
         probe.head_container(container)
     except ClientException as exc:
         if exc.http_status == 404:
-            raise StorageConfigError(f"Swift container {container!r} does not exist at {where}; create it first") from None
+            raise StorageConfigError(
+                f"Swift container {container!r} does not exist at {where}; create it first") from None
         if exc.http_status in (401, 403):
             raise StorageConfigError(f"Swift at {where} refused the credentials ({exc.http_status}): "
                                      "check ST_USER/ST_KEY or OS_USERNAME/OS_PASSWORD") from None
