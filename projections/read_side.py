@@ -7,6 +7,7 @@ serving process may start them and exactly one folds each projection.
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 import anyio
@@ -57,9 +58,11 @@ class ReadSide:
     def head(self) -> int:
         return self.registry.recorder.max_notification_id() or 0
 
-    def wait(self, name: str, position: int, timeout: float = WAIT_TIMEOUT) -> bool:
-        """Whether projection `name` reached `position` within `timeout` (folded by any process)."""
-        return self.positions.wait(name, position, timeout)
+    def wait(self, name: str, position: int, timeout: float = WAIT_TIMEOUT,
+             stop: threading.Event | None = None) -> bool:
+        """Whether projection `name` reached `position` within `timeout` (folded by any process);
+        False at once when `stop` is set."""
+        return self.positions.wait(name, position, timeout, stop)
 
     async def advanced(self, name: str, beyond: int, timeout: float) -> int:
         """Projection `name`'s position once it is past `beyond`, or as it is after `timeout`

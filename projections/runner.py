@@ -181,9 +181,10 @@ class Positions:
                 {"name": name, "at": _now()})
             return _rowcount(cursor) == 1
 
-    def wait(self, name: str, position: int, timeout: float = 10.0) -> bool:
+    def wait(self, name: str, position: int, timeout: float = 10.0, stop: threading.Event | None = None) -> bool:
         """Block until projection `name` has folded the log up to `position` (in any process);
-        False after `timeout` seconds, or at once when the projection has failed before it."""
+        False after `timeout` seconds, at once when the projection has failed before it, or as
+        soon as `stop` is set (a background thread being stopped does not wait out `timeout`)."""
         deadline = time.monotonic() + timeout
         pause = 0.002
         while True:
@@ -194,7 +195,10 @@ class Positions:
                 return False
             if time.monotonic() >= deadline:
                 return False
-            time.sleep(pause)
+            if stop is None:
+                time.sleep(pause)
+            elif stop.wait(pause):
+                return False
             pause = min(pause * 2, 0.05)
 
 

@@ -333,7 +333,7 @@ class WebhookDelivery:
                         # Idle: until the trail moves on, or a backoff may be due. A failed audit
                         # projection answers at once: then wait out the rest of `idle` here.
                         started = time.monotonic()
-                        if not self.read_side.wait("audit", folded + 1, self.idle):
+                        if not self.read_side.wait("audit", folded + 1, self.idle, self._stop):
                             self._stop.wait(max(0.0, self.idle - (time.monotonic() - started)))
             except Exception:  # noqa: BLE001 - database gone: give up the lead, stand by, retry
                 log.warning("webhook delivery: giving up the lead", exc_info=True)
