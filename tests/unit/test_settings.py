@@ -15,12 +15,9 @@ def no_worker_setting(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("DOCKYARD_DATABASE_URL", raising=False)
 
 
-def test_serve_on_postgresql_defaults_to_one_worker_per_core() -> None:
+def test_serve_defaults_to_one_worker_per_core_on_either_backend() -> None:
     assert Settings(database_url="postgresql://u@db/x").workers == (os.cpu_count() or 1)
-
-
-def test_serve_on_sqlite_defaults_to_one_worker() -> None:
-    assert Settings().workers == 1
+    assert Settings().workers == (os.cpu_count() or 1)
 
 
 def test_workers_from_the_environment_or_the_command_line_win(monkeypatch: pytest.MonkeyPatch) -> None:
