@@ -20,6 +20,7 @@ from __future__ import annotations
 import io
 import os
 import threading
+import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
@@ -34,6 +35,7 @@ from dockyard.storage.base import BlobNotFound, BlobStore, StorageConfigError, S
 MiB = 1 << 20
 SEGMENT_SIZE = 8 * MiB
 SEGMENT = "~"
+NOT_FOUND_RETRIES = 2  # a GET answered 404 is asked again this many times (see `_open_read`)
 
 
 def segment_size(number: int) -> int:
@@ -203,6 +205,20 @@ class SwiftStore(BlobStore):
         return int(self._call(key, "head_object", self.container, self._name(key))["content-length"])
 
     def _open_read(self, key: str, offset: int) -> BinaryIO:
+        # A GET that races an overwrite can find no object on a single object server: the server
+        # lists the old version, then the PUT's cleanup removes it before the GET opens it (a
+        # proxy with replicas asks another node; with one there is none). Asked again, it finds
+        # the new version; an object that really is missing answers 404 every time.
+        for attempt in range(NOT_FOUND_RETRIES + 1):
+            try:
+                return self._get(key, offset)
+            except BlobNotFound:
+                if attempt == NOT_FOUND_RETRIES:
+                    raise
+                time.sleep(0.01 * (attempt + 1))
+        raise AssertionError("unreachable")
+
+    def _get(self, key: str, offset: int) -> BinaryIO:
         headers = {"Range": f"bytes={offset}-"} if offset else {}
         connection = self._acquire()
         try:
