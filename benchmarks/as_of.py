@@ -26,6 +26,8 @@ import time
 import uuid
 from typing import Any
 
+from bench_database import drop_database, fresh_database
+
 from dockyard.bootstrap import registry_on
 from dockyard.commands.persistence import event_store_env
 from dockyard.commands.registry import Registry
@@ -85,14 +87,7 @@ def main() -> None:
     parser.add_argument("--whole", type=int, default=5)
     args = parser.parse_args()
     rng = random.Random(12)
-    url, dropped = args.database_url, None
-    if url and url.rstrip("/").count("/") == 2:  # no database name: a fresh one
-        import psycopg
-
-        dropped = "dockyard_bench_" + uuid.uuid4().hex[:8]
-        with psycopg.connect(url.rstrip("/") + "/postgres", autocommit=True) as conn:
-            conn.execute(f'CREATE DATABASE "{dropped}"')
-        url = url.rstrip("/") + "/" + dropped
+    url, dropped = fresh_database(args.database_url)
     registry = registry_on(event_store_env(tempfile.mkdtemp(prefix="dockyard-bench-"), url))
     try:
         started = time.perf_counter()
@@ -125,11 +120,7 @@ def main() -> None:
                 as_of.at(position), repository, user)
     finally:
         registry.close()
-        if dropped:
-            import psycopg
-
-            with psycopg.connect(args.database_url.rstrip("/") + "/postgres", autocommit=True) as conn:
-                conn.execute(f'DROP DATABASE IF EXISTS "{dropped}" WITH (FORCE)')
+        drop_database(args.database_url, dropped)
 
 
 if __name__ == "__main__":

@@ -44,6 +44,7 @@ ROOT = HERE.parent
 sys.path.insert(0, os.environ.get("BENCH_DIR", "/work/shared/bench"))
 import bench  # noqa: E402 - the shared harness: its push workload and token flow
 import helpers  # noqa: E402
+from bench_database import drop_database, fresh_database  # noqa: E402
 from read_side import fill  # noqa: E402
 
 from dockyard.bootstrap import registry_on  # noqa: E402
@@ -149,14 +150,7 @@ def main() -> int:
     parser.add_argument("--workers", type=int, default=4, help="pushing threads")
     parser.add_argument("--serve-workers", type=int, help="dockyard serve --workers (default: its own)")
     args = parser.parse_args()
-    url_db, dropped = args.database_url, None
-    if url_db and url_db.rstrip("/").count("/") == 2:  # no database name: a fresh one
-        import psycopg
-
-        dropped = "dockyard_bench_" + uuid.uuid4().hex[:8]
-        with psycopg.connect(url_db.rstrip("/") + "/postgres", autocommit=True) as conn:
-            conn.execute(f'CREATE DATABASE "{dropped}"')
-        url_db = url_db.rstrip("/") + "/" + dropped
+    url_db, dropped = fresh_database(args.database_url)
     data_dir = tempfile.mkdtemp(prefix="dockyard-bench-")
     where = ["--database-url", url_db] if url_db else ["--data-dir", data_dir]
     dockyard = [sys.executable, "-m", "dockyard"]
@@ -234,11 +228,7 @@ def main() -> int:
             except subprocess.TimeoutExpired:
                 server.kill()
         shutil.rmtree(data_dir, ignore_errors=True)
-        if dropped:
-            import psycopg
-
-            with psycopg.connect(args.database_url.rstrip("/") + "/postgres", autocommit=True) as conn:
-                conn.execute(f'DROP DATABASE IF EXISTS "{dropped}" WITH (FORCE)')
+        drop_database(args.database_url, dropped)
 
 
 if __name__ == "__main__":

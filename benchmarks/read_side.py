@@ -26,6 +26,8 @@ import time
 import uuid
 from typing import Any
 
+from bench_database import drop_database, fresh_database
+
 from dockyard.bootstrap import registry_on
 from dockyard.commands.persistence import event_store_env
 from dockyard.commands.registry import Registry
@@ -106,14 +108,7 @@ def main() -> None:
     parser.add_argument("--projection", choices=sorted(PROJECTIONS), default="audit")
     parser.add_argument("--no-writes", action="store_true", help="skip the writes during a rebuild")
     args = parser.parse_args()
-    url, dropped = args.database_url, None
-    if url and url.rstrip("/").count("/") == 2:  # no database name: a fresh one
-        import psycopg
-
-        dropped = "dockyard_bench_" + uuid.uuid4().hex[:8]
-        with psycopg.connect(url.rstrip("/") + "/postgres", autocommit=True) as conn:
-            conn.execute(f'CREATE DATABASE "{dropped}"')
-        url = url.rstrip("/") + "/" + dropped
+    url, dropped = fresh_database(args.database_url)
     data_dir = tempfile.mkdtemp(prefix="dockyard-bench-")
     registry = registry_on(event_store_env(data_dir, url))
     try:
@@ -149,11 +144,7 @@ def main() -> None:
         print(f"writes on a quiet log:   {percentiles(quiet)}")
     finally:
         registry.close()
-        if dropped:
-            import psycopg
-
-            with psycopg.connect(args.database_url.rstrip("/") + "/postgres", autocommit=True) as conn:
-                conn.execute(f'DROP DATABASE IF EXISTS "{dropped}" WITH (FORCE)')
+        drop_database(args.database_url, dropped)
 
 
 if __name__ == "__main__":

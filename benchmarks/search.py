@@ -27,6 +27,8 @@ import tempfile
 import time
 import uuid
 
+from bench_database import drop_database, fresh_database
+
 from dockyard.bootstrap import registry_on
 from dockyard.commands.persistence import event_store_env
 from dockyard.commands.registry import Registry
@@ -95,14 +97,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=1)
     args = parser.parse_args()
     rng = random.Random(12)
-    url, dropped = args.database_url, None
-    if url and url.rstrip("/").count("/") == 2:  # no database name: a fresh one
-        import psycopg
-
-        dropped = "dockyard_bench_" + uuid.uuid4().hex[:8]
-        with psycopg.connect(url.rstrip("/") + "/postgres", autocommit=True) as conn:
-            conn.execute(f'CREATE DATABASE "{dropped}"')
-        url = url.rstrip("/") + "/" + dropped
+    url, dropped = fresh_database(args.database_url)
     reuse = bool(args.keep) and os.path.exists(os.path.join(args.keep, "dockyard.db"))
     registry = registry_on(event_store_env(args.keep or tempfile.mkdtemp(prefix="dockyard-bench-"), url))
     try:
@@ -141,11 +136,7 @@ def main() -> None:
                       f"({len(wall)} queries, 20 per page)")
     finally:
         registry.close()
-        if dropped:
-            import psycopg
-
-            with psycopg.connect(args.database_url.rstrip("/") + "/postgres", autocommit=True) as conn:
-                conn.execute(f'DROP DATABASE IF EXISTS "{dropped}" WITH (FORCE)')
+        drop_database(args.database_url, dropped)
 
 
 if __name__ == "__main__":
