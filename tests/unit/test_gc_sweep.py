@@ -234,3 +234,43 @@ def test_a_link_removed_during_the_sweep_keeps_the_blob_and_its_other_links(
     monkeypatch.undo()
     assert GarbageCollector(registry, store).run(grace_hours=0).deleted == 1
     assert registry_view(registry).blob_size("engineering/madrid", digest) is None
+
+
+class DyingStore(MemoryStore):
+    """The backend goes away after `allowed` deletes: every call fails from then on."""
+
+    def __init__(self, allowed: int) -> None:
+        super().__init__()
+        self.allowed = allowed
+        self.down = False
+
+    def _delete(self, key: str) -> None:
+        if self.down or self.allowed == 0:
+            self.down = True
+            raise StorageError("connection reset by peer")
+        self.allowed -= 1
+        super()._delete(key)
+
+    def exists(self, key: str) -> bool:
+        if self.down:
+            raise StorageError("connection refused")
+        return super().exists(key)
+
+
+def test_storage_going_down_mid_sweep_records_only_what_is_gone(registry: Registry) -> None:
+    store = DyingStore(allowed=1000)
+    uploads = UploadSessions(store, registry, registry_view(registry))
+    digests = [upload(uploads, REPO, f"blob-{i}".encode()) for i in range(5)]
+    store.allowed = 2
+
+    report = GarbageCollector(registry, store).run(grace_hours=0)
+    # Two deleted and recorded; the three the backend failed on are errors, recorded nowhere.
+    assert report.deleted == 2 and len(report.errors) == 3
+    assert gc_runs(registry)[0]["state"] == "failed"
+    store.down, store.allowed = False, 10
+    assert sorted(collected(registry)) == sorted(d for d in digests if not store.exists(blob_key(d)))
+    assert all(registry_view(registry).blob_size(REPO, d) is not None for d in digests if store.exists(blob_key(d)))
+    # The backend is back: the next run collects the rest.
+    assert GarbageCollector(registry, store).run(grace_hours=0).deleted == 3
+    assert sorted(collected(registry)) == sorted(digests)
+
