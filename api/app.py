@@ -29,6 +29,7 @@ from dockyard.api.v2.common import Services
 from dockyard.bootstrap import build_services
 from dockyard.commands import database
 from dockyard.gc import schedule as housekeeping
+from dockyard.gc.collector import BackgroundRuns
 from dockyard.storage import BlobStore
 
 log = logging.getLogger("dockyard")
@@ -75,6 +76,7 @@ def create_app(settings: Settings, *, clock: Callable[[], float] = time.time) ->
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.services = build_services(settings, clock)
+        app.state.gc_runs = BackgroundRuns()  # GC runs started through the API, completed in threads
         app.state.services.accounts.failed_listeners.append(app.state.metrics.login_failed)
         app.state.services.read_side.start()  # followed projections: one leader across processes
         app.state.services.webhook_delivery.start()  # one leader across processes, too
@@ -92,6 +94,7 @@ def create_app(settings: Settings, *, clock: Callable[[], float] = time.time) ->
         finally:
             if scheduler is not None:
                 scheduler.shutdown(wait=False)
+            app.state.gc_runs.stop()  # a sweep ends after its current blob, recorded as stopped
             app.state.services.webhook_delivery.stop()
             app.state.services.read_side.stop()
             if follower is not None:

@@ -10,12 +10,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
+from uuid import UUID
 
 from apscheduler.triggers.cron import CronTrigger
 
 import dockyard.domain.gc_run  # noqa: F401 - the event classes the topics resolve to
 from dockyard.commands.registry import Registry
 from dockyard.domain.errors import InvalidRequest
+from dockyard.domain.gc_run import GcRun
 from dockyard.domain.gc_settings import GcSettings
 
 _FIELDS6 = ("second", "minute", "hour", "day", "month", "day_of_week")
@@ -78,9 +80,10 @@ def change_gc_settings(registry: Registry, schedule: str | None, delete_untagged
     return gc_settings(registry)
 
 
-def gc_runs(registry: Registry, limit: int = 50) -> list[dict[str, Any]]:
-    """The latest runs, newest first: state, counts, bytes freed, errors (from the log)."""
-    topics = ["dockyard.GcRun.Started", "dockyard.GcRun.Finished"]
+def gc_runs(registry: Registry, limit: int | None = 50) -> list[dict[str, Any]]:
+    """The latest runs, newest first: state (running, done, failed or abandoned), counts, bytes
+    freed, errors (from the log)."""
+    topics = ["dockyard.GcRun.Started", "dockyard.GcRun.Finished", "dockyard.GcRun.Abandoned"]
     runs: dict[str, dict[str, Any]] = {}
     start = 0
     while batch := registry.recorder.select_notifications(start, 1000, topics=topics, inclusive_of_start=False):
@@ -96,5 +99,28 @@ def gc_runs(registry: Registry, limit: int = 50) -> list[dict[str, Any]]:
                                     candidates=e.candidates, deleted=e.deleted, kept=e.kept,
                                     bytesFreed=e.bytes_freed, errors=e.errors,
                                     durationSeconds=e.duration_seconds)
+            elif n.topic == "dockyard.GcRun.Abandoned" and run_id in runs:
+                runs[run_id].update(state="abandoned", finishedAt=e.timestamp.isoformat(), errors=[e.reason])
         start = batch[-1].id
-    return sorted(runs.values(), key=lambda r: r["startedAt"], reverse=True)[:limit]
+    ordered = sorted(runs.values(), key=lambda r: r["startedAt"], reverse=True)
+    return ordered if limit is None else ordered[:limit]
+
+
+def gc_run(registry: Registry, run_id: str) -> dict[str, Any] | None:
+    """One run as `gc_runs` shows it; None when no run has that id."""
+    return next((run for run in gc_runs(registry, None) if run["id"] == run_id), None)
+
+
+def abandon_open_runs(registry: Registry, reason: str) -> list[str]:
+    """Record `GcRun.Abandoned` for every run that started and neither finished nor was
+    abandoned; returns their ids. Only for a caller holding the GC lock: then no run is in
+    progress anywhere, so an open run's process died (a crash, a kill, a lost connection)."""
+    abandoned = []
+    for run in gc_runs(registry, None):
+        if run["state"] != "running":
+            continue
+        aggregate = registry.load(GcRun, UUID(run["id"]))
+        if aggregate is not None and aggregate.abandon(reason):
+            registry.save(aggregate)
+            abandoned.append(run["id"])
+    return abandoned

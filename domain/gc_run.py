@@ -40,6 +40,9 @@ class GcRun(RegistryAggregate):
             duration_seconds: float
             orphans_seen: list[str]
 
+        class Abandoned(RegistryAggregate.Event):
+            reason: str
+
     class Created(RegistryAggregate.Created):
         TOPIC = "dockyard.GcRun.Created"  # unused: a run begins with `Started`
 
@@ -57,6 +60,7 @@ class GcRun(RegistryAggregate):
         self.collected = 0
         self.bytes_freed = 0
         self.finished = False
+        self.abandoned = False
 
     @event("BlobCollected", topic="dockyard.GcRun.BlobCollected")
     def collected_blob(self, digest: str, size: int, reason: str, reason_position: int | None) -> None:
@@ -71,3 +75,18 @@ class GcRun(RegistryAggregate):
         """`orphans_seen`: blobs in storage that no event names, first seen by this run; a later
         run deletes them once the grace period has passed since this one."""
         self.finished = True
+
+    def abandon(self, reason: str) -> bool:
+        """Record that this run ended without finishing (its process died: the GC lock was found
+        free while the run was still open). A finished or already abandoned run records nothing;
+        returns whether this recorded the event."""
+        if self.finished or getattr(self, "abandoned", False):
+            return False
+        self._abandoned(reason)
+        return True
+
+    @event("Abandoned", topic="dockyard.GcRun.Abandoned")
+    def _abandoned(self, reason: str) -> None:
+        """`reason`: how the run was found dead. Its `BlobCollected` events stand: each was
+        recorded only once its blob was gone."""
+        self.abandoned = True

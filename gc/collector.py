@@ -13,8 +13,11 @@ tries again.
 
 from __future__ import annotations
 
+import contextvars
 import logging
+import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -22,7 +25,7 @@ from typing import Any
 
 from eventsourcing.persistence import IntegrityError
 
-from dockyard.commands.gc import gc_settings
+from dockyard.commands.gc import abandon_open_runs, gc_runs, gc_settings
 from dockyard.commands.registry import Registry
 from dockyard.domain.blob_link import BlobLink
 from dockyard.domain.errors import Conflict
@@ -72,6 +75,49 @@ class Report:
 Progress = Callable[[str, int, int], None]  # (phase, done, total)
 
 
+ABANDONED = "its process ended before the run finished (found with the GC lock free)"
+STOPPED = "stopped: the process shut down before the sweep ended; the next run continues"
+
+
+def _release(lock: Leadership) -> None:
+    if lock.connection is not None:
+        # Unlock before closing: the server ends a closed session (and frees its advisory
+        # lock) asynchronously, so a run right after this one could still find it held.
+        lock.connection.execute("SELECT pg_advisory_unlock_all()")
+    lock.release()
+
+
+def settle_abandoned_runs(registry: Registry) -> list[str]:
+    """Record as abandoned the runs the log shows open while no run holds the GC lock (their
+    process died); returns their ids. Cheap when no run is open: the lock is tried only then."""
+    if not any(run["state"] == "running" for run in gc_runs(registry, None)):
+        return []
+    lock = Leadership(registry, "gc")
+    if not lock.try_acquire():
+        return []  # a run is in progress: the open run may be it
+    try:
+        return abandon_open_runs(registry, ABANDONED)
+    finally:
+        _release(lock)
+
+
+class Running:
+    """A run begun: the GC lock held, `Started` recorded. `complete` marks, sweeps, records
+    `Finished` and releases the lock (call it exactly once, from any thread)."""
+
+    def __init__(self, collector: GarbageCollector, lock: Leadership, run: GcRun, grace: timedelta,
+                 delete_untagged: bool, started: float) -> None:
+        self.collector, self.lock, self.run, self.grace = collector, lock, run, grace
+        self.delete_untagged, self.started = delete_untagged, started
+        self.id = str(run.id)
+
+    def complete(self, progress: Progress | None = None, stop: threading.Event | None = None) -> Report:
+        try:
+            return self.collector._sweep(self, progress or (lambda *_: None), stop)
+        finally:
+            _release(self.lock)
+
+
 class GarbageCollector:
     def __init__(self, registry: Registry, store: BlobStore, clock: Callable[[], float] = time.time) -> None:
         self.registry, self.store, self.clock = registry, store, clock
@@ -80,28 +126,34 @@ class GarbageCollector:
             delete_untagged: bool | None = None, progress: Progress | None = None) -> Report:
         """Run once; the policy defaults to the recorded GC settings. `GcAlreadyRunning` (409)
         if a run is in progress anywhere."""
+        running = self.begin(dry_run=dry_run, grace_hours=grace_hours, delete_untagged=delete_untagged)
+        return running.complete(progress)
+
+    def begin(self, *, dry_run: bool = False, grace_hours: float | None = None,
+              delete_untagged: bool | None = None) -> Running:
+        """Take the GC lock (`GcAlreadyRunning` if held anywhere), record the open runs whose
+        process died as abandoned, and record `Started` at the log's last position."""
         lock = Leadership(self.registry, "gc")
         if not lock.try_acquire():
             raise GcAlreadyRunning()
         try:
-            return self._run(dry_run, grace_hours, delete_untagged, progress or (lambda *_: None))
-        finally:
-            if lock.connection is not None:
-                # Unlock before closing: the server ends a closed session (and frees its advisory
-                # lock) asynchronously, so a run right after this one could still find it held.
-                lock.connection.execute("SELECT pg_advisory_unlock_all()")
-            lock.release()
+            started = time.monotonic()
+            abandon_open_runs(self.registry, ABANDONED)
+            settings = gc_settings(self.registry)
+            grace = timedelta(hours=settings.grace_hours if grace_hours is None else grace_hours)
+            untagged = settings.delete_untagged if delete_untagged is None else delete_untagged
+            position = self.registry.recorder.max_notification_id() or 0
+            run = GcRun(position=position, dry_run=dry_run, grace_seconds=grace.total_seconds(),
+                        delete_untagged=untagged)
+            self.registry.save(run)
+        except BaseException:
+            _release(lock)
+            raise
+        return Running(self, lock, run, grace, untagged, started)
 
-    def _run(self, dry_run: bool, grace_hours: float | None, delete_untagged: bool | None,
-             progress: Progress) -> Report:
-        started = time.monotonic()
-        settings = gc_settings(self.registry)
-        grace = timedelta(hours=settings.grace_hours if grace_hours is None else grace_hours)
-        untagged = settings.delete_untagged if delete_untagged is None else delete_untagged
-        position = self.registry.recorder.max_notification_id() or 0
-        run = GcRun(position=position, dry_run=dry_run, grace_seconds=grace.total_seconds(),
-                    delete_untagged=untagged)
-        self.registry.save(run)
+    def _sweep(self, running: Running, progress: Progress, stop: threading.Event | None) -> Report:
+        started, run, grace, untagged = running.started, running.run, running.grace, running.delete_untagged
+        position, dry_run = run.position, run.dry_run
         report = Report(str(run.id), position, dry_run)
 
         progress("mark", 0, position)
@@ -122,6 +174,9 @@ class GarbageCollector:
             progress("sweep", done, len(doomed))
             if dry_run:
                 continue
+            if stop is not None and stop.is_set():
+                report.errors.append(STOPPED)
+                break
             began = time.monotonic()
             run = self._collect(run, decision, catchup, position, report)
             if self.registry.dialect.name == "sqlite":
@@ -183,3 +238,58 @@ class GarbageCollector:
             return self.store.stat(blob_key(digest))
         except Exception:
             return 0
+
+
+class BackgroundRuns:
+    """The runs this process's API started, each completed in a thread of its own, and the
+    reports of the last `KEEP_REPORTS` (with every blob's decision, for `explain`)."""
+
+    KEEP_REPORTS = 20
+
+    def __init__(self) -> None:
+        self.stopping = threading.Event()
+        self._reports: OrderedDict[str, Report] = OrderedDict()
+        self._threads: dict[str, threading.Thread] = {}
+        self._guard = threading.Lock()
+
+    def start(self, collector: GarbageCollector, *, dry_run: bool = False) -> str:
+        """Begin a run (`GcAlreadyRunning` at once if one is in progress anywhere) and complete
+        it in the background; returns its id."""
+        running = collector.begin(dry_run=dry_run)
+        # In the caller's context: the events the run records name who started it, and from where.
+        context = contextvars.copy_context()
+        thread = threading.Thread(target=context.run, args=(self._complete, running), name=f"gc-{running.id}",
+                                  daemon=True)
+        with self._guard:
+            self._threads[running.id] = thread
+        thread.start()
+        return running.id
+
+    def _complete(self, running: Running) -> None:
+        try:
+            report = running.complete(stop=self.stopping)
+        except Exception:  # the run stays open in the log; the next run or listing abandons it
+            log.exception("GC run %s failed", running.id)
+            return
+        finally:
+            with self._guard:
+                self._threads.pop(running.id, None)
+        with self._guard:
+            self._reports[running.id] = report
+            while len(self._reports) > self.KEEP_REPORTS:
+                self._reports.popitem(last=False)
+
+    def report(self, run_id: str) -> Report | None:
+        """The finished run's report, if this process ran it (and still keeps it)."""
+        with self._guard:
+            return self._reports.get(run_id)
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Ask running sweeps to stop after their current blob (each records `Finished` with
+        an error), and wait up to `timeout` seconds for them."""
+        self.stopping.set()
+        with self._guard:
+            threads = list(self._threads.values())
+        deadline = time.monotonic() + timeout
+        for thread in threads:
+            thread.join(max(0.0, deadline - time.monotonic()))

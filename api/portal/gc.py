@@ -19,12 +19,13 @@ from dockyard.api.portal.web import AdminViewer, Form, PortalRoute, redirect, re
 from dockyard.api.v2.common import Services
 from dockyard.commands.gc import change_gc_settings, gc_runs, gc_settings, next_run
 from dockyard.domain.errors import DomainError, InvalidRequest
-from dockyard.gc.collector import GarbageCollector
+from dockyard.gc.collector import GarbageCollector, settle_abandoned_runs
 
 router = APIRouter(route_class=PortalRoute, include_in_schema=False)
 
 
 def gc_context(svc: Services) -> dict[str, Any]:
+    settle_abandoned_runs(svc.registry)  # a run whose process died shows as abandoned, as in the API
     policy = gc_settings(svc.registry)
     return {"policy": policy, "next_run": next_run(policy.schedule), "runs": gc_runs(svc.registry, 10)}
 

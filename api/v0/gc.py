@@ -2,10 +2,16 @@
 
     GET|PUT /api/v0/settings/gc   the policy: {"schedule": "0 0 0 * * *", "deleteUntagged": false,
                                   "graceHours": 1}; the answer adds `nextRun`
-    POST    /api/v0/gc/run        run now, and answer with the report (`dryRun`, `explain`:
-                                  per blob, kept by what or gone because of which event);
-                                  409 while another run is in progress anywhere
+    POST    /api/v0/gc/run        start a run now: 202 with its id and a `Location` to poll
+                                  (`dryRun`; `explain` makes the Location ask for every blob's
+                                  decision); 409 while another run is in progress anywhere
     GET     /api/v0/gc/runs       the runs recorded in the log, newest first
+    GET     /api/v0/gc/runs/{id}  one run; `?explain=true` adds, once it ends, each stored blob's
+                                  decision (kept by what, or gone because of which event), from
+                                  the replica that ran it
+
+A run whose process died (the log shows it open while no process holds the GC lock) is recorded
+as abandoned (`GcRun.Abandoned`) by the next listing or run.
 """
 
 from __future__ import annotations
@@ -13,16 +19,17 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request, Response
 from pydantic import Field
 from starlette.concurrency import run_in_threadpool
 
 from dockyard.api.v0.deps import GlobalAdmin, ServicesDep, require_token_admin
 from dockyard.api.v0.schemas import Model
 from dockyard.api.v2.common import Services
-from dockyard.commands.gc import change_gc_settings, gc_runs, gc_settings, next_run
+from dockyard.commands.gc import change_gc_settings, gc_run, gc_runs, gc_settings, next_run
+from dockyard.domain.errors import NotFound
 from dockyard.domain.gc_settings import DEFAULT_GRACE_HOURS
-from dockyard.gc.collector import GarbageCollector
+from dockyard.gc.collector import BackgroundRuns, GarbageCollector, settle_abandoned_runs
 
 router = APIRouter(tags=["garbage collection"])
 
@@ -68,29 +75,15 @@ async def put_gc_settings(body: GcSettingsChange, principal: GlobalAdmin, svc: S
 
 class GcBlobDecision(Model):
     digest: str
-    action: str = Field(description="DELETE or KEEP.")
+    action: str = Field(description="delete or keep.")
     size: int | None = None
     reason: dict[str, Any] = Field(description="What keeps it (manifests, tags, repositories, from which "
                                                "position), or the event that left it unreferenced.")
 
 
-class GcRunReport(Model):
-    id: str
-    position: int = Field(description="The log position the run marked at.")
-    dry_run: bool
-    candidates: int
-    deleted: int
-    kept: int
-    bytes_freed: int
-    errors: list[str]
-    duration_seconds: float
-    mark_seconds: float
-    blobs: list[GcBlobDecision] | None = Field(None, description="With `explain`: every stored blob's decision.")
-
-
 class GcRunSummary(Model):
     id: str
-    state: str = Field(description="running, done or failed.")
+    state: str = Field(description="running, done, failed or abandoned (its process died).")
     position: int
     dry_run: bool
     grace_seconds: float
@@ -106,18 +99,68 @@ class GcRunSummary(Model):
     duration_seconds: float | None = None
 
 
-@router.post("/gc/run", summary="Run garbage collection now (409 while one runs)", response_model_exclude_none=True)
-async def run_gc(principal: GlobalAdmin, svc: ServicesDep, body: GcRunRequest | None = None) -> GcRunReport:
+class GcRunDetail(GcRunSummary):
+    mark_seconds: float | None = Field(None, description="From the replica that ran it.")
+    blobs: list[GcBlobDecision] | None = Field(
+        None, description="With `?explain=true`, once the run ended: every stored blob's decision (kept by "
+                          "the replica that ran it, for its last 20 runs).")
+
+
+class GcRunStarted(Model):
+    id: str
+    state: str = Field(description="running: poll the Location.")
+    dry_run: bool
+
+
+def background_runs(request: Request) -> BackgroundRuns:
+    """This process's API-started runs (made with the app; see `api.app`)."""
+    runs: BackgroundRuns = request.app.state.gc_runs
+    return runs
+
+
+@router.post("/gc/run", status_code=202, summary="Start garbage collection now (409 while one runs)")
+async def run_gc(principal: GlobalAdmin, svc: ServicesDep, request: Request, response: Response,
+                 body: GcRunRequest | None = None) -> GcRunStarted:
+    """202 as soon as the run has begun (the GC lock taken, `Started` recorded); the run goes on
+    in this process, and `Location` (`/api/v0/gc/runs/{id}`) shows its state and, at the end, its
+    counts (and, when `explain` was asked, every blob's decision)."""
     require_token_admin(principal)
-    request = body or GcRunRequest.model_validate({})
+    order = body or GcRunRequest.model_validate({})
+    runs = background_runs(request)
 
-    def run() -> GcRunReport:
-        collector = GarbageCollector(svc.registry, svc.store, svc.uploads.clock)
-        return GcRunReport.model_validate(collector.run(dry_run=request.dry_run).as_dict(explain=request.explain))
+    def start() -> str:
+        return runs.start(GarbageCollector(svc.registry, svc.store, svc.uploads.clock), dry_run=order.dry_run)
 
-    return await run_in_threadpool(run)
+    run_id = await run_in_threadpool(start)
+    response.headers["Location"] = f"/api/v0/gc/runs/{run_id}" + ("?explain=true" if order.explain else "")
+    return GcRunStarted(id=run_id, state="running", dry_run=order.dry_run)
+
+
+def _runs(svc: Services) -> list[dict[str, Any]]:
+    settle_abandoned_runs(svc.registry)
+    return gc_runs(svc.registry)
 
 
 @router.get("/gc/runs", summary="Garbage-collection runs, newest first", response_model_exclude_none=True)
 async def list_gc_runs(principal: GlobalAdmin, svc: ServicesDep) -> list[GcRunSummary]:
-    return [GcRunSummary.model_validate(run) for run in await run_in_threadpool(gc_runs, svc.registry)]
+    return [GcRunSummary.model_validate(run) for run in await run_in_threadpool(_runs, svc)]
+
+
+@router.get("/gc/runs/{run_id}", summary="One garbage-collection run (poll it after POST /gc/run)",
+            response_model_exclude_none=True)
+async def get_gc_run(run_id: str, principal: GlobalAdmin, svc: ServicesDep, request: Request,
+                     explain: bool = False) -> GcRunDetail:
+    def read() -> dict[str, Any] | None:
+        settle_abandoned_runs(svc.registry)
+        return gc_run(svc.registry, run_id)
+
+    run = await run_in_threadpool(read)
+    if run is None:
+        raise NotFound("no such garbage-collection run", {"id": run_id})
+    detail = GcRunDetail.model_validate(run)
+    report = background_runs(request).report(run_id) if run["state"] != "running" else None
+    if report is not None:
+        detail.mark_seconds = round(report.mark_seconds, 3)
+        if explain:
+            detail.blobs = [GcBlobDecision.model_validate(d.as_dict()) for d in report.decisions]
+    return detail

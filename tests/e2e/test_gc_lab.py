@@ -9,6 +9,8 @@ and `neymar` pull back byte for byte, and the run and each deleted blob are in t
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from tests.e2e.clients import Layout, Skopeo, assert_same_image, blob_files, events, make_image
@@ -47,10 +49,15 @@ def test_soft_delete_then_gc_removes_only_what_lona_alone_used(server, tmp_path)
     assert r.status_code == 200 and r.json()["nextRun"].endswith("T00:00:00Z"), r.text
 
     # Hard delete: run GC now, with explanations.
-    r = admin.post("/api/v0/gc/run", json={"explain": True}, timeout=120)
-    assert r.status_code == 200, r.text
-    report = r.json()
-    assert report["deleted"] == 2 and report["errors"] == []
+    # A long operation: 202 with the run's id at once, then poll its Location.
+    r = admin.post("/api/v0/gc/run", json={"explain": True})
+    assert r.status_code == 202, r.text
+    assert r.headers["location"] == f"/api/v0/gc/runs/{r.json()['id']}?explain=true"
+    deadline = time.monotonic() + 120
+    while (report := admin.get(r.headers["location"]).json())["state"] == "running":
+        assert time.monotonic() < deadline, "GC still running after 120 s"
+        time.sleep(0.1)
+    assert report["state"] == "done" and report["deleted"] == 2 and report["errors"] == []
     explained = {b["digest"]: b for b in report["blobs"]}
     for digest in own:
         assert explained[digest]["action"] == "delete"

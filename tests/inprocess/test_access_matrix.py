@@ -305,6 +305,8 @@ CASES: list[Case] = [
          lambda w, c: ("/api/v0/settings/gc", {"json": {"schedule": "0 0 0 * * *", "graceHours": 1}})),
     Case("POST", "/api/v0/gc/run", GLOBAL_ADMIN, lambda w, c: ("/api/v0/gc/run", {"json": {"dryRun": True}})),
     Case("GET", "/api/v0/gc/runs", GLOBAL_ADMIN, lambda w, c: ("/api/v0/gc/runs", {})),
+    Case("GET", "/api/v0/gc/runs/{run_id}", GLOBAL_ADMIN,  # no such run: 404 for admins, 403 for the rest
+         lambda w, c: ("/api/v0/gc/runs/00000000-0000-0000-0000-000000000000", {})),
     Case("PUT", "/api/v0/settings/auth", GLOBAL_ADMIN,
          lambda w, c: ("/api/v0/settings/auth", {"json": {"mode": "managed"}})),
     Case("POST", "/api/v0/settings/auth/ldap/test", GLOBAL_ADMIN, lambda w, c: ("/api/v0/settings/auth/ldap/test", {

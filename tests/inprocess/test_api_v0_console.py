@@ -31,6 +31,7 @@ ROUTES = {
     ("get", "/settings/general", False), ("put", "/settings/general", True),
     ("get", "/settings/storage", False), ("put", "/settings/storage", True),
     ("get", "/settings/gc", False), ("put", "/settings/gc", True), ("post", "/gc/run", True), ("get", "/gc/runs", False),
+    ("get", "/gc/runs/{run_id}", False),
     ("post", "/webhooks", True), ("get", "/webhooks", False), ("get", "/webhooks/{webhook_id}", False),
     ("delete", "/webhooks/{webhook_id}", False), ("get", "/webhooks/{webhook_id}/deliveries", False),
     ("post", "/webhooks/{webhook_id}/deliveries/{delivery_id}/redeliver", False),

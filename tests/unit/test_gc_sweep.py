@@ -274,3 +274,13 @@ def test_storage_going_down_mid_sweep_records_only_what_is_gone(registry: Regist
     assert GarbageCollector(registry, store).run(grace_hours=0).deleted == 3
     assert sorted(collected(registry)) == sorted(digests)
 
+
+def test_a_run_left_open_by_a_dead_process_is_abandoned_by_the_next(registry: Registry, store: MemoryStore) -> None:
+    from dockyard.domain.gc_run import GcRun
+
+    dead = GcRun(position=0, dry_run=False, grace_seconds=0.0, delete_untagged=False)
+    registry.save(dead)  # started, never finished, and no process holds the GC lock
+    assert gc_runs(registry)[0]["state"] == "running"
+    report = GarbageCollector(registry, store).run()
+    states = {run["id"]: run["state"] for run in gc_runs(registry)}
+    assert states == {str(dead.id): "abandoned", report.run_id: "done"}
