@@ -284,3 +284,25 @@ def test_a_run_left_open_by_a_dead_process_is_abandoned_by_the_next(registry: Re
     report = GarbageCollector(registry, store).run()
     states = {run["id"]: run["state"] for run in gc_runs(registry)}
     assert states == {str(dead.id): "abandoned", report.run_id: "done"}
+
+
+def test_a_sweep_between_the_push_check_and_its_transaction_is_caught_inside_it(
+        registry: Registry, uploads: UploadSessions, store: MemoryStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Rule 4: the first check of a manifest PUT runs outside the transaction. A GC sweep landing
+    # right after it must not let the push be acknowledged with its blobs gone.
+    config, layer = upload(uploads, REPO, b"{}"), upload(uploads, REPO, b"layer")
+    view = registry._registry_view
+    check = view.unlinked_blobs
+    swept = []
+
+    def check_then_sweep(repository: str, digests: list[str], cursor: Any = None) -> list[str]:
+        missing = check(repository, digests, cursor)
+        if cursor is None and not swept:  # the cheap check outside the write lock passed...
+            swept.append(GarbageCollector(registry, store).run(grace_hours=0).deleted)  # ...then GC
+        return missing
+
+    monkeypatch.setattr(view, "unlinked_blobs", check_then_sweep)
+    with pytest.raises(ManifestBlobUnknown):
+        registry.push_manifest(REPO, "v1", None, image_manifest(config, layer))
+    assert swept == [2] and not store.exists(blob_key(layer))
+    assert registry_view(registry).tag_digest(REPO, "v1") is None  # nothing acknowledged
