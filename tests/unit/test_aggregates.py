@@ -29,7 +29,7 @@ D2 = "sha256:" + "2" * 64
 # Every stored event topic. A stored event's name never changes (STYLE.md section 3): renaming
 # or moving a class must keep its topic, and a new event class must be added here on purpose.
 STORED_TOPICS = {
-    "dockyard.GcRun": ["BlobCollected", "Created", "Finished", "Started"],
+    "dockyard.GcRun": ["Abandoned", "BlobCollected", "Created", "Finished", "Started"],
     "dockyard.GcSettings": ["Changed", "Created"],
     "dockyard.GeneralSettings": ["Created", "DomainNameChanged"],
     "dockyard.StorageSettings": ["Changed", "Created"],
