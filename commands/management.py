@@ -16,6 +16,7 @@ from dockyard.domain import access
 from dockyard.domain.access import Principal
 from dockyard.domain.account import check_account_name, check_role
 from dockyard.domain.errors import NotFound
+from dockyard.domain.team import OWNERS
 from dockyard.projections.identity_queries import IdentityQueries
 
 
@@ -101,6 +102,18 @@ class Management:
     def may_create_repository(self, principal: Principal, repository: str) -> bool:
         facts = self.identity_view.repository_facts(principal.name, repository)
         return access.may_create(principal, repository, facts)
+
+    def creatable_namespaces(self, principal: Principal) -> list[str]:
+        """The namespaces `principal` may create repositories in, by name (the portal's `New
+        Repository` dropdown): the policy (`access.may_create`) asked of each account, its facts
+        read once — the organisations whose owners team the principal is in — not per account."""
+        if principal.name is None and not principal.is_admin:
+            return []
+        owned = {row["organization"] for row in self.identity_view.memberships(principal.name)
+                 if row["team"] == OWNERS} if principal.name else set()
+        return [row["name"] for row in self.identity_view.accounts()
+                if access.may_create(principal, f"{row['name']}/x",
+                                     access.RepositoryFacts(exists=False, org_owner=row["name"] in owned))]
 
     def create_repository(self, principal: Principal, namespace: str, name: str, visibility: str = "private",
                           description: str = "") -> str:

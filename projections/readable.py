@@ -15,7 +15,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from dockyard.domain.access import Principal
+from dockyard.domain import access
+from dockyard.domain.access import Principal, RepositoryFacts
 from dockyard.domain.team import OWNERS
 
 
@@ -101,3 +102,32 @@ def readable_candidates(facts: CallerFacts, search_table: str) -> tuple[str, dic
 def _select_in(names: tuple[str, ...], params: dict[str, Any]) -> str:
     """`SELECT name FROM repositories WHERE name IN (…)` for the given names."""
     return f"SELECT name FROM repositories WHERE {_in_list('name', names, 'rc_tok', params)}"
+
+
+def team_levels(cursor: Any, sql: Any, user: str | None, names: list[str]) -> dict[str, tuple[str, ...]]:
+    """The levels the user's teams were granted on each of `names` (one query for a page);
+    `sql` is the dialect's statement converter."""
+    if user is None or not names:
+        return {}
+    params: dict[str, Any] = {"user": user}
+    slots = []
+    for i, name in enumerate(names):
+        params[f"n{i}"] = name
+        slots.append(f"%(n{i})s")
+    cursor.execute(sql(
+        "SELECT ta.repository, ta.level FROM team_access ta JOIN team_members tm ON tm.organization = "
+        f"ta.organization AND tm.team = ta.team WHERE tm.member = %(user)s AND ta.repository IN "
+        f"({', '.join(slots)})"), params)
+    found: dict[str, tuple[str, ...]] = {}
+    for r in cursor.fetchall():
+        found[r["repository"]] = (*found.get(r["repository"], ()), r["level"])
+    return found
+
+
+def add_access_levels(facts: CallerFacts, rows: list[dict[str, Any]], levels: dict[str, tuple[str, ...]]) -> None:
+    """Set each row's `access_level`: the caller's level on it, by `domain.access` (rows have
+    `name` and `visibility`; `levels` are `team_levels` of their names)."""
+    for row in rows:
+        row["access_level"] = access.repository_level(facts.principal, row["name"], RepositoryFacts(
+            exists=True, public=row["visibility"] == "public", team_levels=levels.get(row["name"], ()),
+            org_owner=row["name"].split("/", 1)[0] in facts.owned_organizations))

@@ -13,6 +13,7 @@ from typing import Any
 import orjson
 
 from dockyard.projections.dialect import Dialect
+from dockyard.projections.readable import CallerFacts, add_access_levels, readable_predicate, team_levels
 
 
 @dataclass(frozen=True, slots=True)
@@ -245,6 +246,35 @@ class RegistryQueries:
             statement += " AND name > %(last)s"
             params["last"] = last
         return [dict(r) for r in self._rows(statement + " ORDER BY name LIMIT %(n)s", params)]
+
+    def readable_repositories(self, facts: CallerFacts, n: int, last: str | None = None,
+                              namespace: str | None = None) -> list[dict[str, Any]]:
+        """Up to `n` live repositories the caller may read, ordered by name after `last` (and in
+        `namespace` if given), each with the caller's `access_level`. The policy is in the query
+        (`projections.readable`, as search has it): a caller who reads a few of many never has
+        the others fetched and checked one by one."""
+        postgres = self._dialect.name == "postgres"
+        owner_of = "split_part(r.name, '/', 1)" if postgres else "substr(r.name, 1, instr(r.name, '/') - 1)"
+        readable, params = readable_predicate(facts, "r", owner_of)
+        where = [readable]
+        if namespace and postgres:
+            where.append("r.name LIKE %(prefix)s ESCAPE '\\'")
+            params["prefix"] = f"{_like_literal(namespace)}/%"
+        elif namespace:  # SQLite compares bytes: the names under `namespace/` are one range of the key
+            where.append("r.name > %(lo)s AND r.name < %(hi)s")
+            params.update({"lo": f"{namespace}/", "hi": f"{namespace}0"})  # "0" follows "/"
+        if last:
+            where.append("r.name > %(last)s")
+            params["last"] = last
+        params["n"] = n
+        with self._dialect.reading(self._datastore) as cursor:
+            cursor.execute(self._dialect.sql(
+                "SELECT r.name, r.visibility, r.description, r.created_at, r.created_by FROM repositories r "
+                f"WHERE {' AND '.join(where)} ORDER BY r.name LIMIT %(n)s"), params)
+            rows = [dict(r) for r in cursor.fetchall()]
+            levels = team_levels(cursor, self._dialect.sql, facts.principal.name, [r["name"] for r in rows])
+        add_access_levels(facts, rows, levels)
+        return rows
 
     def tag_rows(self, repository: str) -> list[dict[str, Any]]:
         """Every tag of `repository` with its digest and last move (when, by whom), by name."""

@@ -16,11 +16,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from dockyard.domain import access
-from dockyard.domain.access import Principal, RepositoryFacts
+from dockyard.domain.access import Principal
 from dockyard.domain.team import OWNERS
 from dockyard.projections.dialect import Dialect
-from dockyard.projections.readable import CallerFacts, readable_candidates, readable_predicate
+from dockyard.projections.readable import (
+    CallerFacts,
+    add_access_levels,
+    readable_candidates,
+    readable_predicate,
+    team_levels,
+)
 from dockyard.projections.registry_queries import _like_literal
 from dockyard.projections.repository_search import FTS, TABLE, WORDS
 
@@ -80,11 +85,8 @@ class SearchQueries:
         else:
             rows = self._from_candidates(readable, params, candidates, term, after, namespace)
         with self.dialect.reading(self.datastore) as cursor:
-            levels = self._team_levels(cursor, facts.principal.name, [r["name"] for r in rows])
-        for row in rows:
-            row["access_level"] = access.repository_level(facts.principal, row["name"], RepositoryFacts(
-                exists=True, public=row["visibility"] == "public", team_levels=levels.get(row["name"], ()),
-                org_owner=row["namespace"] in facts.owned_organizations))
+            levels = team_levels(cursor, self.dialect.sql, facts.principal.name, [r["name"] for r in rows])
+        add_access_levels(facts, rows, levels)
         return rows
 
     def _from_candidates(self, readable: str, params: dict[str, Any], candidates: tuple[str, dict[str, Any]],
@@ -205,21 +207,3 @@ class SearchQueries:
             if len(rows) >= limit:
                 break
         return rows
-
-    def _team_levels(self, cursor: Any, user: str | None, names: list[str]) -> dict[str, tuple[str, ...]]:
-        """The levels the user's teams were granted on each of `names` (one query for a page)."""
-        if user is None or not names:
-            return {}
-        params: dict[str, Any] = {"user": user}
-        slots = []
-        for i, name in enumerate(names):
-            params[f"n{i}"] = name
-            slots.append(f"%(n{i})s")
-        cursor.execute(self.dialect.sql(
-            "SELECT ta.repository, ta.level FROM team_access ta JOIN team_members tm ON tm.organization = "
-            f"ta.organization AND tm.team = ta.team WHERE tm.member = %(user)s AND ta.repository IN "
-            f"({', '.join(slots)})"), params)
-        found: dict[str, tuple[str, ...]] = {}
-        for r in cursor.fetchall():
-            found[r["repository"]] = (*found.get(r["repository"], ()), r["level"])
-        return found

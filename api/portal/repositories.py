@@ -51,22 +51,10 @@ def readable_page(svc: Services, viewer: Viewer, search: str | None, after: str 
         rows = [{**hit, "level": hit["access_level"]} for hit in hits[:PAGE]]
         last = hits[PAGE - 1] if len(hits) > PAGE else None
         return rows, (SearchKey(last["rank"], last["pushed_at"], last["name"]).encode() if last else None)
-    found: list[dict[str, Any]] = []
-    cursor = after
-    while len(found) <= PAGE:
-        batch = svc.registry_view.search_repositories(search, namespace, 200, cursor)
-        for row in batch:
-            level = svc.management.repository_level(viewer.principal, row["name"])
-            if level != "none":
-                found.append({**row, "level": level})
-                if len(found) > PAGE:
-                    break
-        if len(batch) < 200:
-            break
-        cursor = batch[-1]["name"]
-    more = len(found) > PAGE
-    found = found[:PAGE]
-    return found, (found[-1]["name"] if more else None)
+    facts = svc.read_side.search.caller_facts(viewer.principal)
+    rows = svc.registry_view.readable_repositories(facts, PAGE + 1, after, namespace)
+    found = [{**row, "level": row["access_level"]} for row in rows[:PAGE]]
+    return found, (found[-1]["name"] if len(rows) > PAGE else None)
 
 
 @router.get("/repositories")
@@ -80,8 +68,7 @@ async def list_repositories(request: Request, current: CurrentViewer, q: str | N
 
 def creatable_namespaces(svc: Services, viewer: Viewer) -> list[str]:
     """The namespaces the viewer may create repositories in (the `New Repository` dropdown)."""
-    names = [row["name"] for row in svc.identity_view.accounts()]
-    return [n for n in names if svc.management.may_create_repository(viewer.principal, f"{n}/x")]
+    return svc.management.creatable_namespaces(viewer.principal)
 
 
 @router.get("/repositories/new")
