@@ -109,9 +109,6 @@ async def create_team(request: Request, org: str, current: CurrentViewer, form: 
     name, description = form.get("name", "").strip(), form.get("description", "").strip()
 
     def create() -> None:
-        svc.management.check_may_manage_teams(current.principal, org)
-        if svc.identity_view.team(org, name) is not None:
-            raise InvalidRequest("A team with this name already exists.")
         svc.management.create_team(current.principal, org, name, description)
         for member in members:
             svc.management.add_member(current.principal, org, name, member)

@@ -135,3 +135,62 @@ async def test_sign_in_never_redirects_off_site(dockyard: Dockyard) -> None:
         answer = await page.post("/login", data={"username": alice, "password": password,
                                                  "csrf_token": csrf_of(form.text), "next": "//evil.example/x"})
         assert answer.headers["location"] == "/repositories"
+
+
+SCRIPT = "<script>alert(1)</script>"
+ESCAPED = "&lt;script&gt;alert(1)&lt;/script&gt;"
+
+
+async def test_script_in_a_tag_or_name_is_refused_or_shown_escaped(dockyard: Dockyard,
+                                                                   client: httpx.AsyncClient) -> None:
+    from dockyard.domain.names import is_valid_tag
+
+    assert not is_valid_tag(SCRIPT)  # a tag of that name cannot be pushed, so it is never listed
+    org = await dockyard.org()
+    r = await client.post(f"/api/v0/accounts/{org}/teams", json={"name": "core", "description": SCRIPT})
+    assert r.status_code == 201, r.text
+    await client.post("/api/v0/repositories/admin", json={"name": "web", "visibility": "private"})
+    async with browser(dockyard) as page:
+        await sign_in(page, "admin", ADMIN_PASSWORD)
+        token = csrf_of((await page.get("/organizations/new")).text)
+        shown = [  # names typed into forms come back in the refused form; names in paths and queries
+            await page.post("/organizations/new", data={"name": SCRIPT, "csrf_token": token}),
+            await page.post("/repositories/new", data={"namespace": "admin", "name": SCRIPT, "csrf_token": token}),
+            await page.post(f"/organizations/{org}/teams/new", data={"name": SCRIPT, "csrf_token": token}),
+            await page.post("/tokens", data={"name": SCRIPT, "level": "read-only", "csrf_token": token}),
+            await page.get(f"/organizations/{org}", params={"tab": "teams"}),
+            await page.get(f"/organizations/{org}/teams/core"),
+            await page.get("/repositories", params={"q": SCRIPT}),
+            await page.get(f"/repositories/admin/web/tags/{SCRIPT}/delete"),
+            await page.get("/audit", params={"actor": SCRIPT}),
+        ]
+        for answer in shown:
+            assert answer.status_code < 500, answer.text
+            assert "<script>alert" not in answer.text, str(answer.url)
+        assert all(ESCAPED in a.text for a in shown[:7]), [str(a.url) for a in shown if ESCAPED not in a.text]
+
+
+async def test_the_session_cookie_is_secure_under_tls(dockyard: Dockyard) -> None:
+    alice, password = await dockyard.user()
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=dockyard.app), base_url="https://dockyard.test",
+                                 follow_redirects=False) as page:
+        answer = await sign_in(page, alice, password)
+        assert answer.status_code == 303
+        cookie = answer.headers["set-cookie"]
+        assert cookie.startswith("dockyard_session=") and "; secure" in cookie.lower()
+    async with browser(dockyard) as page:  # plain HTTP (a test server, a proxy that ends TLS): not Secure
+        cookie = (await sign_in(page, alice, password)).headers["set-cookie"]
+        assert "secure" not in cookie.lower()
+
+
+async def test_a_duplicate_team_name_is_refused_next_to_its_field(dockyard: Dockyard,
+                                                                  client: httpx.AsyncClient) -> None:
+    org = await dockyard.org()
+    assert (await client.post(f"/api/v0/accounts/{org}/teams", json={"name": "core"})).status_code == 201
+    async with browser(dockyard) as page:
+        await sign_in(page, "admin", ADMIN_PASSWORD)
+        token = csrf_of((await page.get(f"/organizations/{org}/teams/new")).text)
+        answer = await page.post(f"/organizations/{org}/teams/new", data={"name": "core", "csrf_token": token})
+    assert answer.status_code == 409  # the API's answer for the same refusal
+    field = re.search(r'<div class="field has-error">\s*<label for="f-name">Name</label>.*?</div>', answer.text, re.S)
+    assert field and "already exists" in field.group(0) and 'aria-describedby="e-name"' in field.group(0)
