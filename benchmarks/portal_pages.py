@@ -6,7 +6,7 @@ in-process (the app from `create_app`, driven through `httpx.ASGITransport`, so 
 the server's time without a network) and prints the median and p95 per page.
 
     .venv/bin/python benchmarks/portal_pages.py                       # 10,000 repos, 1,000 users, SQLite
-    .venv/bin/python benchmarks/portal_pages.py --database-url postgresql://postgres@127.0.0.1:5432/DB
+    .venv/bin/python benchmarks/portal_pages.py --database-url postgresql://postgres@127.0.0.1:5432   # a fresh DB
     .venv/bin/python benchmarks/portal_pages.py --repositories 1000 --users 100 --rounds 20
 """
 
@@ -21,6 +21,7 @@ import time
 
 import httpx
 from asgi_lifespan import LifespanManager
+from bench_database import drop_database, fresh_database
 
 from dockyard.api.app import create_app
 from dockyard.api.settings import Settings
@@ -73,8 +74,16 @@ async def main() -> None:
     parser.add_argument("--rounds", type=int, default=30)
     parser.add_argument("--database-url")
     args = parser.parse_args()
+    url, made = fresh_database(args.database_url)
+    try:
+        await fill_and_time(args, url)
+    finally:
+        drop_database(args.database_url, made)
+
+
+async def fill_and_time(args: argparse.Namespace, url: str | None) -> None:
     with tempfile.TemporaryDirectory() as data:
-        settings = Settings(data_dir=data, database_url=args.database_url, storage="memory://",
+        settings = Settings(data_dir=data, database_url=url, storage="memory://",
                             admin_password=PASSWORD, upload_purge_interval_hours=0)
         app = create_app(settings)
         async with LifespanManager(app):
@@ -87,9 +96,11 @@ async def main() -> None:
             pages = {
                 "admin": ["/repositories", "/repositories?after=org10/repo005000", "/repositories?q=repo0042",
                           "/users", "/users?after=user00500", "/organizations", "/organizations/org07",
-                          "/organizations/org07?tab=teams", "/repositories/org03/repo000003", "/settings/auth",
-                          "/audit"],
-                "reader": ["/repositories", "/organizations/org07", "/repositories/org00/repo000000"],
+                          "/organizations/org07?tab=teams", "/organizations/org07/teams/readers",
+                          "/organizations/org07/teams/new", "/repositories/new", "/repositories/org03/repo000003",
+                          "/settings/auth", "/settings/gc", "/audit", "/logs", "/webhooks", "/tokens"],
+                "reader": ["/repositories", "/repositories?after=org10/repo005000", "/organizations/org07",
+                           "/repositories/org00/repo000000", "/repositories/new", "/organizations/org07/teams/readers"],
             }
             print(f"{'who':7} {'page':42} {'median ms':>10} {'p95 ms':>8}")
             for who, paths in pages.items():
