@@ -67,16 +67,18 @@ def sign_in(page: object, server: DockyardServer, user: str, password: str) -> N
     page.wait_for_url("**/repositories")  # type: ignore[attr-defined]
 
 
-def shoot(page: object, name: str) -> Path:
+def shoot(page: object, name: str, full_page: bool = True) -> Path:
+    """A screenshot of the whole page, or (`full_page=False`, for an open dialog, whose backdrop
+    covers the window, not the whole length of the page) of what the window shows."""
     SHOTS.mkdir(exist_ok=True)
     path = SHOTS / f"{name}.png"
-    page.screenshot(path=str(path), full_page=True)  # type: ignore[attr-defined]
+    page.screenshot(path=str(path), full_page=full_page)  # type: ignore[attr-defined]
     return path
 
 
-def both_widths(page: object, name: str) -> None:
+def both_widths(page: object, name: str, full_page: bool = True) -> None:
     page.set_viewport_size(DESKTOP)  # type: ignore[attr-defined]
-    shoot(page, f"{name}-desktop")
+    shoot(page, f"{name}-desktop", full_page)
     page.set_viewport_size(PHONE)  # type: ignore[attr-defined]
-    shoot(page, f"{name}-phone")
+    shoot(page, f"{name}-phone", full_page)
     page.set_viewport_size(DESKTOP)  # type: ignore[attr-defined]

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from tests.e2e.clients import Skopeo, make_image
-from tests.e2e.portal.conftest import both_widths, shoot, sign_in
+from tests.e2e.portal.conftest import both_widths, sign_in
 from tests.server import DockyardServer
 
 pytestmark = pytest.mark.e2e
@@ -76,6 +76,8 @@ def test_the_lab_by_clicking(portal_server: DockyardServer, context, tmp_path: P
 
     server = portal_server
     page = context.new_page()
+    elsewhere: list[str] = []  # no CDN: every page and the console load only from Dockyard itself
+    page.on("request", lambda r: None if r.url.startswith((server.url, "data:", "blob:")) else elsewhere.append(r.url))
 
     # Task 2: Settings > Auth, Managed Authentication, Add user with Global role Admin, sign in as them.
     sign_in(page, server, "admin", server.admin_password)
@@ -139,7 +141,7 @@ def test_the_lab_by_clicking(portal_server: DockyardServer, context, tmp_path: P
     ahab.get_by_role("link", name="engineering").click()
     expect(ahab.get_by_role("link", name="madrid")).to_be_visible()
     expect(ahab.get_by_role("link", name="barca")).to_have_count(0)
-    shoot(ahab, "organization-as-ahab-desktop")
+    both_widths(ahab, "organization-as-ahab")
     ahab.goto(server.url + "/repositories/engineering/barca")
     expect(ahab.get_by_role("heading", name="Not found")).to_be_visible()
     ahab.context.close()
@@ -168,17 +170,26 @@ def test_the_lab_by_clicking(portal_server: DockyardServer, context, tmp_path: P
     operation.get_by_role("button", name="Try it out").click()
     operation.get_by_role("button", name="Execute").click()
     expect(operation.locator(".live-responses-table tbody .response-col_status").first).to_have_text("200")
-    shoot(page, "api-docs-desktop")
+    both_widths(page, "api-docs")
 
-    # Task 7: the trash can on lona, typing DELETE; the tag goes, the repository stays.
-    page.goto(server.url + "/repositories/engineering/barca")
+    # Task 7: Repositories > engineering/barca, the trash can on lona, typing DELETE; the tag goes,
+    # the repository stays.
+    # Logout (the user menu), sign in as admin, then Repositories > engineering/barca.
+    page.goto(server.url + "/repositories")
+    page.get_by_text("dtradmin", exact=True).first.click()
+    page.get_by_role("button", name="Logout").click()
+    page.wait_for_url("**/login")
+    sign_in(page, server, "admin", server.admin_password)
+    page.get_by_role("link", name="Repositories", exact=True).click()
+    page.get_by_role("link", name="engineering/barca", exact=True).click()
+    page.wait_for_url("**/repositories/engineering/barca")
     expect(page.locator("#pull-command")).to_contain_text(f"docker pull {server.host}/engineering/barca")
     both_widths(page, "repository")
     before_delete = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S")
     page.get_by_role("link", name="Delete tag lona").click()
     dialog = page.get_by_role("dialog")
     dialog.get_by_label("Type DELETE to confirm").fill("DELETE")
-    shoot(page, "delete-tag-dialog-desktop")
+    both_widths(page, "delete-tag-dialog", full_page=False)
     dialog.get_by_role("button", name="Delete").click()
     page.wait_for_url("**/repositories/engineering/barca")
     expect(page.get_by_role("cell", name="lona", exact=True)).to_have_count(0)
@@ -205,7 +216,11 @@ def test_the_lab_by_clicking(portal_server: DockyardServer, context, tmp_path: P
     page.get_by_label("Schedule").fill("0 0 0 * * *")
     page.get_by_role("button", name="Save").click()
     expect(page.locator("#next-run")).to_contain_text("00:00:00 UTC")
+    asked: list[str] = []  # Run now deletes from storage: it asks first (window.confirm)
+    page.on("dialog", lambda question: (asked.append(question.message), question.accept()))
     page.get_by_role("button", name="Run now").click()
     expect(page.get_by_role("status")).to_contain_text("freed")
+    assert asked and asked[-1].startswith("Run garbage collection now?")
     expect(page.get_by_role("cell", name="done").first).to_be_visible()
     both_widths(page, "settings-gc")
+    assert elsewhere == []
