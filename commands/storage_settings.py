@@ -79,6 +79,10 @@ class StorageSetting:
         url = check_storage_url(url)
         try:
             probe(self.opener(url, {**os.environ, **credentials}))
+        except OSError as exc:  # the filesystem's own errors (a folder it cannot make, a file in the way)
+            where = f": {exc.filename}" if exc.filename else ""
+            raise InvalidRequest(f"the storage setting was not changed: {exc.strerror or exc}{where}",
+                                 {"url": url}) from None
         except StorageError as exc:
             raise InvalidRequest(f"the storage setting was not changed: {exc}", {"url": url}) from None
         ref = ""

@@ -37,7 +37,12 @@ def open_store(url: str, env: Mapping[str, str] | None = None) -> BlobStore:
     if parsed.scheme in ("", "file"):
         from dockyard.storage.filesystem import FilesystemStore
 
-        return FilesystemStore(parsed.path if parsed.scheme else url)
+        path = parsed.path if parsed.scheme else url
+        try:
+            return FilesystemStore(path)
+        except OSError as exc:
+            raise StorageConfigError(f"cannot use {path} for blobs: {exc.strerror or exc}; "
+                                     "expected file:///PATH of a directory Dockyard can create and write") from None
     if parsed.scheme == "memory":
         from dockyard.storage.memory import MemoryStore
 

@@ -67,6 +67,7 @@ async def test_credentials_are_kept_secret(dockyard: Dockyard, client: httpx.Asy
     ("ftp://host/x", "must start with one of file://, s3://"),
     ("s3://user:pw@bucket", "put credentials in `credentials`"),
     (f"s3://bucket?endpoint=http://127.0.0.1:{free_port()}", "cannot reach S3 endpoint"),
+    ("file:///proc/no-such/blobs", "cannot use /proc/no-such/blobs"),
 ])
 async def test_a_refused_setting_leaves_the_old_store_serving(dockyard: Dockyard, client: httpx.AsyncClient,
                                                               url: str, reason: str) -> None:
@@ -82,6 +83,18 @@ async def test_a_refused_setting_leaves_the_old_store_serving(dockyard: Dockyard
     assert (await client.get(f"/v2/admin/stays/manifests/{before}",
                              headers={"Accept": "application/vnd.oci.image.manifest.v1+json"})).status_code == 200
     await dockyard.push(client, "admin/stays", "v2")
+
+
+async def test_a_probe_the_filesystem_refuses_is_a_refusal(dockyard: Dockyard, client: httpx.AsyncClient,
+                                                           tmp_path: Path) -> None:
+    # The directory exists, but the probe cannot be written there (a file stands where its
+    # folder goes): refused with the reason, as for an object store, not a 500.
+    (tmp_path / "blobs").mkdir()
+    (tmp_path / "blobs" / "_probe").write_bytes(b"in the way")
+    answer = await client.put(PATH, json={"url": f"file://{tmp_path}/blobs"})
+    assert answer.status_code == 400, answer.text
+    assert answer.json()["detail"].startswith("the storage setting was not changed: ")
+    assert changes(dockyard) == [] and (await client.get(PATH)).json()["source"] == "startup"
 
 
 async def test_only_global_admins(dockyard: Dockyard) -> None:

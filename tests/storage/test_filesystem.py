@@ -109,3 +109,15 @@ def test_file_url_opens_a_filesystem_store(tmp_path: Path) -> None:
         store.write_bytes("k", b"v")
     assert (tmp_path / "a" / "k").read_bytes() == b"v"
     assert (tmp_path / "b" / "k").read_bytes() == b"v"
+
+
+@pytest.mark.parametrize("where", ["/proc/no-such/blobs", "file"], ids=["cannot-create", "a-file"])
+def test_an_unusable_path_is_a_one_line_error(tmp_path: Path, where: str) -> None:
+    # A directory that cannot be made (under /proc, or where a file is) refuses like the object
+    # stores do: one line naming the path and the reason, never an OSError's traceback.
+    from tests.object_stores import one_line_error
+
+    (tmp_path / "file").write_bytes(b"not a directory")
+    path = where if where.startswith("/") else str(tmp_path / where)
+    message = one_line_error(f"file://{path}", {})
+    assert path in message and "file:///PATH" in message
