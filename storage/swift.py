@@ -17,6 +17,7 @@ Limit: Swift's `max_manifest_segments` (1,000 by default) bounds the commits of 
 
 from __future__ import annotations
 
+import importlib.util
 import io
 import os
 import threading
@@ -277,8 +278,12 @@ def _connector(env: Mapping[str, str], retries: int) -> Any:
         kwargs: dict[str, Any] = {"authurl": env["ST_AUTH"], "user": env["ST_USER"], "key": env["ST_KEY"],
                                   "auth_version": "1"}
     elif env.get("OS_AUTH_URL"):
+        version = env.get("OS_AUTH_VERSION", env.get("OS_IDENTITY_API_VERSION", "3"))
+        if version not in ("1", "1.0") and importlib.util.find_spec("keystoneclient") is None:
+            raise StorageConfigError("OS_AUTH_URL (Keystone) needs python-keystoneclient, which is not installed: "
+                                     "pip install python-keystoneclient, or use ST_AUTH, ST_USER, ST_KEY (v1)")
         kwargs = {"authurl": env["OS_AUTH_URL"], "user": env.get("OS_USERNAME"), "key": env.get("OS_PASSWORD"),
-                  "auth_version": env.get("OS_AUTH_VERSION", env.get("OS_IDENTITY_API_VERSION", "3")),
+                  "auth_version": version,
                   "os_options": {k: env[v] for k, v in (
                       ("project_name", "OS_PROJECT_NAME"), ("project_id", "OS_PROJECT_ID"),
                       ("user_domain_name", "OS_USER_DOMAIN_NAME"), ("project_domain_name", "OS_PROJECT_DOMAIN_NAME"),
@@ -314,7 +319,7 @@ def open_swift(url: str, env: Mapping[str, str] | None = None) -> SwiftStore:
         if exc.http_status in (401, 403):
             raise StorageConfigError(f"Swift at {where} refused the credentials ({exc.http_status}): "
                                      "check ST_USER/ST_KEY or OS_USERNAME/OS_PASSWORD") from None
-        raise StorageConfigError(f"Swift at {where}: {str(exc).splitlines()[0]}") from None
+        raise StorageConfigError(f"Swift at {where}: {' '.join(str(exc).split())}") from None
     except OSError as exc:
         raise StorageConfigError(f"cannot reach Swift at {where}: {exc}") from None
     finally:

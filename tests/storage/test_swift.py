@@ -85,3 +85,20 @@ def test_bad_urls_are_one_line_errors(swift: Swift, container: str) -> None:
 
     unreachable = {**swift.env, "ST_AUTH": f"http://127.0.0.1:{free_port()}/auth/v1.0"}
     assert "cannot reach Swift" in one_line_error(swift.url(container), unreachable)
+
+
+def test_keystone_variables_say_what_they_need() -> None:
+    # OS_* (Keystone v2/v3) goes through python-keystoneclient, which Dockyard does not install:
+    # without it the error says so, in one line (swiftclient's own message starts with a newline,
+    # which left "Swift at URL:" and nothing after it); with it, an absent Keystone is unreachable.
+    import importlib.util
+
+    from tests.server import free_port
+
+    auth = f"http://127.0.0.1:{free_port()}/v3"
+    env = {"ST_AUTH": "", "OS_AUTH_URL": auth, "OS_USERNAME": "u", "OS_PASSWORD": "p", "OS_PROJECT_NAME": "x"}
+    message = one_line_error("swift://registry", env)
+    if importlib.util.find_spec("keystoneclient") is None:
+        assert "python-keystoneclient" in message and "ST_AUTH" in message
+    else:
+        assert f"cannot reach Swift at {auth}" in message
