@@ -25,6 +25,9 @@ from dockyard.storage.base import (
 SCHEMES = ("file:///PATH", "s3://BUCKET[/PREFIX]?endpoint=URL&region=R[&redirect=true]",
            "azure://CONTAINER[/PREFIX][?redirect=true]", "swift://CONTAINER[/PREFIX]", "memory://")
 
+CREDENTIALS = {"s3": "AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY", "azure": "AZURE_STORAGE_CONNECTION_STRING",
+               "swift": "ST_AUTH, ST_USER, ST_KEY or OS_*"}
+
 
 def open_store(url: str, env: Mapping[str, str] | None = None) -> BlobStore:
     """Construct the blob store that `url` names, with credentials from `env` (default: the
@@ -34,6 +37,11 @@ def open_store(url: str, env: Mapping[str, str] | None = None) -> BlobStore:
     are accepted): anything wrong is a `StorageConfigError` whose message is one line.
     """
     parsed = urlparse(url)
+    if parsed.scheme in CREDENTIALS and "@" in parsed.netloc:
+        # Never echoed: a start-up error goes to the log, and the URL is shown and recorded.
+        where = f"{parsed.scheme}://{parsed.netloc.rpartition('@')[2]}{parsed.path}"
+        raise StorageConfigError(f"{where}: credentials go in the environment ({CREDENTIALS[parsed.scheme]}), "
+                                 "not in the storage URL")
     if parsed.scheme in ("", "file"):
         from dockyard.storage.filesystem import FilesystemStore
 

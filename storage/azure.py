@@ -201,7 +201,8 @@ def open_azure(url: str, env: Mapping[str, str] | None = None) -> AzureStore:
     parsed = urlparse(url)
     query = {k: v[-1] for k, v in parse_qs(parsed.query).items()}
     if unknown := set(query) - {"redirect"}:
-        raise StorageConfigError(f"unknown parameter(s) {', '.join(sorted(unknown))} in {url!r}; expected {SUPPORTED}")
+        raise StorageConfigError(f"unknown parameter(s) {', '.join(sorted(unknown))} in the storage URL; "
+                                 f"expected {SUPPORTED}")
     container = parsed.netloc
     if not container:
         raise StorageConfigError(f"no container in {url!r}; expected {SUPPORTED}")

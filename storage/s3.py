@@ -421,14 +421,16 @@ def open_s3(url: str, env: Mapping[str, str] | None = None) -> S3Store:
     query = {k: v[-1] for k, v in parse_qs(parsed.query).items()}
     unknown = set(query) - {"endpoint", "region", "redirect"}
     if unknown:
-        raise StorageConfigError(f"unknown parameter(s) {', '.join(sorted(unknown))} in {url!r}; expected {SUPPORTED}")
+        raise StorageConfigError(f"unknown parameter(s) {', '.join(sorted(unknown))} in the storage URL; "
+                                 f"expected {SUPPORTED}")
     bucket = parsed.netloc
     if not bucket:
         raise StorageConfigError(f"no bucket in {url!r}; expected {SUPPORTED}")
     endpoint = query.get("endpoint", "https://s3.amazonaws.com")
     ep = urlparse(endpoint if "://" in endpoint else "https://" + endpoint)
-    if ep.scheme not in ("http", "https") or not ep.netloc:
-        raise StorageConfigError(f"bad endpoint {endpoint!r} in {url!r}; expected {SUPPORTED}")
+    if ep.scheme not in ("http", "https") or not ep.netloc or ep.path.strip("/") or ep.query:
+        raise StorageConfigError(f"bad endpoint {endpoint!r} (http(s)://HOST[:PORT], no path) in {url!r}; "
+                                 f"expected {SUPPORTED}")
     access, secret = env.get("AWS_ACCESS_KEY_ID"), env.get("AWS_SECRET_ACCESS_KEY")
     if not access or not secret:
         raise StorageConfigError(f"{url!r}: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY for S3")
@@ -446,6 +448,8 @@ def open_s3(url: str, env: Mapping[str, str] | None = None) -> S3Store:
     except (MinioException, urllib3.exceptions.HTTPError, OSError) as exc:
         reason = getattr(exc, "reason", None) or exc
         raise StorageConfigError(f"cannot reach S3 endpoint {endpoint}: {reason}") from None
+    except ValueError as exc:  # the SDK checks the name before asking
+        raise StorageConfigError(f"invalid bucket name {bucket!r} ({exc}); expected {SUPPORTED}") from None
     if not found:
         raise StorageConfigError(f"S3 bucket {bucket!r} does not exist at {endpoint}; create it first")
     return S3Store(client, bucket, parsed.path, redirect=query.get("redirect", "").lower() in ("1", "true", "yes"))

@@ -303,7 +303,8 @@ def open_swift(url: str, env: Mapping[str, str] | None = None) -> SwiftStore:
     env = os.environ if env is None else env
     parsed = urlparse(url)
     if parsed.query and (unknown := set(parse_qs(parsed.query))):
-        raise StorageConfigError(f"unknown parameter(s) {', '.join(sorted(unknown))} in {url!r}; expected {SUPPORTED}")
+        raise StorageConfigError(f"unknown parameter(s) {', '.join(sorted(unknown))} in the storage URL; "
+                                 f"expected {SUPPORTED}")
     container = parsed.netloc
     if not container:
         raise StorageConfigError(f"no container in {url!r}; expected {SUPPORTED}")
