@@ -437,9 +437,12 @@ def open_s3(url: str, env: Mapping[str, str] | None = None) -> S3Store:
     http = urllib3.PoolManager(
         timeout=Timeout(connect=10, read=120), maxsize=32,
         retries=Retry(total=3, backoff_factor=0.2, status_forcelist=[500, 502, 503, 504]))
-    client = Minio(ep.netloc, access_key=access, secret_key=secret,
-                   session_token=env.get("AWS_SESSION_TOKEN"), secure=ep.scheme == "https",
-                   region=query.get("region"), http_client=http)
+    try:
+        client = Minio(ep.netloc, access_key=access, secret_key=secret,
+                       session_token=env.get("AWS_SESSION_TOKEN"), secure=ep.scheme == "https",
+                       region=query.get("region"), http_client=http)
+    except ValueError as exc:  # a port out of range, a host the SDK cannot parse
+        raise StorageConfigError(f"bad endpoint {endpoint!r} ({exc}); expected {SUPPORTED}") from None
     try:
         found = client.bucket_exists(bucket)
     except S3Error as exc:

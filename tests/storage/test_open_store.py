@@ -40,3 +40,8 @@ def test_a_bucket_name_s3_cannot_have() -> None:
 def test_an_s3_endpoint_with_a_path() -> None:
     message = one_line_error("s3://registry?endpoint=http://127.0.0.1:9000/some/path", ENVS["s3"])
     assert "bad endpoint" in message and "no path" in message
+
+
+def test_an_s3_endpoint_with_an_impossible_port() -> None:
+    message = one_line_error("s3://registry?endpoint=http://127.0.0.1:99999", ENVS["s3"])
+    assert "bad endpoint 'http://127.0.0.1:99999'" in message
