@@ -79,3 +79,35 @@ def test_bad_urls_are_one_line_errors(azurite: Azurite, container: str) -> None:
     port = free_port()
     unreachable = azurite.connection_string().replace(str(azurite.port), str(port))
     assert "cannot reach Azure endpoint" in one_line_error(azurite.url(container), {"AZURE_STORAGE_CONNECTION_STRING": unreachable})
+
+
+
+def test_large_objects_go_up_and_come_back_in_constant_memory(azurite: Azurite, container: str) -> None:
+    # The peak of Python allocations while writing (in blocks as they fill) and reading back
+    # (in pieces) is the same for 16 and 64 MiB, and smaller than the larger object.
+    import tracemalloc
+
+    store = azure_store(azurite, container)
+
+    def peaks(mib: int) -> tuple[int, int]:
+        tracemalloc.start()
+        with store.writer(f"big/{mib}") as w:
+            for _ in range(mib):
+                w.write(b"x" * MiB)
+            assert not store.exists(f"big/{mib}")  # nothing visible before the commit
+            w.commit()
+        _, written = tracemalloc.get_traced_memory()
+        tracemalloc.stop()
+        tracemalloc.start()
+        total = 0
+        with store.open_read(f"big/{mib}") as r:
+            while data := r.read(MiB):
+                total += len(data)
+        _, read = tracemalloc.get_traced_memory()
+        tracemalloc.stop()
+        assert total == mib * MiB
+        return written, read
+
+    small, large = peaks(16), peaks(64)
+    for at_16, at_64 in zip(small, large, strict=True):
+        assert at_64 <= at_16 + 2 * MiB and at_64 < 64 * MiB, (small, large)

@@ -102,3 +102,35 @@ def test_keystone_variables_say_what_they_need() -> None:
         assert "python-keystoneclient" in message and "ST_AUTH" in message
     else:
         assert f"cannot reach Swift at {auth}" in message
+
+
+
+def test_large_objects_go_up_and_come_back_in_constant_memory(swift: Swift, container: str) -> None:
+    # The peak of Python allocations while writing (in segments as they fill) and reading back
+    # (in pieces) is the same for 16 and 64 MiB, and smaller than the larger object.
+    import tracemalloc
+
+    store = swift_store(swift, container)
+
+    def peaks(mib: int) -> tuple[int, int]:
+        tracemalloc.start()
+        with store.writer(f"big/{mib}") as w:
+            for _ in range(mib):
+                w.write(b"x" * MiB)
+            assert not store.exists(f"big/{mib}")  # nothing visible before the commit
+            w.commit()
+        _, written = tracemalloc.get_traced_memory()
+        tracemalloc.stop()
+        tracemalloc.start()
+        total = 0
+        with store.open_read(f"big/{mib}") as r:
+            while data := r.read(MiB):
+                total += len(data)
+        _, read = tracemalloc.get_traced_memory()
+        tracemalloc.stop()
+        assert total == mib * MiB
+        return written, read
+
+    small, large = peaks(16), peaks(64)
+    for at_16, at_64 in zip(small, large, strict=True):
+        assert at_64 <= at_16 + 2 * MiB and at_64 < 64 * MiB, (small, large)
