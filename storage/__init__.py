@@ -23,7 +23,7 @@ from dockyard.storage.base import (
 )
 
 SCHEMES = ("file:///PATH", "s3://BUCKET[/PREFIX]?endpoint=URL&region=R[&redirect=true]",
-           "azure://CONTAINER[/PREFIX][?redirect=true]", "swift://CONTAINER[/PREFIX]", "memory://")
+           "azure://CONTAINER[/PREFIX][?redirect=true]", "swift://CONTAINER[/PREFIX][?redirect=true]", "memory://")
 
 CREDENTIALS = {"s3": "AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY", "azure": "AZURE_STORAGE_CONNECTION_STRING",
                "swift": "ST_AUTH, ST_USER, ST_KEY or OS_*"}

@@ -1,6 +1,6 @@
 """The OpenStack Swift backend, through `python-swiftclient`.
 
-URL: `swift://CONTAINER[/PREFIX]`, credentials from Swift's standard variables: `ST_AUTH`,
+URL: `swift://CONTAINER[/PREFIX][?redirect=true]`, credentials from Swift's standard variables: `ST_AUTH`,
 `ST_USER`, `ST_KEY` (v1 auth, e.g. tempauth), or `OS_AUTH_URL`, `OS_USERNAME`, `OS_PASSWORD`,
 `OS_PROJECT_NAME`, `OS_USER_DOMAIN_NAME`, `OS_PROJECT_DOMAIN_NAME`, `OS_REGION_NAME` (Keystone
 v3). `open_swift` checks the container once at start.
@@ -13,6 +13,10 @@ reads the manifest (a list, not the data) and writes it again with the new segme
 costs the bytes appended. Swift serves ranges of a manifest itself. `move` copies on the
 server (a plain object at once, a manifest segment by segment) and deletes the source.
 Limit: Swift's `max_manifest_segments` (1,000 by default) bounds the commits of one upload.
+
+`redirect=true`: a blob GET answers 307 to a TempURL (HMAC-SHA256, 20 minutes) signed with the
+container's `X-Container-Meta-Temp-URL-Key` (or the account's), which the operator sets (Dockyard
+only reads it); the proxy must run the `tempurl` middleware.
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ from urllib.parse import parse_qs, urlparse
 
 import orjson
 from swiftclient.client import ClientException, Connection
+from swiftclient.utils import generate_temp_url
 
 from dockyard.storage.base import BlobNotFound, BlobStore, StorageConfigError, StorageError, Writer
 
@@ -121,8 +126,11 @@ class _SwiftWriter(Writer):
 
 
 class SwiftStore(BlobStore):
-    def __init__(self, connect: Any, container: str, prefix: str = "") -> None:
+    def __init__(self, connect: Any, container: str, prefix: str = "", *, temp_url: tuple[str, str] | None = None,
+                 redirect_seconds: int = 20 * 60) -> None:
+        """`temp_url`: (the account's storage URL, the TempURL key) to answer `redirect_url` with."""
         self._connect, self.container = connect, container
+        self._temp_url, self._redirect_seconds = temp_url, redirect_seconds
         self.prefix = prefix.strip("/") + "/" if prefix.strip("/") else ""
         # A swiftclient Connection carries one request at a time (a new request cuts off a
         # response still being read), so each call takes one from this pool; a reader keeps
@@ -266,9 +274,18 @@ class SwiftStore(BlobStore):
             if SEGMENT not in name:
                 yield name[len(self.prefix):]
 
+    def redirect_url(self, key: str) -> str | None:
+        if self._temp_url is None:
+            return None
+        storage_url, temp_url_key = self._temp_url
+        account = urlparse(storage_url)
+        path = f"{account.path.rstrip('/')}/{self.container}/{self._name(self.check_key(key))}"
+        signed = generate_temp_url(path, self._redirect_seconds, temp_url_key, "GET")
+        return f"{account.scheme}://{account.netloc}{signed}"
 
-SUPPORTED = ("swift://CONTAINER[/PREFIX] with ST_AUTH, ST_USER, ST_KEY (v1) or OS_AUTH_URL, OS_USERNAME, "
-             "OS_PASSWORD, OS_PROJECT_NAME (Keystone v3)")
+
+SUPPORTED = ("swift://CONTAINER[/PREFIX][?redirect=true] with ST_AUTH, ST_USER, ST_KEY (v1) or OS_AUTH_URL, "
+             "OS_USERNAME, OS_PASSWORD, OS_PROJECT_NAME (Keystone v3)")
 
 
 def _connector(env: Mapping[str, str], retries: int) -> Any:
@@ -302,7 +319,8 @@ def open_swift(url: str, env: Mapping[str, str] | None = None) -> SwiftStore:
     (from `env`, default the process environment)."""
     env = os.environ if env is None else env
     parsed = urlparse(url)
-    if parsed.query and (unknown := set(parse_qs(parsed.query))):
+    query = {k: v[-1] for k, v in parse_qs(parsed.query).items()}
+    if unknown := set(query) - {"redirect"}:
         raise StorageConfigError(f"unknown parameter(s) {', '.join(sorted(unknown))} in the storage URL; "
                                  f"expected {SUPPORTED}")
     container = parsed.netloc
@@ -312,7 +330,10 @@ def open_swift(url: str, env: Mapping[str, str] | None = None) -> SwiftStore:
     probe = _connector(env, retries=0)()
     where = probe.authurl
     try:
-        probe.head_container(container)
+        headers = probe.head_container(container)
+        temp_url = None
+        if query.get("redirect", "").lower() in ("1", "true", "yes"):
+            temp_url = _temp_url(probe, container, headers, where)
     except ClientException as exc:
         if exc.http_status == 404:
             raise StorageConfigError(
@@ -325,5 +346,15 @@ def open_swift(url: str, env: Mapping[str, str] | None = None) -> SwiftStore:
         raise StorageConfigError(f"cannot reach Swift at {where}: {exc}") from None
     finally:
         probe.close()
-    return SwiftStore(connect, container, parsed.path)
+    return SwiftStore(connect, container, parsed.path, temp_url=temp_url)
+
+
+def _temp_url(probe: Connection, container: str, headers: Mapping[str, str], where: str) -> tuple[str, str]:
+    """(storage URL, key) to sign TempURLs with: the container's key, else the account's."""
+    key = headers.get("x-container-meta-temp-url-key") or probe.head_account().get("x-account-meta-temp-url-key")
+    if not key:
+        raise StorageConfigError(
+            f"redirect=true signs TempURLs, but container {container!r} at {where} has no X-Container-Meta-"
+            f"Temp-URL-Key (nor its account one): set it, e.g. `swift post -m Temp-URL-Key:SECRET {container}`")
+    return probe.url, key
 

@@ -134,3 +134,30 @@ def test_large_objects_go_up_and_come_back_in_constant_memory(swift: Swift, cont
     small, large = peaks(16), peaks(64)
     for at_16, at_64 in zip(small, large, strict=True):
         assert at_64 <= at_16 + 2 * MiB and at_64 < 64 * MiB, (small, large)
+
+
+def test_redirect_gives_a_temp_url(swift: Swift, container: str) -> None:
+    import httpx
+
+    # Without `redirect=true` blobs stream through the registry.
+    assert swift_store(swift, container).redirect_url("blobs/k") is None
+
+    # With it, the container needs a TempURL key (Dockyard signs with it, never sets it): without
+    # one, a one-line error says how to set it.
+    url = swift.url(container, "pre", redirect="true")
+    message = one_line_error(url, swift.env)
+    assert "Temp-URL-Key" in message and container in message
+    swift.connection().post_container(container, {"X-Container-Meta-Temp-URL-Key": "k3y"})
+
+    # A plain object and a large one (an SLO manifest), fetched from Swift directly.
+    with with_env(swift.env):
+        store = open_store(url)
+    store.write_bytes("blobs/small", b"direct bytes")
+    store.write_bytes("blobs/large", b"y" * (9 * MiB))
+    for key, data in (("blobs/small", b"direct bytes"), ("blobs/large", b"y" * (9 * MiB))):
+        signed = store.redirect_url(key)
+        assert signed is not None and "temp_url_sig=" in signed and "k3y" not in signed
+        assert httpx.get(signed).content == data
+    # A signature covers one object: another name with it is refused.
+    other = store.redirect_url("blobs/small").replace("blobs/small", "blobs/large")  # type: ignore[union-attr]
+    assert httpx.get(other).status_code == 401
