@@ -443,6 +443,29 @@ def _quiet_console():  # noqa: ANN202 - rich's Console, imported lazily
     return Console(file=sys.stderr, force_terminal=False)
 
 
+def _chosen_store(settings: Settings):  # noqa: ANN202 - (url, BlobStore) or None
+    """The URL and store chosen under Settings > Storage, if the registry has an event log and one
+    was chosen; None otherwise. A chosen store that cannot be opened is a one-line `CliError`."""
+    from dockyard import bootstrap
+    from dockyard.commands import store_location
+    from dockyard.commands.secrets import SecretStore
+    from dockyard.storage import StorageError
+
+    if store_location.missing_event_log(settings.data_dir, settings.database_url):
+        return None
+    registry = bootstrap.open_registry(settings.data_dir, settings.database_url)
+    try:
+        setting = bootstrap.storage_setting(registry, SecretStore(registry))
+        if not setting.version():
+            return None
+        try:
+            return setting.current()["url"], setting.open_current()
+        except StorageError as exc:
+            raise CliError(f"storage: the store chosen under Settings > Storage: {exc}") from None
+    finally:
+        registry.close()
+
+
 def storage(args: argparse.Namespace) -> int:
     """`dockyard storage migrate --to URL`: copy every blob to another store, verified, resumable."""
     from urllib.parse import urlparse
@@ -450,13 +473,19 @@ def storage(args: argparse.Namespace) -> int:
     from dockyard.storage import StorageConfigError, open_store
     from dockyard.storage.migrate import migrate, progress_bar
 
-    source_url = args.source or _settings(args).storage_url
+    settings = _settings(args)
+    source_url, chosen = args.source or settings.storage_url, None
+    if not args.source:  # the store the registry uses: Settings > Storage when one was chosen at run time
+        chosen = _chosen_store(settings)
+        if chosen is not None:
+            source_url = f"{chosen[0]} (Settings > Storage)"
     parsed = urlparse(source_url)
-    if parsed.scheme in ("", "file") and not os.path.isdir(parsed.path if parsed.scheme else source_url):
+    if chosen is None and parsed.scheme in ("", "file") and \
+            not os.path.isdir(parsed.path if parsed.scheme else source_url):
         print(f"error: no blobs at {source_url}: name the data directory (--data-dir) or --from URL", file=sys.stderr)
         return 2
     try:
-        source, destination = open_store(source_url), open_store(args.to)
+        source, destination = chosen[1] if chosen else open_store(source_url), open_store(args.to)
     except StorageConfigError as exc:
         print(f"error: storage: {exc}", file=sys.stderr)
         return 2
@@ -540,8 +569,8 @@ def main(argv: list[str] | None = None) -> int:
     m = ssub.add_parser("migrate", help="copy every blob to another store (verified; run again to resume)")
     common(m)
     m.add_argument("--to", required=True, help="the destination storage URL")
-    m.add_argument("--from", dest="source", help="the source storage URL (default: --storage, "
-                   "DOCKYARD_STORAGE or file://DATA_DIR/blobs)")
+    m.add_argument("--from", dest="source", help="the source storage URL (default: the store chosen under "
+                   "Settings > Storage, else --storage, DOCKYARD_STORAGE or file://DATA_DIR/blobs)")
     m.add_argument("--storage", help=argparse.SUPPRESS)
     m.set_defaults(func=storage)
 
