@@ -247,24 +247,34 @@ def test_migration_from_the_filesystem_to_s3(request: pytest.FixtureRequest, ima
     import subprocess
     import sys
 
-    # Two images pushed to a registry on the filesystem.
+    # A registry on the filesystem, serving all along: one image pushed before the migration.
     data_dir = tmp_path / "data"
     before = DockyardServer(data_dir, None, ADMIN_PASSWORD)
     before.start()
-    try:
-        skopeo = Skopeo(before, tmp_path / "skopeo-before")
-        for name, image in images.items():
-            skopeo.copy(image.ref, skopeo.docker(f"admin/migrated-{name}", image.tag))
-    finally:
-        before.stop()
-
-    # `dockyard storage migrate` copies every blob to S3; the filesystem copy is then removed.
     target = new_target("s3", request)
     env = {**{k: v for k, v in os.environ.items() if not k.startswith("DOCKYARD_")}, **target.env}
-    done = subprocess.run([sys.executable, "-m", "dockyard", "storage", "migrate", "--data-dir", str(data_dir),
-                           "--to", target.url], env=env, capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0 and "0 failed" in done.stderr, done.stderr
-    shutil.rmtree(data_dir / "blobs")
+
+    def migrate() -> str:
+        done = subprocess.run([sys.executable, "-m", "dockyard", "storage", "migrate", "--data-dir", str(data_dir),
+                               "--to", target.url], env=env, capture_output=True, text=True, timeout=300)
+        assert done.returncode == 0 and "0 failed" in done.stderr, done.stderr
+        return done.stderr.strip().splitlines()[-1]
+
+    try:
+        skopeo = Skopeo(before, tmp_path / "skopeo-before")
+        skopeo.copy(images["a"].ref, skopeo.docker("admin/migrated-a", images["a"].tag))
+
+        # `dockyard storage migrate` while the registry serves; a push meanwhile; run again, it
+        # copies only what is new (the first image's blobs are already there).
+        first = migrate()  # "copied N blob(s) (X MiB), M already there, 0 failed"
+        copied = int(first.split()[1])
+        assert copied >= len(images["a"].referenced()) and ", 0 already there" in first, first
+        skopeo.copy(images["b"].ref, skopeo.docker("admin/migrated-b", images["b"].tag))
+        second = migrate()
+        assert f", {copied} already there, 0 failed" in second and int(second.split()[1]) >= 2, second
+    finally:
+        before.stop()
+    shutil.rmtree(data_dir / "blobs")  # the filesystem copy is gone
 
     # Restarted on S3 with the same metadata, every image pulls byte for byte.
     after = serve(target, data_dir)
