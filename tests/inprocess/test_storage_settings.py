@@ -5,6 +5,7 @@ refused setting leaves the old store serving."""
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -42,7 +43,9 @@ async def test_an_admin_moves_the_registry_to_another_store(dockyard: Dockyard, 
     assert list((tmp_path / "blobs" / "blobs" / "sha256").rglob("*"))
 
 
-async def test_credentials_are_kept_secret(dockyard: Dockyard, client: httpx.AsyncClient, moto_s3: MotoS3) -> None:
+async def test_credentials_are_kept_secret(dockyard: Dockyard, client: httpx.AsyncClient, moto_s3: MotoS3,
+                                          caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG)
     bucket = moto_s3.new_bucket()
     secret = "s3cr3t-" + bucket
     answer = await client.put(PATH, json={"url": moto_s3.url(bucket, "reg"), "credentials": {
@@ -54,6 +57,11 @@ async def test_credentials_are_kept_secret(dockyard: Dockyard, client: httpx.Asy
     assert secret not in answer.text and secret not in (await client.get(PATH)).text
     assert secret not in json.dumps(dockyard.events(200))
     assert changes(dockyard)[-1]["credentials_ref"].startswith("storage-credentials:")
+    # Nor in what the process logs (the SDKs' debug lines included), nor in a refusal's answer.
+    refused = await client.put(PATH, json={"url": moto_s3.url("no-such-bucket"), "credentials": {
+        "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": secret}})
+    assert refused.status_code == 400 and secret not in refused.text
+    assert caplog.records and secret not in caplog.text
 
     # Blobs now go to the bucket.
     digest = await dockyard.push(client, "admin/on-s3", "v1")
