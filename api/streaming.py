@@ -145,6 +145,37 @@ def valid_range(value: str) -> bool:
     return True
 
 
+class RangeNotSatisfiable(Exception):
+    """A well-formed `Range` none of whose bytes lie in the blob: the answer is 416."""
+
+
+def single_range(value: str, size: int) -> tuple[int, int] | None:
+    """The one byte span `(first, last)`, inclusive, that a `Range` header asks of `size` bytes.
+
+    None means "send the whole blob, 200": the header is invalid (ignored, as `valid_range`
+    says) or names several ranges (a server may ignore Range, RFC 9110 section 14.2; the
+    streamed path does not build multipart answers). A last position past the end is cut to
+    the end; `bytes=-N` is the last N bytes. Raises `RangeNotSatisfiable` when the range
+    starts at or past the end, or is an empty suffix (`bytes=-0`), as RFC 9110 section 15.5.17.
+    """
+    if not valid_range(value):
+        return None
+    specs = value.partition("=")[2].split(",")
+    if len(specs) != 1:
+        return None
+    first_text, _, last_text = specs[0].strip().partition("-")
+    if not first_text:  # a suffix: the last N bytes
+        length = min(int(last_text), size)
+        if length == 0:
+            raise RangeNotSatisfiable
+        return size - length, size - 1
+    first = int(first_text)
+    if first >= size:
+        raise RangeNotSatisfiable
+    last = min(int(last_text), size - 1) if last_text else size - 1
+    return first, last
+
+
 async def _until_disconnect(receive: Receive) -> None:
     while (await receive())["type"] != "http.disconnect":
         pass

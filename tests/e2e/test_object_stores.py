@@ -2,7 +2,7 @@
 
 One module, parametrized over the backends: a multi-layer image copied in and back byte for
 byte by tag and by digest, with its blobs in the object store and none on the disk; a chunked
-upload whose PATCHes alternate between two processes; a cross-repository mount; a restart;
+upload whose PATCHes alternate between two processes, read back whole and by range; a cross-repository mount; a restart;
 a SIGKILL in the middle of a push, after which no partial blob is visible and the session
 resumes; `redirect=true`, where blob GETs answer 307 to a presigned URL (Swift: a TempURL) that
 skopeo follows; a registry migrated from the filesystem to S3 (`dockyard storage migrate`) that still serves
@@ -130,9 +130,15 @@ def test_chunked_upload_alternating_between_two_processes(server: DockyardServer
             assert http.get(location).headers["range"] == f"0-{len(data) - 1}"
         r = clients[1].put(location, params={"digest": sha256(data)})
         assert r.status_code == 201, r.text
+        path = f"/v2/admin/store-chunked/blobs/{sha256(data)}"
         for http in clients:
-            blob = http.get(f"/v2/admin/store-chunked/blobs/{sha256(data)}")
+            blob = http.get(path)
             assert blob.status_code == 200 and blob.content == data
+        # A resumed pull reads from the store's own offset: across a part's end, and the tail.
+        for first, last in ((5 * MiB - 10, 5 * MiB + 10), (len(data) - 100, len(data) - 1)):
+            r = clients[0].get(path, headers={"Range": f"bytes={first}-{last}"})
+            assert r.status_code == 206 and r.content == data[first:last + 1], (first, last, r.status_code)
+            assert r.headers["content-range"] == f"bytes {first}-{last}/{len(data)}"
     finally:
         for http in clients:
             http.close()
