@@ -17,14 +17,13 @@ single-client pushes/s without GC and while GC runs back to back (ratio).
 from __future__ import annotations
 
 import argparse
-import hashlib
 import os
 import tempfile
 import threading
 import time
 from typing import Any
 
-import orjson
+from small_push import manifest_body, push_small_image, sha256  # benchmarks/ is the script's folder
 
 from dockyard.bootstrap import registry_on, views
 from dockyard.commands.identity import Identity
@@ -43,20 +42,6 @@ from dockyard.storage import blob_key
 from dockyard.storage.filesystem import FilesystemStore
 
 BATCH = 100
-
-
-def sha256(data: bytes) -> str:
-    return "sha256:" + hashlib.sha256(data).hexdigest()
-
-
-def manifest_body(config: str, layers: list[str], sizes: list[int] | None = None) -> bytes:
-    """An image manifest; every blob is 64 bytes unless `sizes` (config first) says otherwise."""
-    sizes = sizes or [64] * (1 + len(layers))
-    return orjson.dumps({
-        "schemaVersion": 2, "mediaType": OCI_MANIFEST,
-        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": config, "size": sizes[0]},
-        "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": d, "size": size}
-                   for d, size in zip(layers, sizes[1:], strict=True)]})
 
 
 def save_in_batches(registry: Registry, aggregates: list[Any]) -> None:
@@ -124,17 +109,7 @@ def pushes_per_second(registry: Registry, uploads: UploadSessions, seconds: floa
     """One client pushing small two-blob images through the commands for `seconds`."""
     deadline, n = time.monotonic() + seconds, 0
     while time.monotonic() < deadline:
-        blobs, sizes = [], []
-        for part in (b"config", b"layer"):
-            data = f"{label}-{n}-".encode() + part
-            upload_id = uploads.start("bench/pushes")
-            append = uploads.append("bench/pushes", upload_id)
-            append.write(data)
-            append.close()
-            uploads.finish("bench/pushes", upload_id, sha256(data))
-            blobs.append(sha256(data))
-            sizes.append(len(data))
-        registry.push_manifest("bench/pushes", f"{label}{n % 20}", None, manifest_body(blobs[0], blobs[1:], sizes))
+        push_small_image(registry, uploads, "bench/pushes", f"{label}{n % 20}", f"{label}-{n}")
         n += 1
     return n / seconds
 

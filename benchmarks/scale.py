@@ -10,7 +10,11 @@ skipped, as in `gc.py`). Each repository gets one manifest and `--tags` tags; on
 At each `--sizes` checkpoint (repositories) it times the read model's page queries, which the
 `/v2/_catalog` and `/v2/<name>/tags/list` routes call (`RegistryQueries.catalog` / `list_tags`,
 n=100): the first page, a page from the middle and the last page (keyset: `last=`), each the
-median (and p99) of `--repeat` calls.
+median (and p99) of `--repeat` calls. Then, at the same size, `--pushes` small images pushed
+through the commands as the routes push them (two blobs uploaded through `UploadSessions`, the
+manifest through `Registry.push_manifest` with its checks and fence, each into a new repository
+of the `scale` organisation: the write side's cost as the log grows), and as many pulls of them
+(the manifest by tag, then each blob's link, as `/v2/` answers them): images/s, p50 and p99 ms.
 
     .venv/bin/python benchmarks/scale.py                                  # SQLite, 1k..10k repositories
     .venv/bin/python benchmarks/scale.py --sizes 1000,10000,100000 --database-url postgresql://postgres@127.0.0.1:5432/DB
@@ -30,14 +34,18 @@ from collections.abc import Callable
 from typing import Any
 
 import orjson
+from small_push import push_small_image  # benchmarks/ is the script's folder
 
 from dockyard.bootstrap import registry_on, views
+from dockyard.commands.identity import Identity
 from dockyard.commands.persistence import event_store_env
 from dockyard.commands.registry import Registry
+from dockyard.commands.uploads import UploadSessions
 from dockyard.domain.manifest import Manifest
 from dockyard.domain.manifest_format import OCI_MANIFEST
 from dockyard.domain.repository import Repository
 from dockyard.domain.tag import Tag
+from dockyard.storage.filesystem import FilesystemStore
 
 BATCH = 100
 PAGE = 100
@@ -79,6 +87,12 @@ def grow(registry: Registry, start: int, stop: int, tags: int, big_digest: str) 
         registry.save(*pending)
 
 
+def _percentiles(samples: list[float]) -> dict[str, float]:
+    samples = sorted(samples)
+    return {"p50_ms": round(statistics.median(samples), 3),
+            "p99_ms": round(samples[min(len(samples) - 1, int(len(samples) * 0.99))], 3)}
+
+
 def timed(call: Callable[[], list[str]], repeat: int) -> dict[str, float]:
     samples = []
     for _ in range(repeat):
@@ -86,9 +100,7 @@ def timed(call: Callable[[], list[str]], repeat: int) -> dict[str, float]:
         page = call()
         samples.append((time.perf_counter() - t0) * 1000)
         assert len(page) == PAGE + 1, f"a page of {len(page)} names, not {PAGE + 1}"
-    samples.sort()
-    return {"p50_ms": round(statistics.median(samples), 3),
-            "p99_ms": round(samples[min(len(samples) - 1, int(len(samples) * 0.99))], 3)}
+    return _percentiles(samples)
 
 
 def measure(registry: Registry, size: int, repeat: int) -> dict[str, Any]:
@@ -104,17 +116,44 @@ def measure(registry: Registry, size: int, repeat: int) -> dict[str, Any]:
     }
 
 
+def pushes_and_pulls(registry: Registry, uploads: UploadSessions, size: int, count: int) -> dict[str, Any]:
+    """`count` small images pushed, each into a new repository, then each pulled back."""
+    q = views(registry)[0]
+    pushed: list[tuple[str, list[str]]] = []
+    push_ms: list[float] = []
+    t0 = time.perf_counter()
+    for i in range(count):
+        repository = f"scale/pushed-{size}-{i:05d}"
+        t = time.perf_counter()
+        blobs = push_small_image(registry, uploads, repository, "latest", f"{size}-{i}")
+        push_ms.append((time.perf_counter() - t) * 1000)
+        pushed.append((repository, blobs))
+    push_s = time.perf_counter() - t0
+    pull_ms: list[float] = []
+    for repository, blobs in pushed:
+        t = time.perf_counter()
+        manifest = q.manifest_by_tag(repository, "latest")
+        assert manifest is not None, repository
+        assert all(q.blob_size(repository, digest) is not None for digest in blobs), repository
+        pull_ms.append((time.perf_counter() - t) * 1000)
+    return {"push": {"images_per_s": round(count / push_s, 1), **_percentiles(push_ms)},
+            "pull": _percentiles(pull_ms)}
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--database-url")
     p.add_argument("--sizes", default="1000,3000,10000", help="repository counts to measure at")
     p.add_argument("--tags", type=int, default=10, help="tags per repository")
     p.add_argument("--repeat", type=int, default=200, help="calls per timed page")
+    p.add_argument("--pushes", type=int, default=200, help="small images pushed (and pulled) per size")
     a = p.parse_args()
     sizes = sorted(int(s) for s in a.sizes.split(","))
     with tempfile.TemporaryDirectory(prefix="dockyard-scale-bench-") as tmp:
         registry = registry_on(event_store_env(os.path.join(tmp, "data"), a.database_url))
+        uploads = UploadSessions(FilesystemStore(os.path.join(tmp, "blobs")), registry, views(registry)[0])
         try:
+            Identity(registry, *views(registry)).create_organization("scale", "admin")  # pushes need the namespace
             big = _manifest(BIG)
             registry.save(Repository(name=BIG), big)
             done = 0
@@ -127,7 +166,8 @@ def main() -> None:
                 print(orjson.dumps({
                     "repositories": size, "tags": size * a.tags + size, "events": events,
                     "fill_s": round(fill_s, 1), "load": os.getloadavg()[0],
-                    "pages": measure(registry, size, a.repeat)}).decode(), flush=True)
+                    "pages": measure(registry, size, a.repeat),
+                    **pushes_and_pulls(registry, uploads, size, a.pushes)}).decode(), flush=True)
         finally:
             registry.close()
 
