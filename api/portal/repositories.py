@@ -137,7 +137,9 @@ def repository_view(svc: Services, viewer: Viewer, full: str, at: str | None = N
         raise NotFound("no such repository", {"repository": full})
     tags = []
     for tag in views.registry_view.tag_rows(full):
-        manifest = views.registry_view.manifest_by_digest(full, tag["digest"])
+        # A manifest's bytes are a fact of its digest, the same then as now: "as of" folds no
+        # manifest payloads, so they come from today's rows (None once it is deleted today).
+        manifest = svc.registry_view.manifest_by_digest(full, tag["digest"])
         tags.append({**tag, "size": image_size(manifest.body) if manifest else None,
                      "media_type": manifest.media_type if manifest else ""})
     namespace = full.split("/", 1)[0]

@@ -4,11 +4,15 @@ instant, through the same policy as today."""
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 
+import httpx
 import pytest
 
-from tests.inprocess.conftest import API, Dockyard
+from tests.conftest import ADMIN_PASSWORD
+from tests.inprocess.conftest import API, BASE_URL, Dockyard
+from tests.inprocess.test_portal_security import sign_in
 from tests.inprocess.test_tag_history import named_user
 
 pytestmark = pytest.mark.anyio
@@ -66,7 +70,8 @@ async def test_who_could_push_to_madrid_before_and_after_a_team_change(dockyard:
     assert grants == [{"team": "frontend", "accessLevel": "read-write"}]
 
     # Each caller sees the past they could read then: tina then, not ahab.
-    async with dockyard.client(("tina", "tina-password")) as as_tina, dockyard.client(("ahab", "ahab-password")) as as_ahab:
+    async with (dockyard.client(("tina", "tina-password")) as as_tina,
+                dockyard.client(("ahab", "ahab-password")) as as_ahab):
         assert (await as_tina.get(MADRID, params={"at": moment})).status_code == 200
         assert (await as_tina.get(MADRID)).status_code == 404
         assert (await as_ahab.get(MADRID, params={"at": moment})).status_code == 404
@@ -81,3 +86,18 @@ async def test_who_could_push_to_madrid_before_and_after_a_team_change(dockyard:
     assert (await admin.get(MADRID, params={"at": "1"})).status_code == 404
     bad = await admin.get(MADRID, params={"at": "last tuesday"})
     assert bad.status_code == 400 and bad.headers["content-type"].startswith("application/problem+json")
+
+
+async def test_the_portal_as_of_shows_each_tags_size_as_today(dockyard: Dockyard) -> None:
+    """"As of" folds no manifest payloads; a tag's size then is its digest's, the same as today."""
+    admin = dockyard.client()
+    await dockyard.push(admin, "admin/sized", "v1")
+    then = head(dockyard)
+    await dockyard.push(admin, "admin/sized", "v2")
+    page = httpx.AsyncClient(transport=httpx.ASGITransport(app=dockyard.app), base_url=BASE_URL)
+    assert (await sign_in(page, "admin", ADMIN_PASSWORD)).status_code == 303
+    rows = re.compile(r'<td><strong>([^<]*)</strong></td>.*?<td data-label="Size">([^<]*)</td>', re.S)
+    today = dict(rows.findall((await page.get("/repositories/admin/sized")).text))
+    past = (await page.get("/repositories/admin/sized", params={"at": str(then)})).text
+    assert "As of" in past and set(today) == {"v1", "v2"} and "—" not in today.values(), today
+    assert dict(rows.findall(past)) == {"v1": today["v1"]}
