@@ -3,15 +3,19 @@
 figure that a shared machine's load disturbs far less than req/s over HTTP.
 
     .venv/bin/python benchmarks/read_path_cpu.py [--repos 50] [--gets 3000] [--rounds 3]
+        [--database-url postgresql://postgres@127.0.0.1:5432] [--count]
 
-Builds the app from its composition root (`create_app`, lifespan run; SQLite in a temp dir,
+Builds the app from its composition root (`create_app`, lifespan run; SQLite in a temp dir, or
+PostgreSQL with --database-url: a URL naming no database gets a fresh one, dropped at the end;
 memory blobs, token auth, the access log at INFO into /dev/null as `dockyard serve` logs it),
 pushes one image per repository, then times, with 8 concurrent callers on the app's ASGI
 interface (no sockets, no HTTP parser):
   manifest_get  GET /v2/<repo>/manifests/<tag> with a registry JWT (cached after its first use)
   token_dance   per repository what bench.py's tags_list does: GET tags/list without
                 credentials (401), GET /auth/token with Basic, GET tags/list with the new JWT
-Prints one JSON line per round: µs of process CPU (all threads) and of wall time per operation.
+Prints one JSON line per round: µs of process CPU (all threads) and of wall time per operation;
+with --count also the SQL statements executed and the connections checked out (PostgreSQL: one
+round trip per statement) per operation, and per request kind in one extra line.
 The followed projections and webhook delivery are stopped once the data is pushed, so that the
 CPU figure is the requests' own.
 Run it with PYTHONPATH pointing at an exported tree to measure another commit (read_ab.sh does).
@@ -36,6 +40,9 @@ from asgi_lifespan import LifespanManager
 
 from dockyard.api.app import create_app
 from dockyard.api.settings import Settings
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from bench_database import drop_database, fresh_database  # noqa: E402
 
 PASSWORD = "bench-password-1"
 BASIC = "Basic " + base64.b64encode(f"admin:{PASSWORD}".encode()).decode()
@@ -86,12 +93,54 @@ async def push(client: httpx.AsyncClient, repo: str, tag: str) -> None:
     assert r.status_code == 201, r.text
 
 
+class Counter:
+    """Counts SQL statements (psycopg cursor executes, sqlite3 executes through the library's
+    cursor) and PostgreSQL pool checkouts, process-wide, while `on`."""
+
+    def __init__(self) -> None:
+        self.statements = self.checkouts = 0
+        self.on = False
+
+    def install(self) -> None:
+        import psycopg
+        import psycopg_pool
+
+        counter = self
+        execute, getconn = psycopg.Cursor.execute, psycopg_pool.ConnectionPool.getconn
+
+        def counted_execute(cur: Any, *args: Any, **kwargs: Any) -> Any:
+            if counter.on:
+                counter.statements += 1
+            return execute(cur, *args, **kwargs)
+
+        def counted_getconn(pool: Any, *args: Any, **kwargs: Any) -> Any:
+            if counter.on:
+                counter.checkouts += 1
+            return getconn(pool, *args, **kwargs)
+
+        psycopg.Cursor.execute = counted_execute  # type: ignore[method-assign]
+        psycopg_pool.ConnectionPool.getconn = counted_getconn  # type: ignore[method-assign]
+
+    def take(self) -> tuple[int, int]:
+        out = (self.statements, self.checkouts)
+        self.statements = self.checkouts = 0
+        return out
+
+
+COUNTER = Counter()
+
+
 async def timed(label: str, ops: int, work: Any) -> dict[str, Any]:
+    COUNTER.take()
     c0, t0 = time.process_time(), time.perf_counter()
     await work()
     cpu, wall = time.process_time() - c0, time.perf_counter() - t0
-    return {"op": label, "ops": ops, "cpu_us_per_op": round(cpu / ops * 1e6, 1),
-            "wall_us_per_op": round(wall / ops * 1e6, 1)}
+    statements, checkouts = COUNTER.take()
+    out = {"op": label, "ops": ops, "cpu_us_per_op": round(cpu / ops * 1e6, 1),
+           "wall_us_per_op": round(wall / ops * 1e6, 1)}
+    if COUNTER.on:
+        out.update(statements_per_op=round(statements / ops, 2), checkouts_per_op=round(checkouts / ops, 2))
+    return out
 
 
 async def main() -> None:
@@ -100,11 +149,23 @@ async def main() -> None:
     p.add_argument("--gets", type=int, default=3000)
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--label", default="")
+    p.add_argument("--database-url", default=None, help="PostgreSQL (no database name: a fresh one)")
+    p.add_argument("--count", action="store_true", help="count SQL statements and pool checkouts (PostgreSQL)")
     a = p.parse_args()
     logging.basicConfig(level=logging.INFO, stream=open(os.devnull, "w"))  # noqa: SIM115
+    url, made = fresh_database(a.database_url)
+    if a.count:
+        COUNTER.install()
+    try:
+        await run(a, url)
+    finally:
+        drop_database(a.database_url, made)
+
+
+async def run(a: argparse.Namespace, url: str | None) -> None:
     with tempfile.TemporaryDirectory() as data:
         settings = Settings(data_dir=data, storage="memory://", admin_password=PASSWORD,
-                            upload_purge_interval_hours=0)
+                            upload_purge_interval_hours=0, database_url=url)
         app = create_app(settings)
         async with LifespanManager(app):
             app.state.services.accounts.ensure_admin(PASSWORD)
@@ -149,6 +210,26 @@ async def main() -> None:
 
             await gets()  # warm-up: caches, first-use imports
             await dances()
+            if a.count:  # per request kind, one dance per repository (the caches as in a round)
+                COUNTER.on = True
+                kinds: dict[str, list[int]] = {}
+                for repo in repos:
+                    for kind, target, hdrs in (
+                            ("tags_list_401", f"/v2/{repo}/tags/list", {}),
+                            ("auth_token", f"/auth/token?service={service}&scope=repository:{repo}:pull",
+                             {"authorization": BASIC})):
+                        COUNTER.take()
+                        status, body, _ = await call(app, "GET", target, hdrs)
+                        kinds.setdefault(kind, []).extend(COUNTER.take())
+                    COUNTER.take()
+                    token = json.loads(body)["token"]
+                    await call(app, "GET", f"/v2/{repo}/tags/list", {"authorization": "Bearer " + token})
+                    kinds.setdefault("tags_list_jwt", []).extend(COUNTER.take())
+                    await call(app, "GET", f"/v2/{repo}/manifests/v1", bearer)
+                    kinds.setdefault("manifest_get", []).extend(COUNTER.take())
+                print(json.dumps({"label": a.label, "per_request": {
+                    k: {"statements": round(sum(v[0::2]) / len(repos), 2),
+                        "checkouts": round(sum(v[1::2]) / len(repos), 2)} for k, v in kinds.items()}}), flush=True)
             for r in range(a.rounds):
                 for result in (await timed("manifest_get", a.gets // 8 * 8, gets),
                                await timed("token_dance", len(repos), dances)):
