@@ -106,24 +106,33 @@ class IdentityQueries:
 
     def repository_facts(self, user: str | None, repository: str) -> RepositoryFacts:
         """What the access policy needs to know about `user` (None: anonymous) and `repository`."""
+        return self.policy_facts(user, repository)[1]
+
+    def policy_facts(self, user: str | None, repository: str) -> tuple[dict[str, Any] | None, RepositoryFacts]:
+        """`user`'s account as it stands now (name, role, active; None when there is no such
+        user or no `user`) and `repository_facts(user, repository)`, read in one statement: one
+        round trip on PostgreSQL where the repository, the team levels and the owners' team were
+        three (the token endpoint asks this once per repository scope)."""
         namespace = repository.split("/", 1)[0] if "/" in repository else ""
-        with self._dialect.reading(self._datastore) as cursor:
-            cursor.execute(self._dialect.sql(
-                "SELECT visibility FROM repositories WHERE name = %(repo)s AND deleted = 0"), {"repo": repository})
-            repo = cursor.fetchall()
-            if user is None:
-                return RepositoryFacts(exists=bool(repo), public=bool(repo) and repo[0]["visibility"] == "public")
-            cursor.execute(self._dialect.sql(
-                "SELECT ta.level FROM team_access ta JOIN team_members tm ON tm.organization = ta.organization "
-                "AND tm.team = ta.team WHERE ta.repository = %(repo)s AND tm.member = %(user)s"),
-                {"repo": repository, "user": user})
-            levels = tuple(r["level"] for r in cursor.fetchall())
-            cursor.execute(self._dialect.sql(
-                "SELECT 1 AS x FROM team_members WHERE organization = %(org)s AND team = %(owners)s "
-                "AND member = %(user)s"), {"org": namespace, "owners": OWNERS, "user": user})
-            owner = bool(cursor.fetchall())
-        return RepositoryFacts(exists=bool(repo), public=bool(repo) and repo[0]["visibility"] == "public",
-                               team_levels=levels if repo else (), org_owner=owner)
+        statement = "SELECT 'repository' AS fact, visibility AS value, 0 AS active FROM repositories " \
+                    "WHERE name = %(repo)s AND deleted = 0"
+        if user is not None:
+            statement += (
+                " UNION ALL SELECT 'team', ta.level, 0 FROM team_access ta JOIN team_members tm "
+                "ON tm.organization = ta.organization AND tm.team = ta.team "
+                "WHERE ta.repository = %(repo)s AND tm.member = %(user)s"
+                " UNION ALL SELECT 'owner', '', 0 FROM team_members WHERE organization = %(org)s "
+                "AND team = %(owners)s AND member = %(user)s"
+                " UNION ALL SELECT 'user', role, active FROM accounts WHERE name = %(user)s AND kind = 'user'")
+        rows = self._rows(statement, {"repo": repository, "user": user, "org": namespace, "owners": OWNERS})
+        repo = [r["value"] for r in rows if r["fact"] == "repository"]
+        account = next(({"name": user, "role": r["value"], "active": int(r["active"])}
+                        for r in rows if r["fact"] == "user"), None)
+        facts = RepositoryFacts(
+            exists=bool(repo), public=bool(repo) and repo[0] == "public",
+            team_levels=tuple(r["value"] for r in rows if r["fact"] == "team") if repo else (),
+            org_owner=any(r["fact"] == "owner" for r in rows))
+        return account, facts
 
     # -- access tokens and settings ------------------------------------------------------------
 

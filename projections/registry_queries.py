@@ -176,6 +176,28 @@ class RegistryQueries:
             params["n"] = n
         return [r["tag"] for r in self._rows(statement, params)]
 
+    def tags_page(self, repository: str, n: int | None, last: str | None) -> list[str] | None:
+        """`list_tags(repository, n, last)`, or None when `repository` does not exist (live): the
+        existence check and the page in one statement, one round trip on PostgreSQL where they
+        were two. The page is still a keyset scan of `tags`' primary key (`tag > last ... LIMIT n`,
+        inside); the outer ORDER BY sorts at most n + 1 rows."""
+        page = "SELECT tag FROM tags WHERE repository = %(repository)s"
+        params: dict[str, Any] = {"repository": repository}
+        if last:
+            page += " AND tag > %(last)s"
+            params["last"] = last
+        page += " ORDER BY tag"
+        if n is not None:
+            page += " LIMIT %(n)s"
+            params["n"] = n
+        rows = self._rows(
+            "SELECT k, tag FROM (SELECT 0 AS k, NULL AS tag FROM repositories "
+            "WHERE name = %(repository)s AND deleted = 0 "
+            f"UNION ALL SELECT 1 AS k, tag FROM ({page}) page) found ORDER BY k, tag", params)
+        if not rows or rows[0]["k"] != 0:
+            return None
+        return [r["tag"] for r in rows[1:]]
+
     def catalog(self, n: int | None, last: str | None) -> list[str]:
         statement = "SELECT name FROM repositories WHERE deleted = 0"
         params: dict[str, Any] = {}

@@ -18,13 +18,9 @@ async def list_tags(request: Request) -> Response:
     await svc.auth.require(request, scope(name, "pull"))
     n, last = page_params(request)
     queries = svc.registry_view
-
-    def page() -> list[str] | None:
-        if not queries.repository_exists(name):
-            return None
-        return [] if n == 0 else queries.list_tags(name, None if n is None else n + 1, last)
-
-    found = await read_in_thread(page)  # one thread hop for both reads: each costs as much as a read
+    # One thread hop and one statement for the existence check and the page (one more than asked
+    # for, to know whether there is a next page; n=0 asks only whether the repository exists).
+    found = await read_in_thread(queries.tags_page, name, n + 1 if n else n, last)
     if found is None:
         raise NameUnknown(detail={"name": name})
     tags = found
