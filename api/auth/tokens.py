@@ -50,6 +50,15 @@ _MODE_CACHE_SECONDS = 1.0
 Grants = dict[tuple[str, str], frozenset[str]]
 
 
+def _grants(access_claim: list[dict[str, Any]]) -> Grants:
+    """A token's `access` claim as (type, name) -> actions (entries of one resource merged)."""
+    grants: Grants = {}
+    for entry in access_claim:
+        k = (str(entry.get("type")), str(entry.get("name")))
+        grants[k] = grants.get(k, frozenset()) | frozenset(entry.get("actions") or [])
+    return grants
+
+
 @dataclass(frozen=True, slots=True)
 class Caller:
     """Who sent a request, and (for a bearer token) exactly what the token grants."""
@@ -85,21 +94,39 @@ class TokenService:
 
     def allowed(self, principal: Principal, scope: Scope) -> frozenset[str]:
         """The actions of `scope` the principal may have. Blocking (reads the read model)."""
+        return self._allowed(principal, scope)[0]
+
+    def _allowed(self, principal: Principal, scope: Scope) -> tuple[frozenset[str], dict[str, Any] | None]:
+        """`allowed`, and the principal's account as the same statement read it (None when none
+        was read: anonymous, auth mode `none`, another scope type, no such user)."""
         if self.mode() == "none":
-            return scope.actions
+            return scope.actions, None
         if scope.type == "repository":
-            facts = self.identity_view.repository_facts(principal.name, scope.name)
-            return frozenset(access.allowed_actions(principal, scope.name, scope.actions, facts))
+            account, facts = self.identity_view.policy_facts(principal.name, scope.name)
+            return frozenset(access.allowed_actions(principal, scope.name, scope.actions, facts)), account
         if scope.type == "registry" and scope.name == "catalog" and access.may_list_catalog(principal):
-            return scope.actions & {"*"}
-        return frozenset()
+            return scope.actions & {"*"}, None
+        return frozenset(), None
 
     # -- registry tokens -----------------------------------------------------------------------
 
     def issue(self, principal: Principal, scopes: list[Scope]) -> dict[str, object]:
-        """A registry token granting requested ∩ allowed actions. Blocking."""
-        now = int(self.clock())
-        grants = [{"type": s.type, "name": s.name, "actions": sorted(self.allowed(principal, s))} for s in scopes]
+        """A registry token granting requested ∩ allowed actions. Blocking.
+
+        The token goes into this process's cache of verified tokens as it is issued, when what
+        the issue read confirms its principal (anonymous; or a password user whose account, read
+        in the same statement as the policy, is active with the same role): its first use here
+        then costs neither an ES256 verify nor a read of the user. It is checked again
+        RECHECK_SECONDS after those reads, as a token verified then would be."""
+        read_at = self.clock()
+        now = int(read_at)
+        grants: list[dict[str, Any]] = []
+        confirmed: bool | None = True if principal.is_anonymous else None
+        for s in scopes:
+            actions, account = self._allowed(principal, s)
+            grants.append({"type": s.type, "name": s.name, "actions": sorted(actions)})
+            if account is not None and principal.token_id is None and confirmed is not False:
+                confirmed = bool(account["active"]) and account["role"] == principal.role
         claims: dict[str, object] = {
             "iss": self._issuer, "sub": principal.name or "", "aud": self.settings.token_service,
             "exp": now + self.settings.token_ttl_seconds, "nbf": now - 5, "iat": now,
@@ -108,6 +135,9 @@ class TokenService:
         if principal.token_id:
             claims["tid"] = principal.token_id
         token = self._sign(claims)
+        if confirmed:
+            self._remember(token, float(now + self.settings.token_ttl_seconds), read_at + RECHECK_SECONDS,
+                           Caller(principal, _grants(grants)))
         return {
             "token": token, "access_token": token, "expires_in": self.settings.token_ttl_seconds,
             "issued_at": datetime.fromtimestamp(now, UTC).isoformat().replace("+00:00", "Z"),
@@ -132,10 +162,7 @@ class TokenService:
         claims = self._decode(token, self.settings.token_service, ("exp", "iat", "sub"))
         if claims is None:
             return None
-        grants: Grants = {}
-        for entry in claims.get("access") or []:
-            k = (str(entry.get("type")), str(entry.get("name")))
-            grants[k] = grants.get(k, frozenset()) | frozenset(entry.get("actions") or [])
+        grants = _grants(claims.get("access") or [])
         principal = self._principal_of(claims.get("sub") or None, claims.get("tid"))
         # A token issued less than RECHECK_SECONDS ago carries the policy of its issue; it is
         # checked again RECHECK_SECONDS after it was issued. Older ones: grants ∩ policy now.
@@ -145,15 +172,20 @@ class TokenService:
         if principal is not None and not fresh:
             grants = {(kind, name): self.allowed(principal, Scope(kind, name, actions))
                       for (kind, name), actions in grants.items()}
-        with self._lock:
-            if principal is None:
+        if principal is None:
+            with self._lock:
                 self._verified.pop(token, None)
-                return None
+            return None
+        caller = Caller(principal, grants)
+        self._remember(token, float(claims["exp"]), (issued_at if fresh else now) + RECHECK_SECONDS, caller)
+        return caller
+
+    def _remember(self, token: str, expires: float, recheck_at: float, caller: Caller) -> None:
+        """Answer `token` from the cache as `caller` until `recheck_at` (by `self.clock`)."""
+        with self._lock:
             if len(self._verified) > 50_000:
                 self._verified.clear()
-            caller = Caller(principal, grants)
-            self._verified[token] = (float(claims["exp"]), (issued_at if fresh else now) + RECHECK_SECONDS, caller)
-        return caller
+            self._verified[token] = (expires, recheck_at, caller)
 
     # -- refresh tokens ------------------------------------------------------------------------
 
