@@ -117,7 +117,9 @@ class TokenService:
         the issue read confirms its principal (anonymous; or a password user whose account, read
         in the same statement as the policy, is active with the same role): its first use here
         then costs neither an ES256 verify nor a read of the user. It is checked again
-        RECHECK_SECONDS after those reads, as a token verified then would be."""
+        RECHECK_SECONDS after those reads, as a token verified then would be. A confirmed user's
+        token also carries the role it was confirmed with (`role`), so that another process
+        verifying it within RECHECK_SECONDS of `iat` need not read the user either."""
         read_at = self.clock()
         now = int(read_at)
         grants: list[dict[str, Any]] = []
@@ -134,6 +136,10 @@ class TokenService:
         }
         if principal.token_id:
             claims["tid"] = principal.token_id
+        if confirmed and not principal.is_anonymous:
+            # The account as the issue read it (active, this role): until RECHECK_SECONDS after
+            # `iat` every process takes it from here instead of reading the user again.
+            claims["role"] = principal.role
         token = self._sign(claims)
         if confirmed:
             self._remember(token, float(now + self.settings.token_ttl_seconds), read_at + RECHECK_SECONDS,
@@ -163,12 +169,16 @@ class TokenService:
         if claims is None:
             return None
         grants = _grants(claims.get("access") or [])
-        principal = self._principal_of(claims.get("sub") or None, claims.get("tid"))
         # A token issued less than RECHECK_SECONDS ago carries the policy of its issue; it is
         # checked again RECHECK_SECONDS after it was issued. Older ones: grants ∩ policy now.
         now = self.clock()
         issued_at = float(claims["iat"]) if isinstance(claims["iat"], int | float) else 0.0
         fresh = now - RECHECK_SECONDS < issued_at <= now
+        sub, role = claims.get("sub") or None, claims.get("role")
+        if fresh and sub and isinstance(role, str) and not claims.get("tid"):
+            principal: Principal | None = Principal(str(sub), role)  # as the issue read it (`issue`)
+        else:
+            principal = self._principal_of(sub, claims.get("tid"))
         if principal is not None and not fresh:
             grants = {(kind, name): self.allowed(principal, Scope(kind, name, actions))
                       for (kind, name), actions in grants.items()}
