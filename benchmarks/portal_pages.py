@@ -25,6 +25,7 @@ from bench_database import drop_database, fresh_database
 
 from dockyard.api.app import create_app
 from dockyard.api.settings import Settings
+from dockyard.api.v0.paging import encode_cursor
 
 PASSWORD = "bench-password-1"
 
@@ -102,11 +103,18 @@ async def fill_and_time(args: argparse.Namespace, url: str | None) -> None:
                 "reader": ["/repositories", "/repositories?after=org10/repo005000", "/organizations/org07",
                            "/repositories/org00/repo000000", "/repositories/new", "/organizations/org07/teams/readers"],
             }
+            # The same listings through /api/v0 (Basic credentials, remembered after the first).
+            deep = encode_cursor("org10/repo005000")
+            api = {"admin": ["/api/v0/repositories?limit=50", f"/api/v0/repositories?limit=50&cursor={deep}"],
+                   "reader": ["/api/v0/repositories?limit=50", f"/api/v0/repositories?limit=50&cursor={deep}",
+                              "/api/v0/repositories/org07?limit=50"]}
             print(f"{'who':7} {'page':42} {'median ms':>10} {'p95 ms':>8}")
-            for who, paths in pages.items():
+            for who, paths in [*pages.items(), *api.items()]:
                 transport = httpx.ASGITransport(app=app)
-                async with httpx.AsyncClient(transport=transport, base_url="http://bench") as client:
-                    await sign_in(client, who)
+                async with httpx.AsyncClient(transport=transport, base_url="http://bench",
+                                             auth=(who, PASSWORD)) as client:
+                    if not paths[0].startswith("/api/"):
+                        await sign_in(client, who)
                     for path in paths:
                         times = sorted(await time_page(client, path, args.rounds))
                         p95 = times[min(len(times) - 1, int(len(times) * 0.95))]

@@ -59,25 +59,16 @@ def _readable(svc: Services, principal: Principal, full: str, needed: str = "rea
     return repository_view(row, level)
 
 
-def _search(svc: Services, principal: Principal, search: str | None, namespace: str | None,
-            limit: int, cursor: str | None) -> tuple[RepositoryList, str | None]:
-    """Up to `limit` repositories the caller may read, in name order after the cursor's name;
-    the next page's cursor when more follow."""
-    found: list[Repository] = []
-    last = decode_cursor(cursor)
-    while len(found) <= limit:  # one more than a page says whether a next page exists
-        batch = svc.registry_view.search_repositories(search, namespace, 500, last)
-        for row in batch:
-            level = svc.management.repository_level(principal, row["name"])
-            if level != "none":
-                found.append(repository_view(row, level))
-                if len(found) > limit:
-                    break
-        if len(batch) < 500:
-            break
-        last = batch[-1]["name"]
-    shown = found[:limit]
-    return RepositoryList(repositories=shown), (encode_cursor(shown[-1].full_name) if len(found) > limit else None)
+def _listing(svc: Services, principal: Principal, namespace: str | None, limit: int,
+             cursor: str | None) -> tuple[RepositoryList, str | None]:
+    """Up to `limit` repositories the caller may read (of `namespace` if given), in name order
+    after the cursor's name; the next page's cursor when more follow. The access policy is in
+    the query (`RegistryQueries.readable_repositories`, as the portal's listing and search):
+    a caller who reads a few of many repositories never has the others fetched one by one."""
+    facts = svc.read_side.search.caller_facts(principal)
+    rows = svc.registry_view.readable_repositories(facts, limit + 1, decode_cursor(cursor), namespace)
+    shown = [repository_view(row, row["access_level"]) for row in rows[:limit]]
+    return RepositoryList(repositories=shown), (encode_cursor(shown[-1].full_name) if len(rows) > limit else None)
 
 
 @router.get("", summary="The repositories the caller may read (paged, by name; ranked as /search with ?search=)")
@@ -96,7 +87,7 @@ async def search_repositories(
         hits, next_cursor = await run_in_threadpool(ranked_search, svc, principal, term, limit, cursor)
         link_next(request, response, next_cursor)
         return RepositoryList(repositories=list(hits))
-    listing, next_cursor = await run_in_threadpool(_search, svc, principal, None, None, limit, cursor)
+    listing, next_cursor = await run_in_threadpool(_listing, svc, principal, None, limit, cursor)
     link_next(request, response, next_cursor)
     return listing
 
@@ -121,7 +112,7 @@ async def list_namespace(
         listing, next_cursor = await run_in_threadpool(_listing_then, svc, principal, at, namespace, None, limit,
                                                        cursor)
     else:
-        listing, next_cursor = await run_in_threadpool(_search, svc, principal, None, namespace, limit, cursor)
+        listing, next_cursor = await run_in_threadpool(_listing, svc, principal, namespace, limit, cursor)
     link_next(request, response, next_cursor)
     return listing
 

@@ -1,6 +1,6 @@
 """The portal's repository listings (`Repositories`, an organization's `Repositories` tab):
-pages of 50 by name with a `Next page` link, holding exactly the repositories the viewer may
-read with their level, as `domain.access` decides one by one — the policy folded into the
+pages of 50 by name with a `Next page` link, and `/api/v0/repositories[/{namespace}]` paged by
+its cursor, holding exactly the repositories the viewer may read with their level, as `domain.access` decides one by one — the policy folded into the
 query (`RegistryQueries.readable_repositories`), on both backends."""
 
 from __future__ import annotations
@@ -50,6 +50,21 @@ async def _every_page(page: httpx.AsyncClient, path: str) -> list[tuple[str, str
     return rows
 
 
+async def _every_api_page(api: httpx.AsyncClient, path: str) -> list[tuple[str, str]]:
+    """Every page of an /api/v0 repository listing (pages of 40, following the cursor)."""
+    rows: list[tuple[str, str]] = []
+    cursor = None
+    while True:
+        r = await api.get(path, params={"limit": 40, **({"cursor": cursor} if cursor else {})})
+        assert r.status_code == 200, r.text
+        body = r.json()
+        rows += [(repo["fullName"], repo["accessLevel"]) for repo in body["repositories"]]
+        if "link" not in r.headers:
+            return rows
+        assert len(body["repositories"]) == 40
+        cursor = httpx.URL(r.headers["link"].split(">", 1)[0].lstrip("<")).params["cursor"]
+
+
 async def test_listings_page_what_each_viewer_may_read(dockyard: Dockyard, client: httpx.AsyncClient) -> None:
     member, member_pw = await dockyard.user(name="member")
     owner, owner_pw = await dockyard.user(name="owner1")
@@ -86,6 +101,10 @@ async def test_listings_page_what_each_viewer_may_read(dockyard: Dockyard, clien
             assert shown == [(full, level) for full, level in expected if full.startswith("acme/")], kind
         finally:
             await page.aclose()
+        async with dockyard.client((name, password)) as api:  # /api/v0 lists through the same query
+            assert await _every_api_page(api, f"{API}/repositories") == expected, kind
+            shown = await _every_api_page(api, f"{API}/repositories/acme")
+            assert shown == [(full, level) for full, level in expected if full.startswith("acme/")], kind
     assert len([f for f in everything if f.startswith("acme/")]) > 2 * PAGE  # the admin's tab has three pages
 
 
