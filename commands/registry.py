@@ -173,7 +173,7 @@ class Registry(Application[UUID]):
                                         {"digest": digest})
 
         def command() -> None:
-            link = self.load(BlobLink, BlobLink.create_id(repository, digest)) or BlobLink(
+            link = self.load(BlobLink, BlobLink.create_id(repository, digest)) or BlobLink.unborn(
                 repository=repository, digest=digest)
             link.link(size, source)
             self.save(*self._live_repository(repository), link, fence=fence if stored is not None else None)
@@ -245,7 +245,7 @@ class Registry(Application[UUID]):
                         by_digest: bool = False) -> list[Manifest]:
         """The manifest aggregate with `body` pushed, to save (an empty list when it is present
         already: pushing it again records nothing). `by_digest`: the push named no tag."""
-        manifest = self.load(Manifest, Manifest.create_id(repository, parsed.digest)) or Manifest(
+        manifest = self.load(Manifest, Manifest.create_id(repository, parsed.digest)) or Manifest.unborn(
             repository=repository, digest=parsed.digest)
         if manifest.present:
             return []
@@ -259,8 +259,8 @@ class Registry(Application[UUID]):
 
     def tag_moved(self, repository: str, name: str, digest: str) -> list[Tag]:
         """The tag aggregate pointed at `digest`, to save (empty when it points there already)."""
-        tag = self.load(Tag, Tag.create_id(repository, name)) or Tag(repository=repository, name=name)
-        return [tag] if tag.point_at(digest) or tag.version == 1 else []
+        tag = self.load(Tag, Tag.create_id(repository, name)) or Tag.unborn(repository=repository, name=name)
+        return [tag] if tag.point_at(digest) else []
 
     def delete_manifest(self, repository: str, digest: str) -> list[str]:
         """Delete a manifest revision and every tag pointing at it; returns those tags."""

@@ -143,7 +143,7 @@ class Restore:
         restored image with blobs missing (the sweep deletes under the same lock)."""
         needed = sorted({d for m in manifests.values() for d in m["parsed"].blobs})
         links = [self.registry.load(BlobLink, BlobLink.create_id(repository, d))
-                 or BlobLink(repository=repository, digest=d) for d in needed]
+                 or BlobLink.unborn(repository=repository, digest=d) for d in needed]
         relinked = [link for link in links if not link.linked]
         for link in relinked:
             link.link(self.store.stat(blob_key(link.digest)), "restore")

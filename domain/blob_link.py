@@ -7,14 +7,19 @@ from uuid import UUID
 
 from eventsourcing.domain import event
 
-from dockyard.domain.aggregate import RegistryAggregate, name_id
+from dockyard.domain.aggregate import RegistryAggregate, name_id, opened_by
 
 
+@opened_by("Linked")
 class BlobLink(RegistryAggregate):
+    """One aggregate per (repository, digest). A new one is `BlobLink.unborn(repository=…,
+    digest=…)`, then `link`: its log begins with `Linked` at version 1. Logs written before that
+    begin with a bare `Created` (what calling `BlobLink(…)` still records) and still load."""
+
     TOPIC = "dockyard.BlobLink"
 
     if TYPE_CHECKING:  # the event classes `@event` makes at run time (fields: the method's)
-        class Created(RegistryAggregate.Created):
+        class Created(RegistryAggregate.Created):  # only in logs written before `Linked` opened them
             repository: str
             digest: str
 

@@ -8,20 +8,23 @@ from uuid import UUID
 
 from eventsourcing.domain import event
 
-from dockyard.domain.aggregate import RegistryAggregate, name_id
+from dockyard.domain.aggregate import RegistryAggregate, name_id, opened_by
 
 
+@opened_by("Pushed")
 class Manifest(RegistryAggregate):
     """One aggregate per (repository, digest).
 
     `Pushed` carries the exact bytes (base64) and every digest they reference, so projections,
-    restore and GC never need to read storage.
+    restore and GC never need to read storage. A new one is `Manifest.unborn(repository=…,
+    digest=…)`, then `push`: its log begins with `Pushed` at version 1. Logs written before
+    that begin with a bare `Created` (what calling `Manifest(…)` still records) and still load.
     """
 
     TOPIC = "dockyard.Manifest"
 
     if TYPE_CHECKING:  # the event classes `@event` makes at run time (fields: the method's)
-        class Created(RegistryAggregate.Created):
+        class Created(RegistryAggregate.Created):  # only in logs written before `Pushed` opened them
             repository: str
             digest: str
 

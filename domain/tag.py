@@ -1,4 +1,8 @@
-"""A tag: a movable name for a manifest digest within one repository."""
+"""A tag: a movable name for a manifest digest within one repository.
+
+A new tag's log begins with its first `Moved` (`previous` None); logs written before that
+change begin with a bare `Created` and still load.
+"""
 
 from __future__ import annotations
 
@@ -7,16 +11,21 @@ from uuid import UUID
 
 from eventsourcing.domain import event
 
-from dockyard.domain.aggregate import RegistryAggregate, name_id
+from dockyard.domain.aggregate import RegistryAggregate, name_id, opened_by
 
 
+@opened_by("Moved")
 class Tag(RegistryAggregate):
-    """One aggregate per (repository, tag), so pushes of different tags never conflict."""
+    """One aggregate per (repository, tag), so pushes of different tags never conflict.
+
+    A new one is `Tag.unborn(repository=…, name=…)`, then `point_at`: one `Moved` at version 1.
+    Calling `Tag(…)` records the old bare `Created` (how logs began before; tests write that
+    shape with it)."""
 
     TOPIC = "dockyard.Tag"
 
     if TYPE_CHECKING:  # the event classes `@event` makes at run time (fields: the method's)
-        class Created(RegistryAggregate.Created):
+        class Created(RegistryAggregate.Created):  # only in logs written before tags opened with `Moved`
             repository: str
             name: str
 
