@@ -63,7 +63,7 @@ def fill(registry: Registry, repositories: int, moves: int, rng: random.Random) 
             registry.save(*batch)
             batch = []
     registry.save(*batch)
-    tags = [Tag(repository=name, name="latest") for name in names]
+    tags = [Tag.unborn(repository=name, name="latest") for name in names]
     for _ in range(moves):
         for start in range(0, len(tags), 500):
             chunk = tags[start:start + 500]

@@ -63,18 +63,18 @@ def fill(registry: Registry, store: FilesystemStore, repositories: int, per_repo
             data = f"{name}/blob{b}".encode().ljust(64, b".")
             digest = sha256(data)
             store.write_bytes(blob_key(digest), data)
-            link = BlobLink(repository=name, digest=digest)
+            link = BlobLink.unborn(repository=name, digest=digest)
             link.link(len(data), "upload")
             aggregates.append(link)
             digests.append(digest)
         for m in range(0, per_repository - 2, 3):
             body = manifest_body(digests[m], digests[m + 1:m + 3])
             digest = sha256(body)
-            manifest = Manifest(repository=name, digest=digest)
+            manifest = Manifest.unborn(repository=name, digest=digest)
             manifest.push(repository=name, digest=digest, media_type=OCI_MANIFEST, size=len(body),
                           payload=Manifest.encode_payload(body), blobs=digests[m:m + 3], manifests=[],
                           subject=None, artifact_type=None, annotations={})
-            tag = Tag(repository=name, name=f"t{m // 3}")
+            tag = Tag.unborn(repository=name, name=f"t{m // 3}")
             tag.point_at(digest)
             aggregates += [manifest, tag]
             tags.append(tag)

@@ -2,7 +2,7 @@
 # Dockyard against itself on the read path: a BEFORE commit beside this checkout (AFTER).
 #
 #   benchmarks/read_ab.sh BEFORE_REV [AFTER_REV] [--rounds N] [--workers N] [--database-url URL]
-#                         [--out DIR] [-- BENCH_ARGS...]
+#                         [--workloads LIST] [--access-log] [--out DIR] [-- BENCH_ARGS...]
 #
 # Exports BEFORE_REV (and AFTER_REV, else AFTER is this working tree) into temp dirs, run with
 # this checkout's .venv and PYTHONPATH pointing there (so the working tree is free meanwhile),
@@ -12,6 +12,9 @@
 # order (B A, A B, ...): push_small (the data), pull_manifest, tags_list, catalog. Prints the
 # medians and AFTER/BEFORE ratios, with the load average before each pass.
 #   --rounds N   (default 4)    --workers N (default 2)
+#   --workloads LIST  bench.py's workloads (default push_small,pull_manifest,tags_list,catalog)
+#   --access-log      serve at log level info and add each side's server-side milliseconds per
+#                     request kind (from the access log: what client load does not inflate)
 #   BENCH_ARGS   passed to bench.py (default --duration 8)
 set -euo pipefail
 
@@ -24,15 +27,17 @@ before_rev=${1:?usage: read_ab.sh BEFORE_REV [AFTER_REV] [options]}
 shift
 after_rev=""
 if (($#)) && [[ "$1" != -* ]]; then after_rev="$1"; shift; fi
-rounds=4 workers=2 database_url="" out=""
+rounds=4 workers=2 database_url="" out="" workloads=push_small,pull_manifest,tags_list,catalog access_log=""
 while (($#)); do
     case "$1" in
         --rounds) rounds="$2"; shift 2 ;;
         --workers) workers="$2"; shift 2 ;;
         --database-url) database_url="$2"; shift 2 ;;
         --out) out="$2"; shift 2 ;;
+        --workloads) workloads="$2"; shift 2 ;;
+        --access-log) access_log=1; shift ;;
         --) shift; break ;;
-        *) sed -n '2,15s/^# \{0,1\}//p' "$0" >&2; exit 2 ;;
+        *) sed -n '2,18s/^# \{0,1\}//p' "$0" >&2; exit 2 ;;
     esac
 done
 bench_args=("$@")
@@ -64,6 +69,8 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
+log_level=warning
+[[ -n "$access_log" ]] && log_level=info
 password="bench-$(head -c 12 /dev/urandom | od -An -tx1 | tr -d ' \n')"
 for side in before after; do
     data[$side]=$(mktemp -d -t dockyard-data.XXXXXX)
@@ -76,7 +83,7 @@ for side in before after; do
     fi
     pythonpath=""
     [[ "$side" == before || -n "$after_rev" ]] && pythonpath="$base/$side"
-    PYTHONPATH="$pythonpath" DOCKYARD_ADMIN_PASSWORD="$password" DOCKYARD_LOG_LEVEL=warning \
+    PYTHONPATH="$pythonpath" DOCKYARD_ADMIN_PASSWORD="$password" DOCKYARD_LOG_LEVEL=$log_level \
         "${serve[@]}" >"$out/$side-server.log" 2>&1 </dev/null &
     pid[$side]=$!
     "${helpers[@]}" wait "${url[$side]}" "${pid[$side]}" 60 || { cat "$out/$side-server.log" >&2; exit 1; }
@@ -97,7 +104,7 @@ one() {  # side round
     log "round $r: $side (load $load)"
     echo "$r $side $load" >>"$out/load.txt"
     python3 "$bench_dir/bench.py" "${url[$side]}" --label "$side" --prefix "bench/$run_id-r$r" \
-        --auth "admin:$password" --workloads push_small,pull_manifest,tags_list,catalog "${bench_args[@]}" \
+        --auth "admin:$password" --workloads "$workloads" "${bench_args[@]}" \
         >>"$out/$side.jsonl" 2>>"$out/$side.log" || { tail -5 "$out/$side.log" >&2; exit 1; }
 }
 for ((r = 1; r <= rounds; r++)); do
@@ -125,3 +132,25 @@ for key in b:
 print("load (1/5/15 min) before each pass:")
 print(open(f"{out}/load.txt").read(), end="")
 EOF
+if [[ -n "$access_log" ]]; then
+    "$py" - "$out" <<'EOF' | tee -a "$out/summary.txt"
+import re, statistics, sys
+out = sys.argv[1]
+line = re.compile(r" (GET|HEAD|POST|PATCH|PUT|DELETE) (/v2/\S*) (\d{3}) \d+B ([\d.]+)ms ")
+def kind(method, path):
+    if "/manifests/" in path: return f"{method} manifest"
+    if "/blobs/uploads/" in path: return f"{method} upload"
+    if "/blobs/" in path: return f"{method} blob"
+    return None
+print("server-side ms per request (access log, all rounds): median / p90 (count)")
+for side in ("before", "after"):
+    ms = {}
+    for text in open(f"{out}/{side}-server.log", errors="replace"):
+        m = line.search(text)
+        if m and (k := kind(m[1], m[2])):
+            ms.setdefault(k, []).append(float(m[4]))
+    cells = [f"{k} {statistics.median(v):.2f} / {statistics.quantiles(v, n=10)[-1]:.2f} ({len(v)})"
+             for k, v in sorted(ms.items()) if len(v) > 1]
+    print(f"  {side}: " + "; ".join(cells))
+EOF
+fi

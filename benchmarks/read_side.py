@@ -44,7 +44,7 @@ def fill(registry: Registry, events: int) -> float:
     while written < events:
         tags = []
         for _ in range(250):
-            tag = Tag(repository=f"team{i % 50}/app{i % 997}", name=f"v{i}")
+            tag = Tag.unborn(repository=f"team{i % 50}/app{i % 997}", name=f"v{i}")
             tag.point_at("sha256:" + uuid.uuid4().hex * 2)
             tags.append(tag)
             i += 1

@@ -59,7 +59,7 @@ def _manifest(repository: str) -> Manifest:
         "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": config, "size": 64},
         "layers": []})
     digest = "sha256:" + hashlib.sha256(body).hexdigest()
-    manifest = Manifest(repository=repository, digest=digest)
+    manifest = Manifest.unborn(repository=repository, digest=digest)
     manifest.push(repository=repository, digest=digest, media_type=OCI_MANIFEST, size=len(body),
                   payload=Manifest.encode_payload(body), blobs=[config], manifests=[], subject=None,
                   artifact_type=None, annotations={})
@@ -74,10 +74,10 @@ def grow(registry: Registry, start: int, stop: int, tags: int, big_digest: str) 
         manifest = _manifest(name)
         pending += [Repository(name=name), manifest]
         for t in range(tags):
-            tag = Tag(repository=name, name=f"v{t}")
+            tag = Tag.unborn(repository=name, name=f"v{t}")
             tag.point_at(manifest.digest)
             pending.append(tag)
-        big_tag = Tag(repository=BIG, name=f"t{r:07d}")
+        big_tag = Tag.unborn(repository=BIG, name=f"t{r:07d}")
         big_tag.point_at(big_digest)
         pending.append(big_tag)
         if len(pending) >= BATCH:

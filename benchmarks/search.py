@@ -55,7 +55,7 @@ def fill(registry: Registry, count: int, rng: random.Random) -> tuple[float, lis
         batch.append(repo)
         names.append(name)
         if i % 10 == 0:
-            tag = Tag(repository=name, name=f"v{i % 7}")
+            tag = Tag.unborn(repository=name, name=f"v{i % 7}")
             tag.point_at("sha256:" + uuid.uuid4().hex * 2)
             batch.append(tag)
         if len(batch) >= 500:

@@ -181,6 +181,21 @@ def test_push_manifest_with_linked_blobs(registry: Registry, other: Registry, bl
     ]
 
 
+def test_a_new_small_image_is_four_events(registry: Registry, uploads: UploadSessions) -> None:
+    # The repository exists (an earlier image); a new small image is a config and one layer,
+    # uploaded, then its manifest pushed under a new tag.
+    upload(uploads, REPO, b"earlier")
+    head = registry.recorder.max_notification_id()
+    body = image_manifest(upload(uploads, REPO, b'{"small":1}'), upload(uploads, REPO, b"the one layer"))
+    registry.push_manifest(REPO, "small", OCI_MANIFEST, body)
+
+    # One event per new object, each at version 1: 4 events (8 when each began with `Created`).
+    recorded = registry.recorder.select_notifications(head, 100, inclusive_of_start=False)
+    assert [(n.topic, n.originator_version) for n in recorded] == [
+        ("dockyard.BlobLink.Linked", 1), ("dockyard.BlobLink.Linked", 1),
+        ("dockyard.Manifest.Pushed", 1), ("dockyard.Tag.Moved", 1)]
+
+
 def test_push_manifest_with_unlinked_blobs_is_refused(registry: Registry, uploads: UploadSessions,
                                                       blobs: tuple[str, str, str]) -> None:
     config, layer1, _ = blobs
