@@ -10,10 +10,9 @@ events-table lock and insert, so read-model writes happen in log order).
 from __future__ import annotations
 
 import os
-import threading
 import uuid
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from datetime import datetime
 from typing import Any
 from urllib.parse import unquote, urlparse
@@ -137,6 +136,19 @@ PIPELINE_MAX_BYTES = 256 * 1024
 
 
 class PostgresRegistryRecorder(PostgresApplicationRecorder):
+    """The library's application recorder, with the read model and the audit chain written in the
+    event transaction, and that transaction sent in as few round trips as it can be.
+
+    Every save takes the events table's EXCLUSIVE lock (so notification ids commit in the order
+    they were issued: the projection runners and the chain read the log as a gap-free sequence),
+    which makes all writers of all processes queue for it: the time a save holds it is the
+    registry's write throughput. The library's path, with a fence or the read-model writes, spent
+    a round trip per statement under it (12 for a blob link, more for a manifest: benchmarks/
+    RESULTS.md). Here one pipelined flush begins the transaction, takes the lock, inserts and reads
+    the chain's head; a fence's reads follow (one round trip each); a second flush sends the chain
+    rows, the read-model rows and COMMIT. The statements and their order are the library's.
+    """
+
     def __init__(self, datastore: Any, **kwargs: Any) -> None:
         super().__init__(datastore, **kwargs)
         database.guard_postgres(self.datastore)  # bounded waits; Unavailable when it is gone
@@ -144,7 +156,6 @@ class PostgresRegistryRecorder(PostgresApplicationRecorder):
 
         self.sql_create_statements.extend(SQL(s).format() for s in inline.create_statements(POSTGRES))
         self.sql_create_statements.extend(SQL(s).format() for s in chain.create_statements(POSTGRES))
-        self._inserted_ids = threading.local()  # this thread's ids, read inside the transaction
         # The library's INSERT, with the events array sent in binary (`%b`): its text form is
         # escaped in pure Python, ~0.7 s for one 5 MB event against ~0.09 s in binary.
         self._insert_binary_statement = SQL(
@@ -153,6 +164,7 @@ class PostgresRegistryRecorder(PostgresApplicationRecorder):
             "FROM unnest(%b::{schema}.{stored_event_type}[]) RETURNING notification_id"
         ).format(schema=Identifier(self.datastore.schema), table=Identifier(self.events_table_name),
                  stored_event_type=Identifier(self.stored_event_type_name))
+        self._chain_events_table = f"{self.datastore.schema}.{self.events_table_name}"
 
     def create_table(self) -> None:
         """The library's schema creation, one process at a time.
@@ -170,51 +182,63 @@ class PostgresRegistryRecorder(PostgresApplicationRecorder):
             finally:
                 conn.execute("SELECT pg_advisory_unlock(%s)", (SCHEMA_LOCK_KEY,))
 
-    def insert_events(self, stored_events: Sequence[StoredEvent], **kwargs: Any) -> Sequence[int] | None:
-        # A fence may raise to refuse the write: outside pipeline mode that rolls back cleanly
-        # (an exception inside the library's pipeline left psycopg's prepared statements unknown
-        # to the server: 'prepared statement "_pg3_9" does not exist' on the next use).
-        if kwargs.get("fence") is None and sum(len(e.state) for e in stored_events) <= PIPELINE_MAX_BYTES:
-            return super().insert_events(stored_events, **kwargs)
-        return self._insert_events_unpipelined(stored_events, **kwargs)
-
     @retry((InterfaceError, OperationalError), max_attempts=10, wait=0.2)
-    def _insert_events_unpipelined(self, stored_events: Sequence[StoredEvent],
-                                   **kwargs: Any) -> Sequence[int] | None:
-        """The library's `insert_events`, statement by statement in one transaction."""
-        with self.datastore.get_connection() as conn, conn.transaction(), conn.cursor() as curs:
-            self._insert_events(curs, stored_events, **kwargs)
-            self._insert_stored_events(curs, stored_events, **kwargs)
-            return self._fetch_ids_after_insert_events(curs, stored_events, **kwargs)
+    def insert_events(self, stored_events: Sequence[StoredEvent], *, view_events: Sequence[Any] = (),
+                      fence: Fence | None = None, **kwargs: Any) -> Sequence[int] | None:
+        """Append `stored_events`, their chain rows and `view_events`' read-model rows in one
+        transaction; a `fence` runs after the insert (so a version conflict is raised before it
+        acts) and before the read-model rows; if it raises, the transaction rolls back and
+        nothing is recorded. Returns the notification ids once the transaction has committed."""
+        if not stored_events:
+            return super().insert_events(stored_events, **kwargs)
+        # The read-model statements are built before the lock is taken: under it, only the
+        # chain's hashes (which need the positions) are computed.
+        view_statements = inline.statements(POSTGRES, view_events)
+        ids: list[int] = []
+        pipelined = sum(len(e.state) for e in stored_events) <= PIPELINE_MAX_BYTES
+        with self.datastore.get_connection() as conn:
+            # No server-side prepared statements in this transaction (psycopg prepares one after
+            # five uses): a statement prepared inside a pipeline that then failed stays in
+            # psycopg's cache unknown to the server ('prepared statement "_pg3_9" does not exist').
+            threshold, conn.prepare_threshold = conn.prepare_threshold, None
+            failure: BaseException | None = None
+            try:
+                with conn.pipeline() if pipelined else nullcontext() as pipeline:
+                    try:
+                        with conn.transaction():
+                            ids = self._write(conn, pipeline, stored_events, view_statements, fence)
+                    except Exception as exc:  # raised after leaving the pipeline (psycopg warns otherwise)
+                        failure = exc
+            finally:
+                conn.prepare_threshold = threshold
+            if failure is not None:
+                raise failure
+        # Here the pipeline has been synced: COMMIT has answered, so nothing is acknowledged early.
+        return ids
 
-    def _insert_stored_events(self, curs: Any, stored_events: Sequence[StoredEvent], *,
-                              view_events: Sequence[Any] = (), fence: Fence | None = None,
-                              **kwargs: Any) -> None:
-        """As the library's application recorder (lock the table, notify, insert), then the
-        read-model rows for `view_events` in the same transaction. A `fence` runs after the
-        insert (so a version conflict is raised before it acts) and before the read-model rows;
-        if it raises, the transaction rolls back and nothing is recorded."""
-        self._lock_table(curs)
-        self._notify_channel(curs)
-        curs.execute(self._insert_binary_statement, ([
-            self.construct_pg_stored_event(e.originator_id, e.originator_version, e.topic, e.state)
-            for e in stored_events],))
-        # The notification ids come back from the insert: the chain needs them here, still
-        # under the table lock (so positions chain in order); the library asks for them after
-        # this method, and gets the same list from `_fetch_ids_after_insert_events`.
-        ids = [row["notification_id"] for row in curs.fetchall()]
-        self._inserted_ids.ids = ids
-        with curs.connection.cursor() as view_cursor:
-            if fence is not None:  # after the insert, as on SQLite: a version conflict comes first
+    def _write(self, conn: Any, pipeline: Any, stored_events: Sequence[StoredEvent],
+               view_statements: Sequence[tuple[str, Any]], fence: Fence | None) -> list[int]:
+        with conn.cursor() as curs, conn.cursor() as head, conn.cursor() as view_cursor:
+            # One flush: BEGIN, lock_timeout, LOCK TABLE ... EXCLUSIVE, NOTIFY (delivered at commit),
+            # the insert and the chain's head. The lock is taken by the server, in that order.
+            for statement in self.lock_table_statements:
+                curs.execute(statement)
+            self._notify_channel(curs)
+            curs.execute(self._insert_binary_statement, ([
+                self.construct_pg_stored_event(e.originator_id, e.originator_version, e.topic, e.state)
+                for e in stored_events],))
+            insert = curs
+            chain.ask_head(POSTGRES, head)
+            if pipeline is not None:
+                pipeline.sync()  # a version conflict raises here (IntegrityError), before the fence
+            ids = [row["notification_id"] for row in insert.fetchall()]
+            if fence is not None:
                 fence(POSTGRES, view_cursor)
-            chain.append(POSTGRES, view_cursor, f"{self.datastore.schema}.{self.events_table_name}",
-                         _chain_rows(ids, stored_events))
-            inline.apply(POSTGRES, view_cursor, view_events)
-
-    def _fetch_ids_after_insert_events(self, curs: Any, stored_events: Sequence[StoredEvent],
-                                       **kwargs: Any) -> Sequence[int] | None:
-        ids = getattr(self._inserted_ids, "ids", None)
-        self._inserted_ids.ids = None
+            # The chain positions in log order, still under the table lock; then the read model.
+            chain.append(POSTGRES, view_cursor, self._chain_events_table, _chain_rows(ids, stored_events),
+                         head_rows=head.fetchall())
+            for statement, params in view_statements:
+                view_cursor.execute(statement, params)
         return ids
 
 

@@ -74,13 +74,23 @@ def _events_select(dialect: Dialect, events_table: str) -> str:
             f"WHERE {column} > %(after)s AND {column} < %(before)s ORDER BY {column}")
 
 
-def append(dialect: Dialect, cursor: Any, events_table: str, new: Sequence[StoredRow]) -> None:
+def ask_head(dialect: Dialect, cursor: Any) -> None:
+    """Ask for the chain's last row through `cursor` (its rows are `append`'s `head_rows`). A recorder
+    that pipelines sends it in one flush with its insert, after the lock."""
+    cursor.execute(f"SELECT position, chain_hash FROM {CHAIN_TABLE} ORDER BY position DESC LIMIT 1")
+
+
+def append(dialect: Dialect, cursor: Any, events_table: str, new: Sequence[StoredRow],
+           head_rows: Sequence[Any] | None = None) -> None:
     """Chain `new` (just inserted, in position order) through `cursor`, in the caller's
-    transaction; any earlier event not yet chained (stored before the chain existed) first."""
+    transaction; any earlier event not yet chained (stored before the chain existed) first.
+    `head_rows`: what `ask_head` answered in this transaction after the insert (asked here if None)."""
     if not new:
         return
-    cursor.execute(f"SELECT position, chain_hash FROM {CHAIN_TABLE} ORDER BY position DESC LIMIT 1")
-    rows = cursor.fetchall()
+    if head_rows is None:
+        ask_head(dialect, cursor)
+        head_rows = cursor.fetchall()
+    rows = head_rows
     last, previous = (int(rows[0]["position"]), bytes(rows[0]["chain_hash"])) if rows else (0, GENESIS)
     pending: list[StoredRow] = []
     if new[0].position > last + 1:  # a gap: rolled-back ids (PostgreSQL) or unchained history

@@ -114,47 +114,54 @@ class RegistryQueries:
         """Those of `digests` that are not linked into `repository` (read through `cursor`, an
         open transaction's, when given)."""
         return self._absent(
-            "SELECT 1 FROM blob_links WHERE repository = %(repository)s AND digest = %(digest)s",
+            "SELECT digest FROM blob_links WHERE repository = %(repository)s AND digest = %(digest)s",
             repository, digests, cursor)
 
     def missing_manifests(self, repository: str, digests: list[str], cursor: Any | None = None) -> list[str]:
         """Those of `digests` that are not live manifests in `repository`."""
         return self._absent(
-            "SELECT 1 FROM manifests WHERE repository = %(repository)s AND digest = %(digest)s AND deleted = 0",
+            "SELECT digest FROM manifests WHERE repository = %(repository)s AND digest = %(digest)s AND deleted = 0",
             repository, digests, cursor)
 
     def _absent(self, statement: str, repository: str, digests: list[str], cursor: Any | None) -> list[str]:
         if cursor is None:
             with self._dialect.reading(self._datastore) as reading:
                 return self._absent(statement, repository, digests, reading)
-        missing = []
-        for digest in digests:
+        found = {row["digest"] for row in self._matching(cursor, statement, repository, digests)}
+        return [digest for digest in digests if digest not in found]
+
+    def _matching(self, cursor: Any, statement: str, repository: str, digests: list[str]) -> list[Any]:
+        """The rows of `statement` (`SELECT ... FROM t WHERE repository = %(repository)s AND
+        digest = %(digest)s ...`, selecting `digest`) for each of `digests`: on PostgreSQL one
+        query (`digest = ANY(...)`, one round trip, which a manifest's checks under the log's
+        write lock pay), on SQLite one per digest (in process, no round trip)."""
+        if not digests:
+            return []
+        if self._dialect.name == "postgres":
+            cursor.execute(statement.replace("digest = %(digest)s", "digest = ANY(%(digests)s)"),
+                           {"repository": repository, "digests": list(dict.fromkeys(digests))})
+            return cursor.fetchall()
+        rows = []
+        for digest in dict.fromkeys(digests):
             cursor.execute(self._dialect.sql(statement), {"repository": repository, "digest": digest})
-            if not cursor.fetchall():
-                missing.append(digest)
-        return missing
+            rows += cursor.fetchall()
+        return rows
 
     def linked_blob_sizes(self, repository: str, digests: list[str]) -> dict[str, int]:
         """The size of each of `digests` linked into `repository` (absent: not linked)."""
         return self._sizes(
-            "SELECT size FROM blob_links WHERE repository = %(repository)s AND digest = %(digest)s",
+            "SELECT digest, size FROM blob_links WHERE repository = %(repository)s AND digest = %(digest)s",
             repository, digests)
 
     def manifest_sizes(self, repository: str, digests: list[str]) -> dict[str, int]:
         """The size of each of `digests` that is a live manifest in `repository`."""
         return self._sizes(
-            "SELECT size FROM manifests WHERE repository = %(repository)s AND digest = %(digest)s AND deleted = 0",
-            repository, digests)
+            "SELECT digest, size FROM manifests WHERE repository = %(repository)s AND digest = %(digest)s "
+            "AND deleted = 0", repository, digests)
 
     def _sizes(self, statement: str, repository: str, digests: list[str]) -> dict[str, int]:
-        sizes = {}
         with self._dialect.reading(self._datastore) as cursor:
-            for digest in digests:
-                cursor.execute(self._dialect.sql(statement), {"repository": repository, "digest": digest})
-                rows = cursor.fetchall()
-                if rows:
-                    sizes[digest] = rows[0]["size"]
-        return sizes
+            return {row["digest"]: row["size"] for row in self._matching(cursor, statement, repository, digests)}
 
     def repositories_linking(self, digest: str) -> list[str]:
         rows = self._rows(
