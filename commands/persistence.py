@@ -10,15 +10,17 @@ events-table lock and insert, so read-model writes happen in log order).
 from __future__ import annotations
 
 import os
+import threading
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, nullcontext
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 from urllib.parse import unquote, urlparse
 
 import orjson
-from eventsourcing.persistence import InterfaceError, Mapper, OperationalError, StoredEvent, Transcoder
+from eventsourcing.persistence import IntegrityError, InterfaceError, Mapper, OperationalError, StoredEvent, Transcoder
 from eventsourcing.postgres import PostgresApplicationRecorder
 from eventsourcing.sqlite import SQLiteApplicationRecorder, SQLiteConnection, SQLiteTransaction
 from eventsourcing.utils import get_topic, retry
@@ -135,18 +137,63 @@ class SQLiteRegistryRecorder(SQLiteApplicationRecorder):
 PIPELINE_MAX_BYTES = 256 * 1024
 
 
+# At most this many saves share one PostgreSQL transaction (group commit, below).
+GROUP_MAX_SAVES = 16
+
+
+class _Refused(Exception):
+    """A save's fence raised inside a group's transaction: roll the group back, retry without it."""
+
+    def __init__(self, save: _Save) -> None:
+        super().__init__()
+        self.save = save
+
+
+def _size(stored_events: Sequence[StoredEvent]) -> int:
+    return sum(len(e.state) for e in stored_events)
+
+
+@dataclass(eq=False)
+class _Save:
+    """One `save()` waiting for, or in, a group's transaction; its outcome once that has committed."""
+
+    stored_events: Sequence[StoredEvent]
+    view_statements: list[tuple[str, Any]]
+    fence: Fence | None
+    ids: list[int] | None = None
+    error: BaseException | None = None
+    done: bool = False
+
+    def outcome(self) -> list[int]:
+        if self.error is not None:
+            raise self.error
+        assert self.ids is not None
+        return self.ids
+
+
 class PostgresRegistryRecorder(PostgresApplicationRecorder):
     """The library's application recorder, with the read model and the audit chain written in the
-    event transaction, and that transaction sent in as few round trips as it can be.
+    event transaction, concurrent saves of this process committed together, and each transaction
+    sent in as few round trips as it can be.
 
     Every save takes the events table's EXCLUSIVE lock (so notification ids commit in the order
     they were issued: the projection runners and the chain read the log as a gap-free sequence),
-    which makes all writers of all processes queue for it: the time a save holds it is the
-    registry's write throughput. The library's path, with a fence or the read-model writes, spent
-    a round trip per statement under it (12 for a blob link, more for a manifest: benchmarks/
-    RESULTS.md). Here one pipelined flush begins the transaction, takes the lock, inserts and reads
-    the chain's head; a fence's reads follow (one round trip each); a second flush sends the chain
-    rows, the read-model rows and COMMIT. The statements and their order are the library's.
+    which makes all writers of all processes queue for it: the time a transaction holds it bounds
+    the registry's write throughput (benchmarks/RESULTS.md: ~12 ms per save under load, the lock
+    busy all the time during small-image pushes). Two levers:
+
+    - **Group commit.** Saves that arrive while this process's transaction is running wait, and
+      the next transaction takes all of them (up to `GROUP_MAX_SAVES`): one lock, one NOTIFY,
+      one WAL flush for the group. Each save's insert is guarded (`NOT EXISTS` over its
+      (originator id, version) pairs, exact under the lock), so a version conflict inserts
+      nothing and is raised to that save alone; a fence that refuses rolls the transaction back
+      and it runs again without that save. Nothing is answered before COMMIT has answered.
+    - **Pipelining.** One flush begins the transaction, takes the lock, inserts and reads the
+      chain's head; each save's fence reads follow (a round trip each); then the chain rows, the
+      read-model rows and COMMIT go in one more flush (the library's path, with a fence or the
+      read-model writes, sent a round trip per statement under the lock: 12 for a blob link).
+
+    Saves of more than `PIPELINE_MAX_BYTES` go alone, statement by statement.
     """
 
     def __init__(self, datastore: Any, **kwargs: Any) -> None:
@@ -157,14 +204,24 @@ class PostgresRegistryRecorder(PostgresApplicationRecorder):
         self.sql_create_statements.extend(SQL(s).format() for s in inline.create_statements(POSTGRES))
         self.sql_create_statements.extend(SQL(s).format() for s in chain.create_statements(POSTGRES))
         # The library's INSERT, with the events array sent in binary (`%b`): its text form is
-        # escaped in pure Python, ~0.7 s for one 5 MB event against ~0.09 s in binary.
-        self._insert_binary_statement = SQL(
-            "INSERT INTO {schema}.{table} (originator_id, originator_version, topic, state) "
-            "SELECT originator_id, originator_version, topic, state "
-            "FROM unnest(%b::{schema}.{stored_event_type}[]) RETURNING notification_id"
-        ).format(schema=Identifier(self.datastore.schema), table=Identifier(self.events_table_name),
+        # escaped in pure Python, ~0.7 s for one 5 MB event against ~0.09 s in binary. Guarded:
+        # when any (originator id, version) of the save is stored already (a version conflict)
+        # it inserts nothing and takes no id, instead of failing the whole transaction.
+        table = SQL("{schema}.{table}").format(schema=Identifier(self.datastore.schema),
+                                                 table=Identifier(self.events_table_name))
+        self._insert_guarded_statement = SQL(
+            "INSERT INTO {table} (originator_id, originator_version, topic, state) "
+            "SELECT e.originator_id, e.originator_version, e.topic, e.state "
+            "FROM unnest(%(events)b::{schema}.{stored_event_type}[]) AS e "
+            "WHERE NOT EXISTS (SELECT 1 FROM {table} AS s JOIN unnest(%(events)b::{schema}.{stored_event_type}[]) "
+            "AS n ON s.originator_id = n.originator_id AND s.originator_version = n.originator_version) "
+            "RETURNING notification_id"
+        ).format(table=table, schema=Identifier(self.datastore.schema),
                  stored_event_type=Identifier(self.stored_event_type_name))
         self._chain_events_table = f"{self.datastore.schema}.{self.events_table_name}"
+        self._group = threading.Condition()
+        self._waiting: list[_Save] = []
+        self._group_running = False
 
     def create_table(self) -> None:
         """The library's schema creation, one process at a time.
@@ -182,20 +239,85 @@ class PostgresRegistryRecorder(PostgresApplicationRecorder):
             finally:
                 conn.execute("SELECT pg_advisory_unlock(%s)", (SCHEMA_LOCK_KEY,))
 
-    @retry((InterfaceError, OperationalError), max_attempts=10, wait=0.2)
     def insert_events(self, stored_events: Sequence[StoredEvent], *, view_events: Sequence[Any] = (),
                       fence: Fence | None = None, **kwargs: Any) -> Sequence[int] | None:
         """Append `stored_events`, their chain rows and `view_events`' read-model rows in one
         transaction; a `fence` runs after the insert (so a version conflict is raised before it
-        acts) and before the read-model rows; if it raises, the transaction rolls back and
-        nothing is recorded. Returns the notification ids once the transaction has committed."""
+        acts) and before the read-model rows; if it raises, nothing of this save is recorded.
+        Returns the notification ids once the transaction has committed; a version conflict
+        raises IntegrityError."""
         if not stored_events:
             return super().insert_events(stored_events, **kwargs)
-        # The read-model statements are built before the lock is taken: under it, only the
-        # chain's hashes (which need the positions) are computed.
-        view_statements = inline.statements(POSTGRES, view_events)
-        ids: list[int] = []
-        pipelined = sum(len(e.state) for e in stored_events) <= PIPELINE_MAX_BYTES
+        # The read-model statements are built before the lock is taken.
+        save = _Save(stored_events, inline.statements(POSTGRES, view_events), fence)
+        if _size(stored_events) > PIPELINE_MAX_BYTES:
+            return self._alone(save, pipelined=False)
+        with self._group:
+            self._waiting.append(save)
+            while self._group_running and not save.done:
+                self._group.wait()
+            if save.done:  # another thread's transaction carried it
+                return save.outcome()
+            self._group_running = True  # this thread runs the next transaction, for all waiting
+            group = self._take_group(save)
+        try:
+            self._commit_group(group)
+        finally:
+            with self._group:
+                for other in group:
+                    if other.ids is None and other.error is None:
+                        other.error = OperationalError("the group's transaction did not finish")
+                    other.done = True
+                self._group_running = False
+                self._group.notify_all()
+        return save.outcome()
+
+    def _take_group(self, leader: _Save) -> list[_Save]:
+        """`leader` and the waiting saves that fit with it: `GROUP_MAX_SAVES`, and no more
+        bytes than one pipelined flush should carry (`PIPELINE_MAX_BYTES`). Holds `_group`."""
+        group, size = [leader], _size(leader.stored_events)
+        for other in self._waiting:
+            if other is not leader and len(group) < GROUP_MAX_SAVES:
+                if size + _size(other.stored_events) <= PIPELINE_MAX_BYTES:
+                    group.append(other)
+                    size += _size(other.stored_events)
+        self._waiting = [s for s in self._waiting if s not in group]
+        return group
+
+    def _commit_group(self, group: list[_Save]) -> None:
+        """Commit `group` in one transaction, setting each save's ids or error. A fence that
+        refuses fails its own save and the rest run again; any other failure (a lost connection,
+        an unexpected server error) makes each save run alone, so each gets its own outcome."""
+        remaining = list(group)
+        while remaining:
+            try:
+                self._transaction(remaining, pipelined=True)
+                return
+            except _Refused as refused:  # its error is the fence's; the others start afresh
+                remaining = [s for s in remaining if s is not refused.save]
+            except Exception:
+                for save in remaining:
+                    try:
+                        save.ids, save.error = self._alone(save, pipelined=True), None
+                    except Exception as exc:
+                        save.ids, save.error = None, exc
+                return
+
+    @retry((InterfaceError, OperationalError), max_attempts=10, wait=0.2)
+    def _alone(self, save: _Save, *, pipelined: bool) -> list[int]:
+        save.error = None
+        try:
+            self._transaction([save], pipelined=pipelined)
+        except _Refused:
+            pass
+        return save.outcome()
+
+    def _transaction(self, saves: list[_Save], *, pipelined: bool) -> None:
+        """One transaction for `saves`: on return each has its ids (committed) or its error
+        (a version conflict: nothing of it inserted). Raises `_Refused` after rolling back when a
+        save's fence raised (that save's error is set), and whatever else went wrong."""
+        for save in saves:
+            save.ids, save.error = None, None
         with self.datastore.get_connection() as conn:
             # No server-side prepared statements in this transaction (psycopg prepares one after
             # five uses): a statement prepared inside a pipeline that then failed stays in
@@ -206,40 +328,53 @@ class PostgresRegistryRecorder(PostgresApplicationRecorder):
                 with conn.pipeline() if pipelined else nullcontext() as pipeline:
                     try:
                         with conn.transaction():
-                            ids = self._write(conn, pipeline, stored_events, view_statements, fence)
+                            self._write(conn, pipeline, saves)
                     except Exception as exc:  # raised after leaving the pipeline (psycopg warns otherwise)
                         failure = exc
             finally:
                 conn.prepare_threshold = threshold
             if failure is not None:
+                for save in saves:
+                    save.ids = None
                 raise failure
-        # Here the pipeline has been synced: COMMIT has answered, so nothing is acknowledged early.
-        return ids
+        # Here COMMIT has answered: only now are the saves' ids their outcome.
 
-    def _write(self, conn: Any, pipeline: Any, stored_events: Sequence[StoredEvent],
-               view_statements: Sequence[tuple[str, Any]], fence: Fence | None) -> list[int]:
+    def _write(self, conn: Any, pipeline: Any, saves: list[_Save]) -> None:
         with conn.cursor() as curs, conn.cursor() as head, conn.cursor() as view_cursor:
             # One flush: BEGIN, lock_timeout, LOCK TABLE ... EXCLUSIVE, NOTIFY (delivered at commit),
-            # the insert and the chain's head. The lock is taken by the server, in that order.
+            # the chain's head and every save's insert, executed by the server in that order.
             for statement in self.lock_table_statements:
                 curs.execute(statement)
             self._notify_channel(curs)
-            curs.execute(self._insert_binary_statement, ([
-                self.construct_pg_stored_event(e.originator_id, e.originator_version, e.topic, e.state)
-                for e in stored_events],))
-            insert = curs
             chain.ask_head(POSTGRES, head)
+            inserts = []
+            for save in saves:
+                insert = conn.cursor()
+                insert.execute(self._insert_guarded_statement, {"events": [
+                    self.construct_pg_stored_event(e.originator_id, e.originator_version, e.topic, e.state)
+                    for e in save.stored_events]})
+                inserts.append(insert)
             if pipeline is not None:
-                pipeline.sync()  # a version conflict raises here (IntegrityError), before the fence
-            ids = [row["notification_id"] for row in insert.fetchall()]
-            if fence is not None:
-                fence(POSTGRES, view_cursor)
-            # The chain positions in log order, still under the table lock; then the read model.
-            chain.append(POSTGRES, view_cursor, self._chain_events_table, _chain_rows(ids, stored_events),
-                         head_rows=head.fetchall())
-            for statement, params in view_statements:
-                view_cursor.execute(statement, params)
-        return ids
+                pipeline.sync()
+            head_rows = head.fetchall()
+            for save, insert in zip(saves, inserts, strict=True):
+                ids = [row["notification_id"] for row in insert.fetchall()]
+                insert.close()
+                if len(ids) != len(save.stored_events):  # the guard found one stored: nothing inserted
+                    save.error = IntegrityError("version conflict: an event of this save is stored already")
+                    continue
+                if save.fence is not None:  # after its insert, as on SQLite: a version conflict comes first
+                    try:
+                        save.fence(POSTGRES, view_cursor)
+                    except Exception as exc:
+                        save.error = exc
+                        raise _Refused(save) from exc
+                # The chain positions in log order, still under the table lock; then the read model.
+                head_rows = chain.append(POSTGRES, view_cursor, self._chain_events_table,
+                                         _chain_rows(ids, save.stored_events), head_rows=head_rows)
+                for statement, params in save.view_statements:
+                    view_cursor.execute(statement, params)
+                save.ids = ids
 
 
 # An SQLite database in memory, private to the `Registry` built on it (the in-process tests).

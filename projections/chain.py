@@ -81,12 +81,13 @@ def ask_head(dialect: Dialect, cursor: Any) -> None:
 
 
 def append(dialect: Dialect, cursor: Any, events_table: str, new: Sequence[StoredRow],
-           head_rows: Sequence[Any] | None = None) -> None:
+           head_rows: Sequence[Any] | None = None) -> list[dict[str, Any]]:
     """Chain `new` (just inserted, in position order) through `cursor`, in the caller's
     transaction; any earlier event not yet chained (stored before the chain existed) first.
-    `head_rows`: what `ask_head` answered in this transaction after the insert (asked here if None)."""
+    `head_rows`: what `ask_head` answered in this transaction after the insert (asked here if None).
+    Returns the chain's new head, as `head_rows` for a next append in the same transaction."""
     if not new:
-        return
+        return list(head_rows or [])
     if head_rows is None:
         ask_head(dialect, cursor)
         head_rows = cursor.fetchall()
@@ -105,6 +106,7 @@ def append(dialect: Dialect, cursor: Any, events_table: str, new: Sequence[Store
         out.append({"position": row.position, "event_hash": digest, "chain_hash": previous})
     cursor.executemany(dialect.sql(f"INSERT INTO {CHAIN_TABLE} (position, event_hash, chain_hash) "
                                    "VALUES (%(position)s, %(event_hash)s, %(chain_hash)s)"), out)
+    return [{"position": out[-1]["position"], "chain_hash": out[-1]["chain_hash"]}]
 
 
 # -- verifying ---------------------------------------------------------------------------------
