@@ -9,17 +9,19 @@ events-table lock and insert, so read-model writes happen in log order).
 
 from __future__ import annotations
 
+import contextvars
 import os
 import threading
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, nullcontext
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 from urllib.parse import unquote, urlparse
 
 import orjson
+import psycopg
 from eventsourcing.persistence import IntegrityError, InterfaceError, Mapper, OperationalError, StoredEvent, Transcoder
 from eventsourcing.postgres import PostgresApplicationRecorder
 from eventsourcing.sqlite import SQLiteApplicationRecorder, SQLiteConnection, SQLiteTransaction
@@ -141,6 +143,10 @@ PIPELINE_MAX_BYTES = 256 * 1024
 GROUP_MAX_SAVES = 16
 
 
+class _RunAlone(Exception):
+    """The group's transaction failed for another reason than a fence: run this save on its own."""
+
+
 class _Refused(Exception):
     """A save's fence raised inside a group's transaction: roll the group back, retry without it."""
 
@@ -163,6 +169,7 @@ class _Save:
     ids: list[int] | None = None
     error: BaseException | None = None
     done: bool = False
+    context: contextvars.Context = field(default_factory=contextvars.copy_context)
 
     def outcome(self) -> list[int]:
         if self.error is not None:
@@ -257,7 +264,7 @@ class PostgresRegistryRecorder(PostgresApplicationRecorder):
             while self._group_running and not save.done:
                 self._group.wait()
             if save.done:  # another thread's transaction carried it
-                return save.outcome()
+                return self._outcome(save)
             self._group_running = True  # this thread runs the next transaction, for all waiting
             group = self._take_group(save)
         try:
@@ -270,6 +277,11 @@ class PostgresRegistryRecorder(PostgresApplicationRecorder):
                     other.done = True
                 self._group_running = False
                 self._group.notify_all()
+        return self._outcome(save)
+
+    def _outcome(self, save: _Save) -> list[int]:
+        if isinstance(save.error, _RunAlone):
+            return self._alone(save, pipelined=True)
         return save.outcome()
 
     def _take_group(self, leader: _Save) -> list[_Save]:
@@ -287,7 +299,8 @@ class PostgresRegistryRecorder(PostgresApplicationRecorder):
     def _commit_group(self, group: list[_Save]) -> None:
         """Commit `group` in one transaction, setting each save's ids or error. A fence that
         refuses fails its own save and the rest run again; any other failure (a lost connection,
-        an unexpected server error) makes each save run alone, so each gets its own outcome."""
+        an unexpected server error) makes each save's own thread run it alone (`_RunAlone`), so
+        each gets its own outcome and retries, as without a group."""
         remaining = list(group)
         while remaining:
             try:
@@ -295,12 +308,9 @@ class PostgresRegistryRecorder(PostgresApplicationRecorder):
                 return
             except _Refused as refused:  # its error is the fence's; the others start afresh
                 remaining = [s for s in remaining if s is not refused.save]
-            except Exception:
+            except Exception:  # each thread then runs its own save, with the library's retries
                 for save in remaining:
-                    try:
-                        save.ids, save.error = self._alone(save, pipelined=True), None
-                    except Exception as exc:
-                        save.ids, save.error = None, exc
+                    save.ids, save.error = None, _RunAlone()
                 return
 
     @retry((InterfaceError, OperationalError), max_attempts=10, wait=0.2)
@@ -364,8 +374,10 @@ class PostgresRegistryRecorder(PostgresApplicationRecorder):
                     save.error = IntegrityError("version conflict: an event of this save is stored already")
                     continue
                 if save.fence is not None:  # after its insert, as on SQLite: a version conflict comes first
-                    try:
-                        save.fence(POSTGRES, view_cursor)
+                    try:  # in the context of the thread that saved (its actor, its request)
+                        save.context.run(save.fence, POSTGRES, view_cursor)
+                    except psycopg.Error:
+                        raise  # the database's, maybe for an earlier save's statement: each runs alone
                     except Exception as exc:
                         save.error = exc
                         raise _Refused(save) from exc
