@@ -164,7 +164,7 @@ class _Save:
     """One `save()` waiting for, or in, a group's transaction; its outcome once that has committed."""
 
     stored_events: Sequence[StoredEvent]
-    view_statements: list[tuple[str, Any]]
+    view_events: Sequence[Any]
     fence: Fence | None
     ids: list[int] | None = None
     error: BaseException | None = None
@@ -255,8 +255,7 @@ class PostgresRegistryRecorder(PostgresApplicationRecorder):
         raises IntegrityError."""
         if not stored_events:
             return super().insert_events(stored_events, **kwargs)
-        # The read-model statements are built before the lock is taken.
-        save = _Save(stored_events, inline.statements(POSTGRES, view_events), fence)
+        save = _Save(stored_events, view_events, fence)
         if _size(stored_events) > PIPELINE_MAX_BYTES:
             return self._alone(save, pipelined=False)
         with self._group:
@@ -384,8 +383,7 @@ class PostgresRegistryRecorder(PostgresApplicationRecorder):
                 # The chain positions in log order, still under the table lock; then the read model.
                 head_rows = chain.append(POSTGRES, view_cursor, self._chain_events_table,
                                          _chain_rows(ids, save.stored_events), head_rows=head_rows)
-                for statement, params in save.view_statements:
-                    view_cursor.execute(statement, params)
+                inline.apply(POSTGRES, view_cursor, save.view_events)
                 save.ids = ids
 
 

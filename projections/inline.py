@@ -22,18 +22,10 @@ def create_statements(dialect: Dialect) -> list[str]:
     return [s for view in _VIEWS for s in view.create_statements(dialect)]
 
 
-def statements(dialect: Dialect, events: Iterable[Any]) -> list[tuple[str, Any]]:
-    """The statements (SQL of `dialect`, parameters) that fold `events`, in log order, into the
-    tables. A fold reads nothing, so they can be built before the transaction that runs them."""
-    return [(dialect.sql(statement), params) for event in events
-            for statement, params in _FOLDS.get(type(event), _no_fold)(event)]
-
-
 def apply(dialect: Dialect, cursor: Any, events: Iterable[Any]) -> None:
     """Fold `events`, in log order, into the tables through `cursor` (inside the caller's transaction)."""
-    for statement, params in statements(dialect, events):
-        cursor.execute(statement, params)
-
-
-def _no_fold(event: Any) -> list[tuple[str, Any]]:
-    return []
+    for event in events:
+        fold = _FOLDS.get(type(event))
+        if fold is not None:
+            for statement, params in fold(event):
+                cursor.execute(dialect.sql(statement), params)

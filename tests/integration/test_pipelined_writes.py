@@ -31,8 +31,8 @@ from dockyard.bootstrap import registry_on
 from dockyard.commands.persistence import PostgresRegistryRecorder, _Save, event_store_env
 from dockyard.commands.registry import Registry
 from dockyard.domain.repository import Repository
-from dockyard.projections import chain, inline
-from dockyard.projections.dialect import POSTGRES, Dialect
+from dockyard.projections import chain
+from dockyard.projections.dialect import Dialect
 from dockyard.projections.runner import ProjectionRunner
 from tests.projection_worker import SeenProjection
 
@@ -185,7 +185,7 @@ def test_a_conflict_or_a_refusing_fence_records_nothing_and_the_next_saves_work(
 def _save_of(registry: Registry, *aggregates: Any, fence: Any = None) -> _Save:
     """What `registry.save(*aggregates, fence=fence)` hands the recorder."""
     events = [e for a in aggregates for e in a.collect_events()]
-    return _Save([registry.mapper.to_stored_event(e) for e in events], inline.statements(POSTGRES, events), fence)
+    return _Save([registry.mapper.to_stored_event(e) for e in events], events, fence)
 
 
 def test_in_one_group_a_conflict_or_a_refusal_fails_only_its_own_save(registry: Registry) -> None:
