@@ -7,7 +7,7 @@ figure that a shared machine's load disturbs far less than req/s over HTTP.
 
 Builds the app from its composition root (`create_app`, lifespan run; SQLite in a temp dir, or
 PostgreSQL with --database-url: a URL naming no database gets a fresh one, dropped at the end;
-memory blobs, token auth, the access log at INFO into /dev/null as `dockyard serve` logs it),
+memory blobs, token auth, logging as `dockyard serve` sets it up at --log-level, into /dev/null),
 pushes one image per repository, then times, with 8 concurrent callers on the app's ASGI
 interface (no sockets, no HTTP parser):
   manifest_get  GET /v2/<repo>/manifests/<tag> with a registry JWT (cached after its first use)
@@ -143,6 +143,20 @@ async def timed(label: str, ops: int, work: Any) -> dict[str, Any]:
     return out
 
 
+def configure_logging(level: str) -> None:
+    """As `dockyard serve` does (cli.py): Dockyard's and uvicorn's loggers at `level`, one stream
+    handler with `ComponentFormatter`, here writing to /dev/null."""
+    from dockyard.api.log_format import ComponentFormatter
+
+    handler = logging.StreamHandler(open(os.devnull, "w"))  # noqa: SIM115
+    handler.setFormatter(ComponentFormatter("text"))
+    for name in ("dockyard", "uvicorn"):
+        logger = logging.getLogger(name)
+        logger.handlers[:] = [handler]
+        logger.setLevel(level.upper())
+        logger.propagate = False
+
+
 async def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--repos", type=int, default=50)
@@ -151,8 +165,12 @@ async def main() -> None:
     p.add_argument("--label", default="")
     p.add_argument("--database-url", default=None, help="PostgreSQL (no database name: a fresh one)")
     p.add_argument("--count", action="store_true", help="count SQL statements and pool checkouts (PostgreSQL)")
+    p.add_argument("--log-level", default="info", help="DOCKYARD_LOG_LEVEL as `dockyard serve` takes it (info, "
+                   "the default users run; benchmarks/run.sh serves at warning)")
+    p.add_argument("--only", choices=["manifest_get", "token_dance"], default=None, help="time one operation only")
+    p.add_argument("--profile", default=None, help="write a cProfile of the timed rounds to this file")
     a = p.parse_args()
-    logging.basicConfig(level=logging.INFO, stream=open(os.devnull, "w"))  # noqa: SIM115
+    configure_logging(a.log_level)
     url, made = fresh_database(a.database_url)
     if a.count:
         COUNTER.install()
@@ -230,10 +248,22 @@ async def run(a: argparse.Namespace, url: str | None) -> None:
                 print(json.dumps({"label": a.label, "per_request": {
                     k: {"statements": round(sum(v[0::2]) / len(repos), 2),
                         "checkouts": round(sum(v[1::2]) / len(repos), 2)} for k, v in kinds.items()}}), flush=True)
+            profiler = None
+            if a.profile:
+                import cProfile
+
+                profiler = cProfile.Profile()
+                profiler.enable()
             for r in range(a.rounds):
-                for result in (await timed("manifest_get", a.gets // 8 * 8, gets),
-                               await timed("token_dance", len(repos), dances)):
+                if a.only != "token_dance":
+                    result = await timed("manifest_get", a.gets // 8 * 8, gets)
                     print(json.dumps({"label": a.label, "round": r + 1, **result}), flush=True)
+                if a.only != "manifest_get":
+                    result = await timed("token_dance", len(repos), dances)
+                    print(json.dumps({"label": a.label, "round": r + 1, **result}), flush=True)
+            if profiler is not None:
+                profiler.disable()
+                profiler.dump_stats(a.profile)
 
 
 if __name__ == "__main__":
