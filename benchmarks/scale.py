@@ -162,6 +162,9 @@ def main() -> None:
                 grow(registry, done, size, a.tags, big.digest)
                 fill_s = time.perf_counter() - t0
                 done = size
+                if a.database_url:  # statistics for the planner, as autovacuum would have them (it may be off)
+                    with registry.recorder.datastore.get_connection() as connection:
+                        connection.execute("ANALYZE")
                 events = registry.recorder.max_notification_id() or 0
                 print(orjson.dumps({
                     "repositories": size, "tags": size * a.tags + size, "events": events,
