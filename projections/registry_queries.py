@@ -171,7 +171,9 @@ class RegistryQueries:
         )
         return [r["repository"] for r in rows]
 
-    def list_tags(self, repository: str, n: int | None, last: str | None) -> list[str]:
+    @staticmethod
+    def _tag_page(repository: str, n: int | None, last: str | None) -> tuple[str, dict[str, Any]]:
+        """The keyset page of `repository`'s tags after `last` (at most `n`), and its parameters."""
         statement = "SELECT tag FROM tags WHERE repository = %(repository)s"
         params: dict[str, Any] = {"repository": repository}
         if last:
@@ -181,22 +183,17 @@ class RegistryQueries:
         if n is not None:
             statement += " LIMIT %(n)s"
             params["n"] = n
-        return [r["tag"] for r in self._rows(statement, params)]
+        return statement, params
+
+    def list_tags(self, repository: str, n: int | None, last: str | None) -> list[str]:
+        return [r["tag"] for r in self._rows(*self._tag_page(repository, n, last))]
 
     def tags_page(self, repository: str, n: int | None, last: str | None) -> list[str] | None:
         """`list_tags(repository, n, last)`, or None when `repository` does not exist (live): the
         existence check and the page in one statement, one round trip on PostgreSQL where they
         were two. The page is still a keyset scan of `tags`' primary key (`tag > last ... LIMIT n`,
         inside); the outer ORDER BY sorts at most n + 1 rows."""
-        page = "SELECT tag FROM tags WHERE repository = %(repository)s"
-        params: dict[str, Any] = {"repository": repository}
-        if last:
-            page += " AND tag > %(last)s"
-            params["last"] = last
-        page += " ORDER BY tag"
-        if n is not None:
-            page += " LIMIT %(n)s"
-            params["n"] = n
+        page, params = self._tag_page(repository, n, last)
         rows = self._rows(
             "SELECT k, tag FROM (SELECT 0 AS k, NULL AS tag FROM repositories "
             "WHERE name = %(repository)s AND deleted = 0 "
