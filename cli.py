@@ -170,6 +170,9 @@ def serve(args: argparse.Namespace) -> int:
     # Every line names its component; text for a terminal, JSON lines with --log-format json.
     log_config["formatters"]["default"] = {"()": "dockyard.api.log_format.ComponentFormatter",
                                            "fmt": settings.log_format}
+    # Formatted and written on a thread of its own: the access log's line per request costs the
+    # event loop a queue put, not a format, a write and a flush (api/log_format.py).
+    log_config["handlers"]["default"]["class"] = "dockyard.api.log_format.BackgroundStreamHandler"
     # httptools with header size, header time and body stall limits (api/http_limits.py, under plain_http).
     _run_uvicorn(sock, "dockyard.api.app:factory", factory=True, host=settings.host, port=settings.port,
                  workers=settings.workers, http="dockyard.api.plain_http:PlainHttpProtocol", loop="uvloop",

@@ -146,10 +146,12 @@ async def timed(label: str, ops: int, work: Any) -> dict[str, Any]:
 def configure_logging(level: str) -> None:
     """As `dockyard serve` does (cli.py): Dockyard's and uvicorn's loggers at `level`, one stream
     handler with `ComponentFormatter`, here writing to /dev/null."""
-    from dockyard.api.log_format import ComponentFormatter
+    from dockyard.api import log_format
 
-    handler = logging.StreamHandler(open(os.devnull, "w"))  # noqa: SIM115
-    handler.setFormatter(ComponentFormatter("text"))
+    # The handler class `dockyard serve` installs (cli.py), where this tree has one.
+    handler_class = getattr(log_format, "BackgroundStreamHandler", logging.StreamHandler)
+    handler = handler_class(open(os.devnull, "w"))  # noqa: SIM115
+    handler.setFormatter(log_format.ComponentFormatter("text"))
     for name in ("dockyard", "uvicorn"):
         logger = logging.getLogger(name)
         logger.handlers[:] = [handler]
