@@ -72,8 +72,7 @@ def catch_up(registry: Registry, projection: str, round_: int, batch: int) -> fl
 
 def writes(registry: Registry, stop: threading.Event, latencies: list[float], limit: int) -> None:
     """Move a tag per transaction until `stop` (or `limit` writes), recording each save's time."""
-    tag = Tag(repository="bench/latency", name=f"t{uuid.uuid4().hex[:8]}")
-    registry.save(tag)
+    tag = Tag.unborn(repository="bench/latency", name=f"t{uuid.uuid4().hex[:8]}")  # as a push opens one
     while not stop.is_set() and len(latencies) < limit:
         tag.point_at("sha256:" + uuid.uuid4().hex * 2)
         started = time.perf_counter()
