@@ -225,6 +225,7 @@ class Leadership:
         self.registry, self.name = registry, name
         self._connection: Any = None
         self._standby: Any = None  # PostgreSQL: the connection a standby waits on, kept between waits
+        self._waiting: Any = None  # PostgreSQL: that connection while it sits in the lock's queue
         self._file: Any = None
         self._local: threading.Lock | None = None
 
@@ -249,11 +250,14 @@ class Leadership:
             try:
                 if wait > 0:
                     conn.execute(f"SET lock_timeout = {max(1, int(wait * 1000))}")
+                    self._waiting = conn
                     try:
                         conn.execute("SELECT pg_advisory_lock(%s)", (key,))
                         ok = True
-                    except psycopg.errors.LockNotAvailable:
-                        ok = False
+                    except (psycopg.errors.LockNotAvailable, psycopg.errors.QueryCanceled):
+                        ok = False  # the wait ran out, or `interrupt` ended it
+                    finally:
+                        self._waiting = None
                 else:
                     row: Any = conn.execute("SELECT pg_try_advisory_lock(%s) AS ok", (key,)).fetchone()
                     ok = row["ok"] if isinstance(row, dict) else row[0]
@@ -289,6 +293,16 @@ class Leadership:
         except Exception:  # noqa: BLE001 - e.g. PostgreSQL restarting: try again later
             log.warning("projection %s: cannot take the lead now", self.name, exc_info=True)
             return False
+
+    def interrupt(self) -> None:
+        """End a PostgreSQL standby's wait in the lock's queue now (from another thread), so a
+        stopping process does not sit out the rest of it; the wait answers "not taken"."""
+        conn = self._waiting
+        if conn is not None:
+            try:
+                conn.cancel_safe(timeout=1.0)
+            except Exception:  # noqa: BLE001 - the wait ends by its own timeout anyway
+                log.debug("projection %s: could not interrupt the standby's wait", self.name, exc_info=True)
 
     def stand_by(self, stop: threading.Event, interval: float) -> bool:
         """Wait about `interval` seconds (less if `stop` is set) to take the lead; True once
@@ -472,6 +486,7 @@ class ProjectionRunner:
 
     def stop(self, timeout: float = 5.0) -> None:
         self._stop.set()
+        self._leadership.interrupt()  # a standby waiting for the lead stops at once
         if self._thread is not None:
             self._thread.join(timeout)
             self._thread = None

@@ -318,6 +318,7 @@ class WebhookDelivery:
 
     def stop(self, timeout: float = 5.0) -> None:
         self._stop.set()
+        self._leadership.interrupt()  # a standby waiting for the lead stops at once
         if self._thread is not None:
             self._thread.join(timeout)
             self._thread = None

@@ -260,3 +260,31 @@ def test_a_lost_connection_is_retried_not_fatal(registry: Registry, backend: str
         assert seen(registry) == positions(registry)
     finally:
         runner.stop()
+
+
+def test_a_standby_stops_without_sitting_out_its_wait(registry: Registry, backend: str) -> None:  # noqa: F811
+    """A PostgreSQL standby waits for the lead in the advisory lock's queue; stopping it ends
+    that wait at once (a stopping replica does not sit out the rest of it, per runner)."""
+    if backend != "postgres":
+        pytest.skip("the lock's queue is PostgreSQL's; an SQLite standby sleeps on the stop event")
+    leader = ProjectionRunner(registry, SeenProjection(), takeover_interval=0.1)
+    leader.start()
+    standby = ProjectionRunner(registry, SeenProjection(), takeover_interval=30.0)
+    try:
+        _until(lambda: leader._leadership.connection is not None, "the lead")
+        standby.start()
+
+        def queued() -> bool:
+            with registry.dialect.reading(registry.recorder.datastore) as cursor:
+                cursor.execute("SELECT count(*) AS n FROM pg_stat_activity WHERE datname = current_database() "
+                               "AND wait_event_type = 'Lock' AND query LIKE '%pg_advisory_lock%'")
+                return cursor.fetchone()["n"] > 0
+
+        _until(queued, "the standby in the lock's queue")
+        started = time.monotonic()
+        standby.stop(timeout=30)
+        assert time.monotonic() - started < 5, "the standby sat out its wait"
+        assert standby.state == "stopped"
+    finally:
+        standby.stop()
+        leader.stop()
