@@ -76,7 +76,7 @@ async def test_credentials_are_kept_secret(dockyard: Dockyard, client: httpx.Asy
     ("s3://user:pw@bucket", "put credentials in `credentials`"),
     (f"s3://bucket?endpoint=http://127.0.0.1:{free_port()}", "cannot reach S3 endpoint"),
     ("file:///proc/no-such/blobs", "cannot use /proc/no-such/blobs"),
-])
+], ids=["unknown-scheme", "credentials-in-url", "unreachable-s3", "unusable-path"])  # stable ids: no port in them
 async def test_a_refused_setting_leaves_the_old_store_serving(dockyard: Dockyard, client: httpx.AsyncClient,
                                                               url: str, reason: str) -> None:
     before = await dockyard.push(client, "admin/stays", "v1")
