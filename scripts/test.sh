@@ -2,7 +2,8 @@
 # Run the whole test suite: unit, integration (real PostgreSQL) and end-to-end (real server
 # process, skopeo, podman). Installs what is missing; uses the PostgreSQL at
 # $DOCKYARD_TEST_PG (default postgresql://postgres@127.0.0.1:5432/postgres) or starts a
-# throwaway one. Extra arguments go to pytest.
+# throwaway one. Extra arguments go to pytest. The tests run in DOCKYARD_TEST_WORKERS processes
+# (default 2, pytest-xdist, a test module's tests in one process; 0: in this process, in order).
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 ensure_venv test
@@ -51,4 +52,4 @@ if ! pg_ok; then
   export DOCKYARD_TEST_PG=postgresql://postgres@127.0.0.1:55432/postgres
 fi
 
-"$VENV/bin/python" -m pytest "$@"
+"$VENV/bin/python" -m pytest -n "${DOCKYARD_TEST_WORKERS:-2}" --dist loadfile "$@"

@@ -11,7 +11,7 @@ Afterwards every tag (each set by an acknowledged push) pulls completely: every 
 and its stored bytes hash to its digest. `DOCKYARD_GC_RACE_SECONDS` sets the duration per
 backend: 30 s by default, which keeps the whole suite under 10 minutes here and still covers a
 few GC runs racing some hundreds of pushes per backend; the issue's two-minute runs are
-`DOCKYARD_GC_RACE_SECONDS=120 ./scripts/test.sh tests/integration/test_gc_race.py -s` (their
+`DOCKYARD_TEST_WORKERS=0 DOCKYARD_GC_RACE_SECONDS=120 ./scripts/test.sh tests/integration/test_gc_race.py -s` (their
 counts are in benchmarks/RESULTS.md, garbage collection section).
 """
 
