@@ -75,11 +75,13 @@ def rebuild(registry: Any, live: ProjectionRunner, *, batch: int | None = None,
     runner = ProjectionRunner(registry, fresh, batch=batch, positions=positions, create_indexes=False, name=shadow,
                               budget=SQLITE_BUDGET if sqlite else None)
     events = runner.catch_up(progress=progress)
-    # Step 2: indexes after the load (SQLite: after the swap, step 4).
+    # Step 2: indexes after the load (SQLite: after the swap, step 4), and on PostgreSQL the
+    # planner's statistics of the fresh tables (`analyze_fresh`).
     if not sqlite:
         with datastore.transaction(commit=True) as cursor:
             for statement in fresh.index_statements(dialect):
                 cursor.execute(statement)
+        analyze_fresh(datastore, list(fresh.tables().values()))
     # Step 3: the swap.
     with datastore.transaction(commit=True) as cursor:
         if dialect.name == "postgres":
@@ -118,6 +120,21 @@ def rebuild(registry: Any, live: ProjectionRunner, *, batch: int | None = None,
     if sqlite:
         build_indexes_one_by_one(datastore, live.projection.index_statements(dialect))
     return RebuildResult(live.name, events, time.perf_counter() - started, position)
+
+
+def analyze_fresh(datastore: Any, tables: list[str]) -> None:
+    """PostgreSQL: gather the planner's statistics of freshly loaded `tables` before they are
+    swapped in (statistics belong to the table, so they survive its rename).
+
+    A table that has never been analyzed is planned from guesses; autovacuum analyzes it only
+    after its next threshold of changes (never where it is off), and until then the catalog and
+    tag pages of a large registry could take a sequential scan where an index serves them
+    (benchmarks/scale.py saw it). SQLite is left alone: its planner needs no statistics, and
+    `sqlite_stat1` rows that nothing refreshes would age as the tables grow.
+    """
+    with datastore.transaction(commit=True) as cursor:
+        for table in tables:
+            cursor.execute(f"ANALYZE {table}")
 
 
 def build_indexes_one_by_one(datastore: Any, statements: list[str]) -> None:

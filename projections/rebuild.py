@@ -21,7 +21,7 @@ from uuid import UUID
 from eventsourcing.persistence import StoredEvent
 
 from dockyard.projections import inline
-from dockyard.projections.online_rebuild import SQLITE_BUDGET, build_indexes_one_by_one
+from dockyard.projections.online_rebuild import SQLITE_BUDGET, analyze_fresh, build_indexes_one_by_one
 from dockyard.projections.runner import MAX_BATCH, MIN_BATCH, Positions
 
 PAGE = 1000
@@ -146,6 +146,8 @@ def rebuild_inline_online(registry: Any, progress: Callable[[int, int], None] | 
         if dialect.name == "sqlite":  # each page holds the writer lock pushes wait for: size it by time
             held = max(time.perf_counter() - writing, 1e-4)
             page = max(MIN_BATCH, min(MAX_BATCH, int(page * min(2.0, SQLITE_BUDGET / held))))
+    if dialect.name == "postgres":  # statistics for the fresh tables, before the swap (outside the lock)
+        analyze_fresh(datastore, [name + SUFFIX for name in inline.TABLES])
     with datastore.transaction(commit=True) as cursor:
         if dialect.name == "postgres":  # appends wait here for the tail and the renames (milliseconds)
             cursor.execute(f"LOCK TABLE {registry.recorder.datastore.schema}."
