@@ -78,6 +78,12 @@ def restore(source: Path, data_dir: str, database_url: str | None, present: Any 
             raise BackupError("the target database already holds a Dockyard event log: restore into an empty one")
         subprocess.run([_pg_tool("pg_restore"), "--no-owner", "--no-privileges", "-d", database_url,
                         str(source / "metadata.pgdump")], check=True, capture_output=True)
+        # A dump carries no planner statistics: the restored tables are planned from guesses until
+        # autovacuum gets to them (never where it is off). pg_restore's manual says to ANALYZE.
+        import psycopg
+
+        with psycopg.connect(database_url, autocommit=True) as conn:
+            conn.execute("ANALYZE")
     else:
         if database_url:
             raise BackupError("an SQLite backup restores into --data-dir")

@@ -67,6 +67,8 @@ def rebuild_registry_view(registry: Any) -> int:
             inline.apply(dialect, cursor, events)
             count += len(rows)
             after = rows[-1]["position"]
+    if dialect.name == "postgres":  # every row of the tables was replaced: their statistics too
+        analyze_fresh(recorder.datastore, list(inline.TABLES))
     return count
 
 
