@@ -22,6 +22,7 @@ from starlette.routing import Route
 
 from dockyard.api import access_log, errors, metrics, portal, tls, v0, v2
 from dockyard.api.auth import routes as auth_routes
+from dockyard.api.read_threads import read_in_thread
 from dockyard.api.recent_logs import RecentLogs
 from dockyard.api.settings import Settings
 from dockyard.api.shared_logs import SharedLogs
@@ -30,6 +31,7 @@ from dockyard.bootstrap import build_services
 from dockyard.commands import database
 from dockyard.gc import schedule as housekeeping
 from dockyard.gc.collector import BackgroundRuns
+from dockyard.projections.loop_reads import LoopReads
 from dockyard.storage import BlobStore
 
 log = logging.getLogger("dockyard")
@@ -76,6 +78,9 @@ def create_app(settings: Settings, *, clock: Callable[[], float] = time.time) ->
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.services = build_services(settings, clock)
+        # The pull path's reads from the loop without a thread hop (projections.loop_reads).
+        app.state.loop_reads = LoopReads(app.state.services.registry.datastore, app.state.services.registry.dialect,
+                                         read_in_thread)
         app.state.gc_runs = BackgroundRuns()  # GC runs started through the API, completed in threads
         app.state.services.accounts.failed_listeners.append(app.state.metrics.login_failed)
         app.state.services.read_side.start()  # followed projections: one leader across processes
@@ -102,6 +107,7 @@ def create_app(settings: Settings, *, clock: Callable[[], float] = time.time) ->
             app.state.recent_logs.detach()
             app.state.recent_logs.sinks.remove(shared_logs.offer)
             shared_logs.stop()
+            await app.state.loop_reads.close()
             app.state.services.registry.close()
 
     app = FastAPI(title="Dockyard", version="0.1.0", lifespan=lifespan, docs_url=None, redoc_url=None,

@@ -7,13 +7,28 @@ the same transaction as the events (see `registry_view`).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import orjson
 
 from dockyard.projections.dialect import Dialect
 from dockyard.projections.readable import CallerFacts, add_access_levels, readable_predicate, team_levels
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class Read(Generic[T]):
+    """One statement of the read model (portable SQL, `%(name)s` parameters) and what its rows
+    answer: `RegistryQueries.run` runs it through the library's pool, `projections.loop_reads` on
+    the event loop without a thread. The pull path's reads are built this way, so both run the
+    same SQL."""
+
+    statement: str
+    params: dict[str, Any]
+    answer: Callable[[list[Any]], T]
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,6 +47,19 @@ def _like_literal(text: str) -> str:
 _LIVE_REPO = "EXISTS (SELECT 1 FROM repositories r WHERE r.name = %(repository)s AND r.deleted = 0)"
 
 
+def _stored_manifest(rows: list[Any]) -> StoredManifest | None:
+    if not rows:
+        return None
+    row = rows[0]
+    return StoredManifest(row["digest"], row["media_type"], row["size"], bytes(row["body"]))
+
+
+def _tags_found(rows: list[Any]) -> list[str] | None:
+    if not rows or rows[0]["k"] != 0:
+        return None
+    return [r["tag"] for r in rows[1:]]
+
+
 class RegistryQueries:
     def __init__(self, datastore: Any, dialect: Dialect) -> None:
         self._datastore = datastore
@@ -46,10 +74,17 @@ class RegistryQueries:
         rows = self._rows(statement, params)
         return rows[0] if rows else None
 
+    def run(self, read: Read[T]) -> T:
+        """`read`'s answer (blocking, through the library's pool)."""
+        return read.answer(self._rows(read.statement, read.params))
+
     def repository_exists(self, repository: str) -> bool:
-        return self._row(
-            "SELECT 1 FROM repositories WHERE name = %(repository)s AND deleted = 0", {"repository": repository}
-        ) is not None
+        return self.run(self.repository_exists_read(repository))
+
+    @staticmethod
+    def repository_exists_read(repository: str) -> Read[bool]:
+        return Read("SELECT 1 FROM repositories WHERE name = %(repository)s AND deleted = 0",
+                    {"repository": repository}, bool)
 
     def namespace_repositories(self, namespace: str, n: int = 10) -> list[str]:
         """Up to `n` repositories, live or soft-deleted, under `namespace/`, by name."""
@@ -58,21 +93,23 @@ class RegistryQueries:
         return [r["name"] for r in rows]
 
     def manifest_by_digest(self, repository: str, digest: str) -> StoredManifest | None:
-        row = self._row(
-            "SELECT digest, media_type, size, body FROM manifests WHERE repository = %(repository)s "
-            f"AND digest = %(digest)s AND deleted = 0 AND {_LIVE_REPO}",
-            {"repository": repository, "digest": digest},
-        )
-        return StoredManifest(row["digest"], row["media_type"], row["size"], bytes(row["body"])) if row else None
+        return self.run(self.manifest_by_digest_read(repository, digest))
+
+    @staticmethod
+    def manifest_by_digest_read(repository: str, digest: str) -> Read[StoredManifest | None]:
+        return Read("SELECT digest, media_type, size, body FROM manifests WHERE repository = %(repository)s "
+                    f"AND digest = %(digest)s AND deleted = 0 AND {_LIVE_REPO}",
+                    {"repository": repository, "digest": digest}, _stored_manifest)
 
     def manifest_by_tag(self, repository: str, tag: str) -> StoredManifest | None:
-        row = self._row(
-            "SELECT m.digest, m.media_type, m.size, m.body FROM tags t JOIN manifests m "
-            "ON m.repository = t.repository AND m.digest = t.digest "
-            f"WHERE t.repository = %(repository)s AND t.tag = %(tag)s AND m.deleted = 0 AND {_LIVE_REPO}",
-            {"repository": repository, "tag": tag},
-        )
-        return StoredManifest(row["digest"], row["media_type"], row["size"], bytes(row["body"])) if row else None
+        return self.run(self.manifest_by_tag_read(repository, tag))
+
+    @staticmethod
+    def manifest_by_tag_read(repository: str, tag: str) -> Read[StoredManifest | None]:
+        return Read("SELECT m.digest, m.media_type, m.size, m.body FROM tags t JOIN manifests m "
+                    "ON m.repository = t.repository AND m.digest = t.digest "
+                    f"WHERE t.repository = %(repository)s AND t.tag = %(tag)s AND m.deleted = 0 AND {_LIVE_REPO}",
+                    {"repository": repository, "tag": tag}, _stored_manifest)
 
     def manifest_ever(self, repository: str, digest: str) -> dict[str, Any] | None:
         """A manifest once pushed to `repository`, deleted or not: its media type and exact bytes
@@ -193,14 +230,14 @@ class RegistryQueries:
         existence check and the page in one statement, one round trip on PostgreSQL where they
         were two. The page is still a keyset scan of `tags`' primary key (`tag > last ... LIMIT n`,
         inside); the outer ORDER BY sorts at most n + 1 rows."""
-        page, params = self._tag_page(repository, n, last)
-        rows = self._rows(
-            "SELECT k, tag FROM (SELECT 0 AS k, NULL AS tag FROM repositories "
-            "WHERE name = %(repository)s AND deleted = 0 "
-            f"UNION ALL SELECT 1 AS k, tag FROM ({page}) page) found ORDER BY k, tag", params)
-        if not rows or rows[0]["k"] != 0:
-            return None
-        return [r["tag"] for r in rows[1:]]
+        return self.run(self.tags_page_read(repository, n, last))
+
+    @classmethod
+    def tags_page_read(cls, repository: str, n: int | None, last: str | None) -> Read[list[str] | None]:
+        page, params = cls._tag_page(repository, n, last)
+        return Read("SELECT k, tag FROM (SELECT 0 AS k, NULL AS tag FROM repositories "
+                    "WHERE name = %(repository)s AND deleted = 0 "
+                    f"UNION ALL SELECT 1 AS k, tag FROM ({page}) page) found ORDER BY k, tag", params, _tags_found)
 
     def catalog(self, n: int | None, last: str | None) -> list[str]:
         statement = "SELECT name FROM repositories WHERE deleted = 0"

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urlencode
 
 from starlette.requests import Request
@@ -24,10 +24,13 @@ from dockyard.commands.webhooks import Webhooks
 from dockyard.domain.errors import PaginationInvalid
 from dockyard.domain.names import check_repository_name
 from dockyard.projections.identity_queries import IdentityQueries
+from dockyard.projections.loop_reads import LoopReads
 from dockyard.projections.read_side import ReadSide
-from dockyard.projections.registry_queries import RegistryQueries
+from dockyard.projections.registry_queries import Read, RegistryQueries
 from dockyard.projections.webhook_delivery import WebhookDelivery
 from dockyard.storage import BlobStore
+
+T = TypeVar("T")
 
 API_VERSION = {"Docker-Distribution-API-Version": "registry/2.0"}
 MAX_PAGE = 10_000
@@ -59,6 +62,13 @@ class Services:
 
 def services(request: Request) -> Services:
     return request.app.state.services
+
+
+async def read(request: Request, statement: Read[T]) -> T:
+    """The answer of one read-model statement, read without a thread hop where the backend
+    allows it (`projections.loop_reads`): what the pull path's routes read."""
+    reads: LoopReads = request.app.state.loop_reads
+    return await reads.run(statement)
 
 
 def repository(request: Request) -> str:

@@ -7,8 +7,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from dockyard.api.read_threads import read_in_thread
-from dockyard.api.v2.common import headers, location, repository, scope, services
+from dockyard.api.v2.common import headers, location, read, repository, scope, services
 from dockyard.domain.digest import Digest, is_digest
 from dockyard.domain.errors import ManifestTooLarge, ManifestUnknown, NameUnknown
 from dockyard.domain.manifest_format import MAX_MANIFEST_BYTES
@@ -33,13 +32,13 @@ async def get_manifest(request: Request) -> Response:
     reference = request.path_params["reference"]
     queries = svc.registry_view
     if is_digest(reference):
-        manifest = await read_in_thread(queries.manifest_by_digest, name, str(Digest.parse(reference)))
+        manifest = await read(request, queries.manifest_by_digest_read(name, str(Digest.parse(reference))))
     elif is_valid_tag(reference):
-        manifest = await read_in_thread(queries.manifest_by_tag, name, reference)
+        manifest = await read(request, queries.manifest_by_tag_read(name, reference))
     else:
         manifest = None
     if manifest is None:
-        if not await read_in_thread(queries.repository_exists, name):
+        if not await read(request, queries.repository_exists_read(name)):
             raise NameUnknown(detail={"name": name})
         raise ManifestUnknown(detail={"reference": reference})
     # Go clients send one Accept header per media type: read them all, not only the first.

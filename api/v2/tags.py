@@ -7,8 +7,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from dockyard.api.read_threads import read_in_thread
-from dockyard.api.v2.common import headers, next_link, page_params, repository, scope, services
+from dockyard.api.v2.common import headers, next_link, page_params, read, repository, scope, services
 from dockyard.domain.errors import NameUnknown
 
 
@@ -18,9 +17,9 @@ async def list_tags(request: Request) -> Response:
     await svc.auth.require(request, scope(name, "pull"))
     n, last = page_params(request)
     queries = svc.registry_view
-    # One thread hop and one statement for the existence check and the page (one more than asked
-    # for, to know whether there is a next page; n=0 asks only whether the repository exists).
-    found = await read_in_thread(queries.tags_page, name, n + 1 if n else n, last)
+    # One statement for the existence check and the page (one more than asked for, to know
+    # whether there is a next page; n=0 asks only whether the repository exists).
+    found = await read(request, queries.tags_page_read(name, n + 1 if n else n, last))
     if found is None:
         raise NameUnknown(detail={"name": name})
     tags = found
