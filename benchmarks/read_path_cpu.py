@@ -3,7 +3,7 @@
 figure that a shared machine's load disturbs far less than req/s over HTTP.
 
     .venv/bin/python benchmarks/read_path_cpu.py [--repos 50] [--gets 3000] [--rounds 3]
-        [--database-url postgresql://postgres@127.0.0.1:5432] [--count]
+        [--database-url postgresql://postgres@127.0.0.1:5432] [--count] [--loop uvloop|asyncio]
 
 Builds the app from its composition root (`create_app`, lifespan run; SQLite in a temp dir, or
 PostgreSQL with --database-url: a URL naming no database gets a fresh one, dropped at the end;
@@ -171,6 +171,7 @@ async def main() -> None:
                    "the default users run; benchmarks/run.sh serves at warning)")
     p.add_argument("--only", choices=["manifest_get", "token_dance"], default=None, help="time one operation only")
     p.add_argument("--profile", default=None, help="write a cProfile of the timed rounds to this file")
+    p.add_argument("--loop", choices=["uvloop", "asyncio"], default="uvloop", help="the event loop (dockyard serve: uvloop)")
     a = p.parse_args()
     configure_logging(a.log_level)
     url, made = fresh_database(a.database_url)
@@ -270,4 +271,11 @@ async def run(a: argparse.Namespace, url: str | None) -> None:
 
 if __name__ == "__main__":
     sys.dont_write_bytecode = True
-    asyncio.run(main())
+    # The event loop `dockyard serve` runs (uvicorn with loop="uvloop"), unless --loop asyncio: the
+    # loop's cost of socket waits (PostgreSQL's round trips on the loop) differs between the two.
+    if "--loop" in sys.argv and sys.argv[sys.argv.index("--loop") + 1:][:1] == ["asyncio"]:
+        asyncio.run(main())
+    else:
+        import uvloop
+
+        uvloop.run(main())
