@@ -79,7 +79,8 @@ class TokenService:
         self._public = key.public_key()
         self._kid = key_id(key)
         self._issuer = settings.token_service
-        self._verified: dict[str, tuple[float, float, Caller]] = {}  # token: (exp, recheck at, caller)
+        # token: (exp, recheck at, caller, its claims as verified)
+        self._verified: dict[str, tuple[float, float, Caller, dict[str, Any]]] = {}
         self._lock = threading.Lock()
         self._mode: tuple[float, str] = (0.0, "managed")
 
@@ -143,7 +144,7 @@ class TokenService:
         token = self._sign(claims)
         if confirmed:
             self._remember(token, float(now + self.settings.token_ttl_seconds), read_at + RECHECK_SECONDS,
-                           Caller(principal, _grants(grants)))
+                           Caller(principal, _grants(grants)), claims)
         return {
             "token": token, "access_token": token, "expires_in": self.settings.token_ttl_seconds,
             "issued_at": datetime.fromtimestamp(now, UTC).isoformat().replace("+00:00", "Z"),
@@ -157,15 +158,24 @@ class TokenService:
             hit = self._verified.get(token)
         if hit is None:
             return False, None
-        expires, recheck_at, caller = hit
+        expires, recheck_at, caller, _ = hit
         if expires <= now:
             return True, None
         return (True, caller) if now < recheck_at else (False, None)
 
     def verify(self, token: str) -> Caller | None:
         """The caller a registry JWT speaks for now, or None if it is invalid, expired or its
-        principal is gone. Blocking (reads the read model); the result is cached."""
-        claims = self._decode(token, self.settings.token_service, ("exp", "iat", "sub"))
+        principal is gone. Blocking (reads the read model); the result is cached.
+
+        A token this process verified or issued before is not decoded again when its recheck
+        comes (its bytes, so its signature and claims, are what they were): only its principal
+        and grants are read again."""
+        with self._lock:
+            known = self._verified.get(token)
+        if known is not None:
+            claims: dict[str, Any] | None = known[3] if self._current(known[3]) else None
+        else:
+            claims = self._decode(token, self.settings.token_service, ("exp", "iat", "sub"))
         if claims is None:
             return None
         grants = _grants(claims.get("access") or [])
@@ -187,15 +197,17 @@ class TokenService:
                 self._verified.pop(token, None)
             return None
         caller = Caller(principal, grants)
-        self._remember(token, float(claims["exp"]), (issued_at if fresh else now) + RECHECK_SECONDS, caller)
+        self._remember(token, float(claims["exp"]), (issued_at if fresh else now) + RECHECK_SECONDS, caller, claims)
         return caller
 
-    def _remember(self, token: str, expires: float, recheck_at: float, caller: Caller) -> None:
-        """Answer `token` from the cache as `caller` until `recheck_at` (by `self.clock`)."""
+    def _remember(self, token: str, expires: float, recheck_at: float, caller: Caller,
+                  claims: dict[str, Any]) -> None:
+        """Answer `token` from the cache as `caller` until `recheck_at` (by `self.clock`); its
+        `claims` (signature checked) serve its rechecks."""
         with self._lock:
             if len(self._verified) > 50_000:
                 self._verified.clear()
-            self._verified[token] = (expires, recheck_at, caller)
+            self._verified[token] = (expires, recheck_at, caller, claims)
 
     # -- refresh tokens ------------------------------------------------------------------------
 

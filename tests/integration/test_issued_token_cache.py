@@ -114,6 +114,29 @@ def test_a_token_issued_here_is_used_without_a_verify_here_and_without_a_read_an
     assert pair.reads == {"one": 1, "two": 1}
 
 
+def test_a_recheck_reads_the_principal_and_policy_again_without_verifying_the_signature_again(pair: Pair) -> None:
+    # Given a token each process has answered (the issuer from its issue, the other by a verify)
+    tina = pair.token("tina")
+    assert pair.tags(pair.one, tina) == 200 and pair.tags(pair.two, tina) == 200
+    assert pair.decodes == {"one": 0, "two": 1}
+    for rounds in (1, 2, 3):
+        # When its recheck comes, each process reads who it is and what it may now...
+        pair.clock.advance(RECHECK_SECONDS + 0.5)
+        for server in (pair.one, pair.two):
+            assert pair.tags(server, tina) == 200
+        assert pair.reads == {"one": rounds, "two": rounds}
+        # ...but does not check the ES256 signature of the same bytes again
+        assert pair.decodes == {"one": 0, "two": 1}
+    # A right removed is still seen at the next recheck; an expired token is still refused
+    pair.admin("DELETE", "/api/v0/accounts/eng/teams/dev/members/tina")
+    pair.clock.advance(RECHECK_SECONDS + 0.5)
+    assert pair.tags(pair.one, tina) in (401, 403) and pair.tags(pair.two, tina) in (401, 403)
+    moby = pair.token("moby")
+    assert pair.tags(pair.two, moby) == 200
+    pair.clock.advance(24 * 3600)
+    assert pair.tags(pair.one, moby) == 401 and pair.tags(pair.two, moby) == 401
+
+
 REMOVALS: dict[str, tuple[str | None, str, Callable[[Pair], None]]] = {
     "team removal": ("tina", REPO, lambda p: p.admin("DELETE", "/api/v0/accounts/eng/teams/dev/members/tina")),
     "team access revoked": ("tina", REPO, lambda p: p.admin("DELETE", f"/api/v0/repositories/{REPO}/teamAccess/dev")),
