@@ -6,22 +6,47 @@ one, never a torn file (DESIGN.md rule 3). A volatile write (`durable=False`: up
 state) keeps the temporary file and the rename, so every process sees the old object or the
 whole new one, but skips the fsyncs: an OS crash may lose it, a process crash does not.
 
+A durable writer starts the disk writes of what it has written every `WRITEBACK_BYTES`
+(Linux `sync_file_range(SYNC_FILE_RANGE_WRITE)`: it queues them and returns), so the fsync at
+the commit waits for the last few MiB instead of the whole object: for a 512 MiB blob that
+fsync took 0.26–0.31 s, a fifth of the push, and 0.002–0.009 s with the writes started along
+the way, for the same CPU (benchmarks/RESULTS.md, session 7). Where the call does not exist the
+fsync does it all, as before.
+
 A full disk or quota (ENOSPC, EDQUOT) anywhere a write needs room raises `OutOfSpace`.
 """
 
 from __future__ import annotations
 
+import ctypes
 import errno
 import os
 import shutil
 import stat
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import BinaryIO
 
 from dockyard.storage.base import BlobNotFound, BlobStore, OutOfSpace, StorageError, Writer
 
 _NO_ROOM = (errno.ENOSPC, errno.EDQUOT)
+
+WRITEBACK_BYTES = 8 << 20  # how much a durable writer writes between two starts of writeback
+_SYNC_FILE_RANGE_WRITE = 2
+
+
+def _sync_file_range() -> Callable[[int, int, int, int], int] | None:
+    """libc's `sync_file_range`, or None where there is none (not Linux, no glibc)."""
+    try:
+        function = ctypes.CDLL(None, use_errno=True).sync_file_range
+    except (OSError, AttributeError):
+        return None
+    function.argtypes = [ctypes.c_int, ctypes.c_int64, ctypes.c_int64, ctypes.c_uint]
+    function.restype = ctypes.c_int
+    return function
+
+
+_start_writeback = _sync_file_range()
 
 
 def _out_of_space(exc: OSError, path: str) -> OSError | OutOfSpace:
@@ -70,6 +95,7 @@ class _FileWriter(Writer):
                 self._size = 0
         except OSError as exc:
             raise _out_of_space(exc, path) from None
+        self._unstarted = self._size  # where the bytes whose writeback has not been started begin
 
     @property
     def size(self) -> int:
@@ -84,6 +110,17 @@ class _FileWriter(Writer):
                 view = view[n:]
         except OSError as exc:
             raise _out_of_space(exc, self._path) from None
+        if self._durable and self._size - self._unstarted >= WRITEBACK_BYTES:
+            self._start_writeback()
+
+    def _start_writeback(self) -> None:
+        """Queue the disk writes of the bytes written since the last call, without waiting."""
+        global _start_writeback
+        if _start_writeback is not None and _start_writeback(
+                self._fd, self._unstarted, self._size - self._unstarted, _SYNC_FILE_RANGE_WRITE) != 0:
+            if ctypes.get_errno() in (errno.ENOSYS, errno.EINVAL, errno.EOPNOTSUPP, errno.ESPIPE):
+                _start_writeback = None  # not here (a filesystem or kernel without it): the fsync does it
+        self._unstarted = self._size
 
     def commit(self) -> None:
         try:

@@ -121,3 +121,41 @@ def test_an_unusable_path_is_a_one_line_error(tmp_path: Path, where: str) -> Non
     path = where if where.startswith("/") else str(tmp_path / where)
     message = one_line_error(f"file://{path}", {})
     assert path in message and "file:///PATH" in message
+
+
+def test_a_durable_writer_starts_the_disk_writes_as_it_goes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    started: list[tuple[int, int]] = []
+    real = filesystem._start_writeback
+
+    def spy(fd: int, offset: int, length: int, flags: int) -> int:
+        started.append((offset, length))
+        return real(fd, offset, length, flags) if real is not None else 0
+
+    monkeypatch.setattr(filesystem, "_start_writeback", spy)
+    monkeypatch.setattr(filesystem, "WRITEBACK_BYTES", 1000)
+    store = FilesystemStore(str(tmp_path))
+
+    # Every WRITEBACK_BYTES written, the writes of what came since the last start are queued,
+    # so the fsync at the commit has only the rest to wait for.
+    w = store.writer("_uploads/u/data", append=True)
+    for _ in range(5):
+        w.write(b"x" * 600)
+    w.commit()
+    w.close()
+    assert started == [(0, 1200), (1200, 1200)]
+
+    # Appending to an object that has bytes starts from its end.
+    started.clear()
+    w = store.writer("_uploads/u/data", append=True)
+    w.write(b"y" * 1000)
+    w.commit()
+    w.close()
+    assert started == [(3000, 1000)]
+    assert (tmp_path / "_uploads/u/data").read_bytes() == b"x" * 3000 + b"y" * 1000
+
+    # A volatile writer (upload-session state) is never fsynced, so starts none either.
+    started.clear()
+    w = store.writer("_uploads/u/state", append=True, durable=False)
+    w.write(b"z" * 5000)
+    w.close()
+    assert started == []
