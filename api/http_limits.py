@@ -37,6 +37,7 @@ from dockyard.api.settings import Settings
 log = logging.getLogger("dockyard.http")
 
 LINGER_SECONDS = 2.0  # after a 431, how long to read and drop what the client still sends
+BODY_BUFFER = 1 << 20  # request body bytes read ahead of the app before reading pauses (uvicorn: 64 KiB)
 
 
 class _Limits:
@@ -158,7 +159,13 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
 
     def on_body(self, body: bytes) -> None:
         self._body_at = self.loop.time()
+        paused = self.flow.read_paused
         super().on_body(body)
+        # uvicorn stops reading once 64 KiB wait for the app, i.e. after every read (256 KiB):
+        # a blob's body came as ~2,000 messages per 512 MiB, each a pause, a resume and a wake-up
+        # of the app. Up to `BODY_BUFFER` it reads on (still bounded: one read past it at most).
+        if not paused and self.flow.read_paused and len(self.cycle.body) < BODY_BUFFER:
+            self.flow.resume_reading()
 
     def on_message_complete(self) -> None:
         self._in_headers = True
