@@ -113,6 +113,8 @@ class RequestMetrics:
                     counts[2] = message["status"]
                 elif kind == "http.response.body":
                     counts[1] += len(message.get("body", b""))
+                elif kind == "http.response.zerocopysend":  # a file the server sends itself (api/zerocopy.py)
+                    counts[1] += message.get("count") or 0
                 await send(message)
 
             try:

@@ -1,4 +1,5 @@
-"""uvicorn's httptools protocol with Dockyard's limits (`http_limits`), quiet about clients that try TLS first.
+"""uvicorn's httptools protocol with Dockyard's limits (`http_limits`) and zero-copy file answers
+(`zerocopy`), quiet about clients that try TLS first.
 
 skopeo, podman and docker, told a registry is insecure, first try HTTPS on it and fall back to
 plain HTTP. On a plain-HTTP port each try arrives as a TLS ClientHello, which no HTTP parser
@@ -10,13 +11,13 @@ is logged as before.
 
 from __future__ import annotations
 
-from dockyard.api.http_limits import LimitedHttpToolsProtocol
+from dockyard.api.zerocopy import ZeroCopyHttpToolsProtocol
 
 # A TLS record of type handshake (0x16) in a 3.x protocol version: the first bytes of a ClientHello.
 TLS_HANDSHAKE = b"\x16\x03"
 
 
-class PlainHttpProtocol(LimitedHttpToolsProtocol):
+class PlainHttpProtocol(ZeroCopyHttpToolsProtocol):
     """One connection; `serve` passes this class to uvicorn in place of `"httptools"`."""
 
     _seen_data = False

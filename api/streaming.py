@@ -21,6 +21,7 @@ from starlette.responses import FileResponse
 from starlette.types import Receive, Scope, Send
 
 from dockyard.api.errors import error_response
+from dockyard.api.zerocopy import EXTENSION as ZEROCOPY
 from dockyard.domain.errors import SizeInvalid
 
 BATCH = 1 << 20
@@ -205,9 +206,13 @@ class BlobFileResponse(FileResponse):
         ranged = [value for name, value in scope["headers"] if name == b"range"]
         if ranged and not all(valid_range(v.decode("latin-1")) for v in ranged):
             scope = {**scope, "headers": [(n, v) for n, v in scope["headers"] if n != b"range"]}
-        if (not _NOWAIT or scope["type"] != "http" or scope["method"] != "GET" or self.status_code != 200
-                or "http.response.pathsend" in scope.get("extensions", {})
-                or any(name == b"range" for name, _ in scope["headers"])):
+        whole = (scope["type"] == "http" and scope["method"] == "GET" and self.status_code == 200
+                 and not any(name == b"range" for name, _ in scope["headers"]))
+        extensions = scope.get("extensions") or {}
+        if whole and ZEROCOPY in extensions:
+            await self._send_zerocopy(send)
+            return
+        if not _NOWAIT or not whole or "http.response.pathsend" in extensions:
             await super().__call__(scope, receive, send)
             return
         fd, stat_result = await anyio.to_thread.run_sync(_open, self.path)
@@ -231,3 +236,13 @@ class BlobFileResponse(FileResponse):
         finally:
             watcher.cancel()
             os.close(fd)
+
+    async def _send_zerocopy(self, send: Send) -> None:
+        """The whole file by the server's `os.sendfile` (api/zerocopy.py): opened before the
+        answer starts, so a blob removed since its link was read is still the 404 above."""
+        fd, stat_result = await anyio.to_thread.run_sync(_open, self.path)
+        with open(fd, "rb", buffering=0) as file:
+            self.set_stat_headers(stat_result)
+            await send({"type": "http.response.start", "status": 200, "headers": self.raw_headers})
+            await send({"type": ZEROCOPY, "file": file, "offset": 0, "count": stat_result.st_size,
+                        "more_body": False})
