@@ -81,3 +81,66 @@ async def _read_ahead() -> None:
 
 def test_a_body_is_read_ahead_up_to_the_buffer() -> None:
     asyncio.run(_read_ahead())
+
+
+class _Recorder:
+    """An app that records the body messages it receives, then answers 202."""
+
+    def __init__(self) -> None:
+        self.messages: list[dict[str, Any]] = []
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        while True:
+            message = await receive()
+            self.messages.append(message)
+            if message["type"] != "http.request" or not message.get("more_body"):
+                break
+        if message["type"] == "http.request":
+            await send({"type": "http.response.start", "status": 202, "headers": [(b"content-length", b"0")]})
+            await send({"type": "http.response.body", "body": b""})
+
+
+def _protocol(app: Any) -> tuple[PlainHttpProtocol, _Transport]:
+    config = Config(app, log_level="warning")
+    config.load()
+    protocol = PlainHttpProtocol(config=config, server_state=ServerState(), app_state={})
+    transport = _Transport()
+    protocol.connection_made(transport)  # type: ignore[arg-type]
+    return protocol, transport
+
+
+async def _chunks_as_read() -> None:
+    app = _Recorder()
+    protocol, transport = _protocol(app)
+    reads = [bytes([i]) * (256 << 10) for i in range(4)]
+    protocol.data_received(b"PATCH /x HTTP/1.1\r\nHost: r\r\nContent-Length: %d\r\n\r\n" % (4 << 18))
+    for read in reads:
+        protocol.data_received(read)
+    for _ in range(10):
+        await asyncio.sleep(0)
+    # One message per read, as the parser gave it (uvicorn joined them into one, copied twice).
+    assert [m["body"] for m in app.messages] == reads
+    assert [m["more_body"] for m in app.messages] == [True, True, True, False]
+    assert transport.out.startswith(b"HTTP/1.1 202 ")
+    protocol.connection_lost(None)
+
+
+async def _disconnect_mid_body() -> None:
+    app = _Recorder()
+    protocol, transport = _protocol(app)
+    protocol.data_received(b"PATCH /x HTTP/1.1\r\nHost: r\r\nContent-Length: 1000\r\n\r\n" + b"a" * 400)
+    for _ in range(5):
+        await asyncio.sleep(0)
+    protocol.connection_lost(None)
+    for _ in range(5):
+        await asyncio.sleep(0)
+    assert [m["type"] for m in app.messages] == ["http.request", "http.disconnect"]
+    assert app.messages[0]["body"] == b"a" * 400 and app.messages[0]["more_body"]
+
+
+def test_the_app_gets_the_chunks_as_they_were_read() -> None:
+    asyncio.run(_chunks_as_read())
+
+
+def test_a_client_gone_mid_body_is_a_disconnect() -> None:
+    asyncio.run(_disconnect_mid_body())
