@@ -100,3 +100,48 @@ def test_a_pull_with_a_cached_token_makes_no_thread_hop(two: list[InProcessServe
         assert anonymous.get(f"/v2/{REPO}/tags/list", headers=bearer).json()["tags"] == ["v1"]
         assert anonymous.get("/v2/admin/none/tags/list", headers=bearer).status_code == 401
     assert hops == []
+
+
+def test_postgresql_reads_on_the_loop_answer_unavailable_while_the_database_is_away_then_recover() -> None:
+    # As the library's pool under the thread path (commands.database): a 503, never a 500.
+    import asyncio
+    from types import SimpleNamespace
+
+    from dockyard.domain.errors import Unavailable
+    from dockyard.projections.dialect import POSTGRES
+    from dockyard.projections.loop_reads import LoopReads
+    from dockyard.projections.registry_queries import Read
+    from tests.pg_cluster import PrivateCluster
+
+    one = Read("SELECT 1 AS one", {}, lambda rows: rows[0]["one"])
+    cluster = PrivateCluster()
+    try:
+        cluster.start()
+        library_pool = SimpleNamespace(conninfo=cluster.url, kwargs={"connect_timeout": 3})
+        reads = LoopReads(SimpleNamespace(pool=library_pool), POSTGRES, offload=None)  # type: ignore[arg-type]
+
+        async def scenario() -> None:
+            # Given reads that opened the loop's connections
+            assert await asyncio.gather(*(reads.run(one) for _ in range(6))) == [1] * 6
+            # When the server goes away, each read answers Unavailable: an idle connection that
+            # died, then a connect refused, then at once for a moment
+            cluster.stop()
+            for _ in range(3):
+                with pytest.raises(Unavailable):
+                    await reads.run(one)
+            # Once it is back, reads answer again by themselves
+            cluster.start()
+            deadline = asyncio.get_running_loop().time() + 20
+            while True:
+                try:
+                    assert await reads.run(one) == 1
+                    break
+                except Unavailable:
+                    assert asyncio.get_running_loop().time() < deadline
+                    await asyncio.sleep(0.2)
+            assert await asyncio.gather(*(reads.run(one) for _ in range(6))) == [1] * 6
+            await reads.close()
+
+        asyncio.run(scenario())
+    finally:
+        cluster.destroy()
