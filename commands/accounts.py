@@ -32,10 +32,9 @@ from typing import Any
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
-from ldap3.core.exceptions import LDAPException
 
 from dockyard.commands.access_tokens import AccessTokens, is_access_token
-from dockyard.commands.directory import LdapConfig, LdapDirectory
+from dockyard.commands.directory import DirectoryError, LdapConfig, LdapDirectory
 from dockyard.commands.identity import Identity
 from dockyard.commands.registry import Registry
 from dockyard.domain.access import Principal
@@ -266,7 +265,7 @@ class Accounts:
         directory = LdapDirectory(LdapConfig.from_settings(mode["ldap"], self._ldap_bind_password()))
         try:
             return directory.changed_since(name, since)
-        except LDAPException as exc:
+        except DirectoryError as exc:
             auth_log.warning("LDAP: cannot check %s's directory entry: %s", name, exc)
             raise Unavailable("the directory cannot be reached; retry later") from None
 

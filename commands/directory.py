@@ -8,13 +8,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
-
-import ldap3
-from ldap3.core.exceptions import LDAPException
-from ldap3.utils.conv import escape_filter_chars
+from typing import TYPE_CHECKING, Any
 
 from dockyard.domain.errors import InvalidRequest
+
+if TYPE_CHECKING:
+    import ldap3
+
+# ldap3 is imported by the methods that talk to a directory, not here: this module is loaded by
+# every serving process, and only one in LDAP mode needs ldap3 (~5 MiB of RSS per worker).
 
 TIMEOUT = 5
 # Operational attributes the directory keeps of an entry's last change: OpenLDAP and most
@@ -54,6 +56,10 @@ class LdapConfig:
         )
 
 
+class DirectoryError(Exception):
+    """The directory could not say: unreachable, or a service bind or search that failed."""
+
+
 class LdapDirectory:
     def __init__(self, config: LdapConfig) -> None:
         if not config.url.startswith(("ldap://", "ldaps://")):
@@ -61,6 +67,8 @@ class LdapDirectory:
         self.config = config
 
     def _connection(self, user: str | None, password: str | None) -> ldap3.Connection:
+        import ldap3
+
         server = ldap3.Server(self.config.url, connect_timeout=TIMEOUT, get_info=ldap3.NONE)
         conn = ldap3.Connection(server, user=user, password=password, receive_timeout=TIMEOUT,
                                 raise_exceptions=False, auto_bind=ldap3.AUTO_BIND_NONE)
@@ -72,11 +80,14 @@ class LdapDirectory:
     def _service(self) -> ldap3.Connection:
         conn = self._connection(self.config.bind_dn or None, self.config.bind_password or None)
         if not conn.bind():
-            raise LDAPException(f"search bind failed: {conn.result.get('description')}")
+            raise DirectoryError(f"search bind failed: {conn.result.get('description')}")
         return conn
 
     def find_user(self, username: str) -> str | None:
-        """The DN of the one directory entry for `username`, or None."""
+        """The DN of the one directory entry for `username`, or None. `DirectoryError` or ldap3's
+        `LDAPException` when the directory cannot say."""
+        from ldap3.utils.conv import escape_filter_chars
+
         attribute = escape_filter_chars(self.config.username_attribute)
         query = f"(&{self.config.user_filter}({attribute}={escape_filter_chars(username)}))"
         conn = self._service()
@@ -90,17 +101,23 @@ class LdapDirectory:
     def changed_since(self, username: str, since: datetime) -> bool:
         """Whether `username`'s directory entry is gone or was changed (its password included) at
         or after `since`. The directory records changes to the second, so a change in the same
-        second as `since` counts as after it. `LDAPException` when the directory cannot say."""
+        second as `since` counts as after it. `DirectoryError` when the directory cannot say."""
+        from ldap3.core.exceptions import LDAPException
+        from ldap3.utils.conv import escape_filter_chars
+
         attribute = escape_filter_chars(self.config.username_attribute)
         query = f"(&{self.config.user_filter}({attribute}={escape_filter_chars(username)}))"
-        conn = self._service()
         try:
-            if not conn.search(self.config.user_base_dn, query, attributes=list(CHANGE_ATTRIBUTES)) \
-                    and conn.result.get("result") not in (0, 32):  # 32: no such object (base gone)
-                raise LDAPException(f"search failed: {conn.result.get('description')}")
-            entries = [e for e in conn.response or [] if e.get("type") == "searchResEntry"]
-        finally:
-            conn.unbind()
+            conn = self._service()
+            try:
+                if not conn.search(self.config.user_base_dn, query, attributes=list(CHANGE_ATTRIBUTES)) \
+                        and conn.result.get("result") not in (0, 32):  # 32: no such object (base gone)
+                    raise DirectoryError(f"search failed: {conn.result.get('description')}")
+                entries = [e for e in conn.response or [] if e.get("type") == "searchResEntry"]
+            finally:
+                conn.unbind()
+        except LDAPException as exc:
+            raise DirectoryError(str(exc)) from exc
         if len(entries) != 1:
             return True
         found = entries[0].get("raw_attributes") or entries[0].get("attributes") or {}
@@ -113,6 +130,8 @@ class LdapDirectory:
         """Search for the user, then bind as them with `password`. False for any failure."""
         if not password:  # an empty password is an anonymous bind in LDAP: never a login
             return False
+        from ldap3.core.exceptions import LDAPException
+
         try:
             dn = self.find_user(username)
             if dn is None:
@@ -122,11 +141,13 @@ class LdapDirectory:
                 return bool(conn.bind())
             finally:
                 conn.unbind()
-        except LDAPException:
+        except (LDAPException, DirectoryError):
             return False
 
     def test(self) -> dict[str, Any]:
         """DTR's "test connection": bind with the search account and count matching users."""
+        from ldap3.core.exceptions import LDAPException
+
         try:
             conn = self._service()
             try:
@@ -135,5 +156,5 @@ class LdapDirectory:
             finally:
                 conn.unbind()
             return {"ok": True, "users": users}
-        except LDAPException as exc:
+        except (LDAPException, DirectoryError) as exc:
             return {"ok": False, "error": str(exc)}

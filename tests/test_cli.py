@@ -229,6 +229,17 @@ def test_first_start_applies_the_admin_password_without_a_warning(tmp_path: Path
     assert "DOCKYARD_ADMIN_PASSWORD ignored" not in srv.stop()
 
 
+def test_a_worker_loads_ldap3_only_for_a_directory(tmp_path: Path) -> None:
+    """What a worker builds (the app from its factory) does not import ldap3 (~5 MiB of RSS per
+    worker); a deployment in LDAP mode loads it at its first directory call."""
+    code = ("import sys; from dockyard.api.app import factory; factory(); "
+            "print(sorted(m for m in ('ldap3', 'pyasn1') if m in sys.modules))")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                            env=clean_env(DOCKYARD_DATA_DIR=str(tmp_path / "data")))
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"
+
+
 def raw_exchange(port: int, data: bytes) -> bytes:
     """Send `data` on a fresh connection; what the server answers before it closes."""
     with socket.create_connection(("127.0.0.1", port), timeout=10) as conn:
