@@ -20,15 +20,18 @@ from __future__ import annotations
 
 import argparse
 import errno
+import json
 import os
 import shutil
 import socket
 import sys
 import tempfile
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from dockyard import cli_read
-from dockyard.api.settings import Settings
+
+if TYPE_CHECKING:  # pydantic and the settings are imported where they are used: not in serve's supervisor
+    from dockyard.api.settings import Settings
 
 
 class CliError(Exception):
@@ -36,6 +39,8 @@ class CliError(Exception):
 
 
 def _settings(args: argparse.Namespace) -> Settings:
+    from dockyard.api.settings import Settings
+
     overrides = {k: v for k, v in {
         "data_dir": getattr(args, "data_dir", None), "listen": getattr(args, "listen", None),
         "database_url": getattr(args, "database_url", None), "storage": getattr(args, "storage", None),
@@ -59,11 +64,10 @@ def _open_registry(settings: Settings):  # noqa: ANN202
     return bootstrap.open_registry(settings.data_dir, settings.database_url)
 
 
-def _export(settings: Settings) -> None:
-    """Hand the settings to worker processes through the environment (they rebuild Settings)."""
-    for field, value in settings.model_dump().items():
-        if value is not None:
-            os.environ[f"DOCKYARD_{field.upper()}"] = str(value)
+def _exported(settings: Settings) -> dict[str, str]:
+    """The environment that hands the settings to worker processes (they rebuild Settings)."""
+    return {f"DOCKYARD_{field.upper()}": str(value) for field, value in settings.model_dump().items()
+            if value is not None}
 
 
 def _check_stores(settings: Settings) -> None:
@@ -107,33 +111,92 @@ def _bind(settings: Settings) -> socket.socket:
     return sock
 
 
-def _run_uvicorn(sock: socket.socket, app: str, **options: Any) -> None:
-    """`uvicorn.run(app, **options)`, serving on `sock` (already bound) in one or more workers."""
-    import inspect
-
-    import uvicorn
-    from uvicorn.supervisors import Multiprocess
-
-    config = uvicorn.Config(app, **options)
-    server = uvicorn.Server(config)
-    try:
-        if config.workers > 1:
-            # uvicorn < 0.36 takes the worker's entry point as `target`; later ones find it themselves.
-            target = {"target": server.run} if "target" in inspect.signature(Multiprocess).parameters else {}
-            Multiprocess(config, sockets=[sock], **target).run()
-        else:
-            server.run(sockets=[sock])
-    except KeyboardInterrupt:
-        pass
-    if config.workers == 1 and not server.started:
-        raise SystemExit(3)  # uvicorn's STARTUP_FAILURE: the application did not start (logged above)
-
-
 def serve(args: argparse.Namespace) -> int:
-    import copy
+    """Run the registry: first-start work in a short-lived child process, then the workers.
 
-    from uvicorn.config import LOGGING_CONFIG
+    Everything that needs the application (settings, the stores, the event log, the first admin,
+    TLS files) runs in a child forked for it (`_prepare`): it prints what serve says at start
+    (the admin password, once; "serving on") or its one-line error, and hands this process the
+    bound socket and what uvicorn needs. So this process, which stays for the server's life as
+    the supervisor of `--workers N` (supervisor.py), holds neither the app nor uvicorn: each
+    worker imports them itself (worker.py). With one worker this process is the worker.
+    Exit status: the child's when it fails (2 for a `CliError`), else as before: 3 when one
+    worker's app did not start, 0 after a stop.
+    """
+    sys.stdout.flush()
+    sys.stderr.flush()
+    ours, theirs = socket.socketpair()
+    pid = os.fork()
+    if pid == 0:  # the child: never returns
+        ours.close()
+        os._exit(_prepare_child(args, theirs))
+    theirs.close()
+    try:
+        received, fds, _, _ = socket.recv_fds(ours, 1 << 16, 1)
+        while more := ours.recv(1 << 16):
+            received += more
+    except KeyboardInterrupt:  # Ctrl-C reached the child too: it stops, and so do we
+        received, fds = b"", []
+    finally:
+        ours.close()
+        status = os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1])
+    if status != 0 or not fds:
+        for fd in fds:
+            os.close(fd)
+        return status if status > 0 else 128 - status if status < 0 else 1
+    plan = json.loads(received)
+    sock = socket.socket(fileno=fds[0])
+    os.environ.update(plan.pop("env"))  # the settings, for the workers (they rebuild Settings)
+    metrics_dir = _metrics_dir()
+    if plan["workers"] > 1:
+        from dockyard.supervisor import Supervisor, configure_logging
 
+        configure_logging(plan)
+        Supervisor(sock, plan).run()
+    else:
+        import uvicorn
+
+        from dockyard.worker import STARTUP_FAILURE, config
+
+        server = uvicorn.Server(config(plan))
+        try:
+            server.run(sockets=[sock])
+        except KeyboardInterrupt:
+            pass
+        if not server.started:
+            raise SystemExit(STARTUP_FAILURE)  # the application did not start (logged above)
+    if metrics_dir.startswith(tempfile.gettempdir() + os.sep + "dockyard-metrics-"):
+        shutil.rmtree(metrics_dir, ignore_errors=True)
+    return 0
+
+
+def _prepare_child(args: argparse.Namespace, channel: socket.socket) -> int:
+    """`serve`'s child: `_prepare`, then the socket and the plan to the parent; the exit status."""
+    try:
+        sock, plan = _prepare(args)
+        socket.send_fds(channel, [json.dumps(plan).encode()], [sock.fileno()])
+        return 0
+    except CliError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    except SystemExit as exc:
+        return exc.code if isinstance(exc.code, int) else 1
+    except BaseException:  # as an uncaught exception would: its traceback, status 1
+        import traceback
+
+        traceback.print_exc()
+        return 1
+    finally:
+        channel.close()
+        sys.stdout.flush()
+        sys.stderr.flush()
+
+
+def _prepare(args: argparse.Namespace) -> tuple[socket.socket, dict[str, Any]]:
+    """What `serve` does before uvicorn starts: bind, check the stores, create the admin on first
+    start, TLS files; says so on stdout. The bound socket, and the plan for the parent (JSON)."""
     from dockyard import bootstrap
     from dockyard.commands.accounts import ADMIN
     from dockyard.domain.errors import InvalidRequest
@@ -158,30 +221,14 @@ def serve(args: argparse.Namespace) -> int:
     elif settings.admin_password and admin_existed:
         print("WARNING:  DOCKYARD_ADMIN_PASSWORD ignored: user 'admin' already exists here, with the password "
               "it was given then (change it with `dockyard users set-password admin`)", file=sys.stderr, flush=True)
-    _export(settings)
-    metrics_dir = _metrics_dir()
     scheme = "https" if tls_files else "http"
     print(f"Dockyard serving on {scheme}://{settings.listen} (data: {os.path.abspath(settings.data_dir)}, "
           f"metadata: {'PostgreSQL' if settings.database_url else 'SQLite'})", flush=True)
-    # Dockyard's own loggers (`dockyard.*`) print beside uvicorn's, in its format.
-    log_config = copy.deepcopy(LOGGING_CONFIG)
-    log_config["loggers"]["dockyard"] = {"handlers": ["default"], "level": settings.log_level.upper(),
-                                         "propagate": False}
-    # Every line names its component; text for a terminal, JSON lines with --log-format json.
-    log_config["formatters"]["default"] = {"()": "dockyard.api.log_format.ComponentFormatter",
-                                           "fmt": settings.log_format}
-    # Formatted and written on a thread of its own: the access log's line per request costs the
-    # event loop a queue put, not a format, a write and a flush (api/log_format.py).
-    log_config["handlers"]["default"]["class"] = "dockyard.api.log_format.BackgroundStreamHandler"
-    # httptools with header size, header time and body stall limits (api/http_limits.py, under plain_http).
-    _run_uvicorn(sock, "dockyard.api.app:factory", factory=True, host=settings.host, port=settings.port,
-                 workers=settings.workers, http="dockyard.api.plain_http:PlainHttpProtocol", loop="uvloop",
-                 log_level=settings.log_level, log_config=log_config, access_log=False, timeout_graceful_shutdown=10,
-                 timeout_keep_alive=settings.keepalive_timeout_seconds,
-                 **_tls_options(settings, tls_files))
-    if metrics_dir.startswith(tempfile.gettempdir() + os.sep + "dockyard-metrics-"):
-        shutil.rmtree(metrics_dir, ignore_errors=True)
-    return 0
+    tls = None if tls_files is None else {"certfile": tls_files[0], "keyfile": tls_files[1],
+                                          "generated": not settings.tls_cert}
+    return sock, {"env": _exported(settings), "host": settings.host, "port": settings.port,
+                  "workers": settings.workers, "log_level": settings.log_level, "log_format": settings.log_format,
+                  "keepalive": settings.keepalive_timeout_seconds, "tls": tls}
 
 
 def _tls_files(settings: Settings, registry: Any) -> tuple[str, str] | None:
@@ -205,23 +252,6 @@ def _tls_files(settings: Settings, registry: Any) -> tuple[str, str] | None:
     name = General(registry).domain_name() or settings.host
     chain, key = tls.leaf(SecretStore(registry), name)
     return tls.write_pair(Path(settings.data_dir) / "tls", chain, key)
-
-
-def _tls_options(settings: Settings, tls_files: tuple[str, str] | None) -> dict[str, Any]:
-    """uvicorn's TLS options; for a generated certificate, a context factory that lets each worker
-    load a new one when the domain name changes (api/tls.py), where this uvicorn has it."""
-    if not tls_files:
-        return {}
-    import inspect
-
-    import uvicorn
-
-    options: dict[str, Any] = {"ssl_certfile": tls_files[0], "ssl_keyfile": tls_files[1]}
-    if not settings.tls_cert and "ssl_context_factory" in inspect.signature(uvicorn.Config).parameters:
-        from dockyard.api.tls import context_factory
-
-        options["ssl_context_factory"] = context_factory
-    return options
 
 
 def _metrics_dir() -> str:

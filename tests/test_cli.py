@@ -12,6 +12,7 @@ import signal
 import socket
 import subprocess
 import sys
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -171,11 +172,11 @@ def test_serve_refuses_a_listen_address_that_is_no_host_and_port(tmp_path: Path)
 class Serving:
     """`dockyard serve` started in the background; stdout read line by line."""
 
-    def __init__(self, data_dir: Path, env: dict[str, str]) -> None:
+    def __init__(self, data_dir: Path, env: dict[str, str], *args: str) -> None:
         self.port = free_port()
         self.process = subprocess.Popen(
             [sys.executable, "-m", "dockyard", "serve", "--data-dir", str(data_dir), "--listen",
-             f"127.0.0.1:{self.port}"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+             f"127.0.0.1:{self.port}", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
             start_new_session=True)
 
     def wait_for_line(self, text: str) -> list[str]:
@@ -227,6 +228,84 @@ def test_first_start_applies_the_admin_password_without_a_warning(tmp_path: Path
     lines = srv.wait_for_line("Dockyard serving on")
     assert not any("Created user 'admin' with password" in line for line in lines)  # chosen, not generated
     assert "DOCKYARD_ADMIN_PASSWORD ignored" not in srv.stop()
+
+
+def process_tree(pid: int) -> list[int]:
+    """`pid` and its descendants (Linux /proc)."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        try:
+            ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1]) if entry.name.isdigit() else None
+        except OSError:
+            continue
+        if ppid is not None:
+            children.setdefault(ppid, []).append(int(entry.name))
+    tree, todo = [], [pid]
+    while todo:
+        tree.append(todo.pop())
+        todo.extend(children.get(tree[-1], []))
+    return tree
+
+
+def libraries(pid: int) -> str:
+    """The files mapped into `pid` (its shared libraries among them)."""
+    return Path(f"/proc/{pid}/maps").read_text()
+
+
+@pytest.mark.skipif(not Path("/proc/self/maps").exists(), reason="reads /proc")
+def test_the_supervisor_of_serve_loads_neither_the_app_nor_uvicorn(tmp_path: Path, serving: list[Serving]) -> None:
+    """Issue 14: the `dockyard serve` process that stays for the server's life (the supervisor of
+    two workers) loads neither the app, its settings nor uvicorn: its first-start work runs in a
+    child that has exited by "serving on". No multiprocessing resource tracker either: the tree is
+    the supervisor and its two workers, and each worker loads the app itself."""
+    srv = Serving(tmp_path / "data", clean_env(DOCKYARD_ADMIN_PASSWORD="pw-for-supervisor"), "--workers", "2")
+    serving.append(srv)
+    srv.wait_for_line("Dockyard serving on")
+    assert httpx.get(f"http://127.0.0.1:{srv.port}/healthz", timeout=60).status_code == 200
+    # Compiled parts of what the app and uvicorn import: pydantic (settings, FastAPI), cryptography
+    # (tokens, TLS), SQLite and libpq (the event log), uvloop and httptools (uvicorn's server).
+    compiled = ("_pydantic_core", "cryptography", "_sqlite3", "psycopg", "uvloop", "httptools")
+    supervisor = libraries(srv.process.pid)
+    assert not [name for name in compiled if name in supervisor]
+    status = Path(f"/proc/{srv.process.pid}/status").read_text()
+    assert int(status.split("VmRSS:")[1].split()[0]) < 40 * 1024, status  # KiB; it was 88 MiB
+    children = process_tree(srv.process.pid)[1:]
+    assert len(children) == 2, [Path(f"/proc/{pid}/cmdline").read_text() for pid in children]
+    assert all("_pydantic_core" in libraries(pid) and "uvloop" in libraries(pid) for pid in children)
+
+
+def wait_for_workers(supervisor: int, count: int, other_than: frozenset[int] = frozenset()) -> list[int]:
+    """The supervisor's `count` children once there are that many, none of them in `other_than`."""
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        children = process_tree(supervisor)[1:]
+        if len(children) == count and not set(children) & other_than:
+            return children
+        time.sleep(0.2)
+    raise AssertionError(f"workers of {supervisor}: {process_tree(supervisor)[1:]}, wanted {count} new")
+
+
+@pytest.mark.skipif(not Path("/proc/self/maps").exists(), reason="reads /proc")
+def test_the_supervisor_replaces_a_dead_worker_restarts_on_sighup_and_stops_on_sigterm(
+        tmp_path: Path, serving: list[Serving]) -> None:
+    srv = Serving(tmp_path / "data", clean_env(DOCKYARD_ADMIN_PASSWORD="pw-for-supervisor"), "--workers", "2")
+    serving.append(srv)
+    srv.wait_for_line("Dockyard serving on")
+    url = f"http://127.0.0.1:{srv.port}/healthz"
+    assert httpx.get(url, timeout=60).status_code == 200
+    first = wait_for_workers(srv.process.pid, 2)
+    os.kill(first[0], signal.SIGKILL)  # a worker dies: a new one takes its place
+    second = wait_for_workers(srv.process.pid, 2, frozenset(first[:1]))
+    assert first[1] in second
+    os.kill(srv.process.pid, signal.SIGHUP)  # every worker replaced, one by one
+    third = wait_for_workers(srv.process.pid, 2, frozenset(second))
+    assert httpx.get(url, timeout=60).status_code == 200
+    os.kill(srv.process.pid, signal.SIGTERM)
+    assert srv.process.wait(30) == 0
+    assert not [pid for pid in third if Path(f"/proc/{pid}").exists()]  # stopped and reaped
+    err = srv.stop()
+    assert "Child process [%d] died" % first[0] in err and "Received SIGHUP" in err, err
+    assert "Traceback" not in err, err
 
 
 def test_a_worker_loads_ldap3_only_for_a_directory(tmp_path: Path) -> None:

@@ -1,0 +1,98 @@
+"""One process serving the app: uvicorn with Dockyard's options, on a socket `dockyard serve` bound.
+
+    python -m dockyard.worker LISTEN_FD CHECK_FD PLAN
+
+is how the supervisor (supervisor.py) starts each of `--workers N`: LISTEN_FD is the listening
+socket, CHECK_FD one end of a socket pair on which the worker answers the supervisor's health
+checks (one byte: "1" once its server has started, "0" before), PLAN the JSON `serve` prepared
+(cli.py `_prepare`). With `--workers 1`, `serve` runs `config(plan)` in its own process instead.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import sys
+import threading
+from typing import Any
+
+STARTUP_FAILURE = 3  # uvicorn's exit status for a server whose app did not start
+
+
+def config(plan: dict[str, Any]) -> Any:  # uvicorn.Config: uvicorn is imported here, not at module level
+    """The `uvicorn.Config` that serves the app as `plan` says (listen address, workers, log level
+    and format, keep-alive, TLS)."""
+    import copy
+
+    import uvicorn
+    from uvicorn.config import LOGGING_CONFIG
+
+    # Dockyard's own loggers (`dockyard.*`) print beside uvicorn's, in its format.
+    log_config = copy.deepcopy(LOGGING_CONFIG)
+    log_config["loggers"]["dockyard"] = {"handlers": ["default"], "level": plan["log_level"].upper(),
+                                         "propagate": False}
+    # Every line names its component; text for a terminal, JSON lines with --log-format json.
+    log_config["formatters"]["default"] = {"()": "dockyard.api.log_format.ComponentFormatter",
+                                           "fmt": plan["log_format"]}
+    # Formatted and written on a thread of its own: the access log's line per request costs the
+    # event loop a queue put, not a format, a write and a flush (api/log_format.py).
+    log_config["handlers"]["default"]["class"] = "dockyard.api.log_format.BackgroundStreamHandler"
+    # httptools with header size, header time and body stall limits (api/http_limits.py, under plain_http).
+    return uvicorn.Config("dockyard.api.app:factory", factory=True, host=plan["host"], port=plan["port"],
+                          workers=plan["workers"], http="dockyard.api.plain_http:PlainHttpProtocol", loop="uvloop",
+                          log_level=plan["log_level"], log_config=log_config, access_log=False,
+                          timeout_graceful_shutdown=10, timeout_keep_alive=plan["keepalive"],
+                          **_tls_options(plan["tls"]))
+
+
+def _tls_options(tls: dict[str, Any] | None) -> dict[str, Any]:
+    """uvicorn's TLS options; for a generated certificate, a context factory that lets each worker
+    load a new one when the domain name changes (api/tls.py), where this uvicorn has it."""
+    if not tls:
+        return {}
+    import inspect
+
+    import uvicorn
+
+    options: dict[str, Any] = {"ssl_certfile": tls["certfile"], "ssl_keyfile": tls["keyfile"]}
+    if tls["generated"] and "ssl_context_factory" in inspect.signature(uvicorn.Config).parameters:
+        from dockyard.api.tls import context_factory
+
+        options["ssl_context_factory"] = context_factory
+    return options
+
+
+class _Checks(threading.Thread):
+    """Answers the supervisor's health checks: a byte in, "1" (started) or "0" (not yet) out.
+    Started before anything slow is imported, so a worker that is still starting answers too."""
+
+    def __init__(self, channel: socket.socket) -> None:
+        super().__init__(name="dockyard-health", daemon=True)
+        self.channel = channel
+        self.server: Any = None
+
+    def run(self) -> None:
+        try:
+            while self.channel.recv(1):
+                self.channel.sendall(b"1" if self.server is not None and self.server.started else b"0")
+        except OSError:
+            pass  # the supervisor went away; it is not our place to stop serving
+
+
+def main(argv: list[str]) -> int:
+    listen_fd, check_fd, plan = int(argv[0]), int(argv[1]), json.loads(argv[2])
+    checks = _Checks(socket.socket(fileno=check_fd))
+    checks.start()
+    import uvicorn
+
+    server = uvicorn.Server(config(plan))
+    checks.server = server
+    try:
+        server.run(sockets=[socket.socket(fileno=listen_fd)])
+    except KeyboardInterrupt:  # Ctrl-C reaches the whole process group; the supervisor stops us too
+        pass
+    return 0 if server.started else STARTUP_FAILURE
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
