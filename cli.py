@@ -156,8 +156,9 @@ def serve(args: argparse.Namespace) -> int:
     else:
         import uvicorn
 
-        from dockyard.worker import STARTUP_FAILURE, config
+        from dockyard.worker import STARTUP_FAILURE, config, tune_malloc
 
+        tune_malloc()
         server = uvicorn.Server(config(plan))
         try:
             server.run(sockets=[sock])

@@ -8,6 +8,7 @@ starting `error:`, exit status 2, no traceback, and nothing created on disk.
 from __future__ import annotations
 
 import os
+import platform
 import signal
 import socket
 import subprocess
@@ -306,6 +307,25 @@ def test_the_supervisor_replaces_a_dead_worker_restarts_on_sighup_and_stops_on_s
     err = srv.stop()
     assert "Child process [%d] died" % first[0] in err and "Received SIGHUP" in err, err
     assert "Traceback" not in err, err
+
+
+@pytest.mark.skipif(platform.libc_ver()[0] != "glibc" or not Path("/proc/self/status").exists(),
+                    reason="glibc's malloc, read through /proc")
+def test_a_serving_process_returns_a_freed_19_mib_block_to_the_system() -> None:
+    """glibc's dynamic mmap threshold would keep it (and every later one) in the heap: after one
+    such block was mapped and freed, the next ones came from the heap and stayed resident."""
+    code = ("import re\n"
+            "from dockyard.worker import tune_malloc\n"
+            "tune_malloc()\n"
+            "def rss(): return int(re.search(r'VmRSS:\\s+(\\d+)', open('/proc/self/status').read()).group(1))\n"
+            "before = rss()\n"
+            "for _ in range(3):\n"
+            "    block = bytearray(19 << 20)\n"
+            "    del block\n"
+            "print((rss() - before) // 1024)\n")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, env=clean_env())
+    assert result.returncode == 0, result.stderr
+    assert int(result.stdout) < 4, result.stdout  # MiB kept; 19 without the tuning
 
 
 def test_a_worker_loads_ldap3_only_for_a_directory(tmp_path: Path) -> None:
