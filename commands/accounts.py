@@ -44,7 +44,22 @@ from dockyard.domain.login import LoginGuard
 from dockyard.projections.identity_queries import IdentityQueries
 
 ADMIN = "admin"
-_CACHE_SECONDS = 30.0
+# argon2id's cost for new password hashes: OWASP's Password Storage Cheat Sheet's first setting
+# (19 MiB, 2 passes, 1 lane), not argon2-cffi's default (64 MiB, 3 passes, 4 lanes). Each check
+# allocates its memory cost for its duration: at 64 MiB, one sign-in during a push took a worker
+# from ~220 to ~290 MiB, and eight concurrent sign-ins half a GiB (benchmarks/RESULTS.md, session
+# 7: memory). A hash keeps the parameters it was made with (they are written in it), so hashes
+# made before still verify, at their own cost, until the password is next set.
+PASSWORD_TIME_COST, PASSWORD_MEMORY_KIB, PASSWORD_LANES = 2, 19 * 1024, 1
+# How long a verified password sign-in is remembered. A managed password's is re-read every
+# RECHECK_SECONDS and compared with the hash it was checked against, so a password change, a
+# deactivation or a role change made anywhere reaches it within seconds however long it is kept:
+# kept long, since every `docker push` or `pull` asks a token with Basic credentials again and
+# each argon2 check costs tens of milliseconds of CPU (benchmarks/RESULTS.md, session 7). A
+# directory (LDAP) sign-in has no hash to compare: a password changed in the directory is noticed
+# only when the remembered sign-in is forgotten, so it is kept briefly.
+MANAGED_REMEMBER_SECONDS = 900.0
+DIRECTORY_REMEMBER_SECONDS = 30.0
 # How often a remembered sign-in re-reads its user (role, active, password): the delay with which
 # a change made by another process reaches it — the schedule registry JWTs are re-checked on.
 RECHECK_SECONDS = 5.0
@@ -78,7 +93,8 @@ class Accounts:
         self.identity = identity
         self.tokens = tokens
         self._ldap_bind_password = ldap_bind_password
-        self._hasher = PasswordHasher()
+        self._hasher = PasswordHasher(time_cost=PASSWORD_TIME_COST, memory_cost=PASSWORD_MEMORY_KIB,
+                                      parallelism=PASSWORD_LANES)
         self._cache_key = os.urandom(32)
         self._verified: dict[bytes, _Remembered] = {}
         self._verifying: dict[bytes, threading.Event] = {}  # credentials being checked now, by key
@@ -191,7 +207,8 @@ class Accounts:
             with self._lock:
                 if len(self._verified) > 10_000:
                     self._verified.clear()
-                self._verified[key] = (now + _CACHE_SECONDS, principal, password_hash, now + RECHECK_SECONDS)
+                remember = MANAGED_REMEMBER_SECONDS if password_hash else DIRECTORY_REMEMBER_SECONDS
+                self._verified[key] = (now + remember, principal, password_hash, now + RECHECK_SECONDS)
         return principal
 
     def _remembered(self, key: bytes, hit: _Remembered, now: float) -> Principal | None:

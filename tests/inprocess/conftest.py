@@ -188,7 +188,7 @@ def cheap_password_hashing(monkeypatch: pytest.MonkeyPatch) -> None:
     check by design (seconds on a loaded machine), and every user made or signed in pays it.
     The hashing itself is still argon2id; the real parameters run in the real-server tier."""
     monkeypatch.setattr("dockyard.commands.accounts.PasswordHasher",
-                        lambda: PasswordHasher.from_parameters(CHEAPEST))
+                        lambda **_: PasswordHasher.from_parameters(CHEAPEST))
 
 
 @pytest.fixture

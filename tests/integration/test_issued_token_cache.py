@@ -72,7 +72,8 @@ def _counted(name: str, server: InProcessServer, decodes: dict[str, int], reads:
 @pytest.fixture
 def pair(backend: str, request: pytest.FixtureRequest, tmp_path: Path,
          monkeypatch: pytest.MonkeyPatch) -> Iterator[Pair]:
-    monkeypatch.setattr("dockyard.commands.accounts.PasswordHasher", lambda: PasswordHasher.from_parameters(CHEAPEST))
+    monkeypatch.setattr("dockyard.commands.accounts.PasswordHasher",
+                        lambda **_: PasswordHasher.from_parameters(CHEAPEST))
     settings = inprocess_settings(database_url=database_url_for(backend, request), data_dir=str(tmp_path))
     clock = Clock()
     with ExitStack() as stack:

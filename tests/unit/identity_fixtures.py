@@ -61,5 +61,6 @@ def tokens(registry: Registry, clock: Clock) -> AccessTokens:
 @pytest.fixture
 def accounts(registry: Registry, identity: Identity, tokens: AccessTokens, monkeypatch: pytest.MonkeyPatch) -> Accounts:
     # argon2id with its cheapest parameters: the real ones cost ~0.1 s of CPU per hash by design.
-    monkeypatch.setattr("dockyard.commands.accounts.PasswordHasher", lambda: PasswordHasher.from_parameters(CHEAPEST))
+    monkeypatch.setattr("dockyard.commands.accounts.PasswordHasher",
+                        lambda **_: PasswordHasher.from_parameters(CHEAPEST))
     return Accounts(registry, identity_view(registry), identity, tokens)

@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from argon2 import PasswordHasher, extract_parameters
 
 from dockyard.bootstrap import registry_on
 from dockyard.commands.accounts import Accounts
@@ -36,6 +37,20 @@ def test_a_password_is_stored_only_as_its_argon2id_hash(accounts: Accounts) -> N
     with pytest.raises(InvalidRequest):
         accounts.create_user("lee", "", "none")
     assert accounts.identity_view.user("lee") is None
+
+
+def test_new_hashes_cost_owasps_setting_and_older_ones_still_verify(accounts: Accounts) -> None:
+    accounts.create_user("kara", "kara-password", "read-only")
+    row = accounts.identity_view.user("kara")
+    assert row is not None
+    made = extract_parameters(row["password_hash"])
+    assert (made.memory_cost, made.time_cost, made.parallelism) == (19 * 1024, 2, 1)
+    # A hash made with argon2-cffi's default cost (64 MiB, before this setting) still signs in.
+    older = PasswordHasher().hash("lee-password")
+    assert extract_parameters(older).memory_cost == 64 * 1024
+    accounts.identity.create_user("lee", older, "none")
+    assert accounts.authenticate("lee", "lee-password") == Principal("lee", "none")
+    assert accounts.authenticate("lee", "wrong-password") is None
 
 
 def test_a_password_change_hashes_forgets_remembered_sign_ins_and_moves_the_credentials_epoch(
