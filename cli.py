@@ -545,7 +545,7 @@ def main(argv: list[str] | None = None) -> int:
     common(p)
     p.add_argument("--listen", help="HOST:PORT (default 127.0.0.1:5000)")
     p.add_argument("--storage", help="blob storage URL (default file://DATA_DIR/blobs)")
-    p.add_argument("--workers", type=int, help="worker processes (default: one per core with PostgreSQL, 1 on SQLite)")
+    p.add_argument("--workers", type=int, help="worker processes (default: one per core)")
     p.add_argument("--tls", action="store_true", help="serve HTTPS (DOCKYARD_TLS=1)")
     p.add_argument("--tls-cert", help="PEM certificate chain (default: one from Dockyard's own CA)")
     p.add_argument("--tls-key", help="PEM private key of --tls-cert")

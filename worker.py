@@ -64,6 +64,9 @@ def config(plan: dict[str, Any]) -> Any:  # uvicorn.Config: uvicorn is imported 
     # Formatted and written on a thread of its own: the access log's line per request costs the
     # event loop a queue put, not a format, a write and a flush (api/log_format.py).
     log_config["handlers"]["default"]["class"] = "dockyard.api.log_format.BackgroundStreamHandler"
+    # What is printed is what --log-level says, also when the portal's Logs view (api/recent_logs.py)
+    # has raised the loggers to INFO to collect its own lines.
+    log_config["handlers"]["default"]["level"] = plan["log_level"].upper()
     # httptools with header size, header time and body stall limits (api/http_limits.py, under plain_http).
     return uvicorn.Config("dockyard.api.app:factory", factory=True, host=plan["host"], port=plan["port"],
                           workers=plan["workers"], http="dockyard.api.plain_http:PlainHttpProtocol", loop="uvloop",
