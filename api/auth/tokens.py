@@ -46,6 +46,11 @@ DOCKER_CLIENT_ID = "docker"
 # already issued, instead of their expiry.
 __all__ = ["RECHECK_SECONDS", "REFRESH_TTL_SECONDS", "Caller", "TokenService"]
 _MODE_CACHE_SECONDS = 1.0
+# At most this many verified tokens are remembered per process (each entry holds the token, its
+# claims and its caller: a few KiB). Past it, the expired ones go first, then the longest since
+# verified or rechecked, down to 90 % of it: a bounded cache, no clear-all that would send every
+# client back to an ES256 verify at once.
+VERIFIED_TOKENS_MAX = 10_000
 
 Grants = dict[tuple[str, str], frozenset[str]]
 
@@ -205,9 +210,18 @@ class TokenService:
         """Answer `token` from the cache as `caller` until `recheck_at` (by `self.clock`); its
         `claims` (signature checked) serve its rechecks."""
         with self._lock:
-            if len(self._verified) > 50_000:
-                self._verified.clear()
+            self._verified.pop(token, None)  # to the end: the dict's order is the order of (re)checks
             self._verified[token] = (expires, recheck_at, caller, claims)
+            if len(self._verified) > VERIFIED_TOKENS_MAX:
+                self._evict(self.clock())
+
+    def _evict(self, now: float) -> None:
+        """Drop the expired tokens, then the longest unchecked, down to 90 % of the bound. Holds `_lock`."""
+        for token in [t for t, entry in self._verified.items() if entry[0] <= now]:
+            del self._verified[token]
+        excess = len(self._verified) - VERIFIED_TOKENS_MAX * 9 // 10
+        for token in list(self._verified)[:max(excess, 0)]:
+            del self._verified[token]
 
     # -- refresh tokens ------------------------------------------------------------------------
 

@@ -175,3 +175,24 @@ def test_a_token_for_a_user_deactivated_since_the_sign_in_is_not_cached(pair: Pa
     bearer = {"Authorization": f"Bearer {r.json()['token']}"}
     assert pair.tags(pair.one, bearer) == 401
     assert pair.tags(pair.two, bearer) == 401  # no role in it: the other process reads her too
+
+
+def test_the_cache_of_verified_tokens_is_bounded_expired_ones_going_first(
+        pair: Pair, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("dockyard.api.auth.tokens.VERIFIED_TOKENS_MAX", 10)
+    ttl = pair.one.services.auth.tokens.settings.token_ttl_seconds
+    # Step 1: two tokens that expire, then nine live ones: the eleventh entry evicts the two
+    # expired ones only, and every live token is still answered from the cache (no ES256 verify).
+    expired = [pair.token("tina"), pair.token("moby")]
+    pair.clock.advance(ttl + 1)
+    live = [pair.token(user) for user in ("tina", "moby", "tina") * 3]
+    for bearer in live:
+        assert pair.tags(pair.one, bearer) == 200
+    assert pair.decodes["one"] == 0
+    assert all(pair.tags(pair.one, bearer) == 401 for bearer in expired)
+    # Step 2: more live tokens than the bound: the first issued (the longest unchecked) are
+    # forgotten and verified again when they come back; the last issued is still remembered.
+    decodes = pair.decodes["one"]
+    more = [pair.token(user) for user in ("tina", "moby") * 2]
+    assert pair.tags(pair.one, more[-1]) == 200 and pair.decodes["one"] == decodes
+    assert pair.tags(pair.one, live[0]) == 200 and pair.decodes["one"] == decodes + 1
