@@ -59,7 +59,10 @@ class Side:
         self.registry = bench.Registry(self.url, f"admin:{PASSWORD}")
 
     def workers(self) -> list[int]:
-        out = subprocess.run(["pgrep", "-P", str(self.proc.pid), "-f", "spawn_main"], capture_output=True, text=True)
+        # Workers are `python -m dockyard.worker` processes since a1ec1ef, multiprocessing spawns
+        # before it (a BEFORE revision may be either); the resource tracker of the latter is not one.
+        out = subprocess.run(["pgrep", "-P", str(self.proc.pid), "-f", "dockyard[.]worker|spawn_main"],
+                             capture_output=True, text=True)
         return [int(p) for p in out.stdout.split()]
 
     def cpu(self) -> tuple[float, float]:
