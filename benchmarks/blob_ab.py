@@ -33,8 +33,10 @@ BENCH_DIR = os.environ.get("BENCH_DIR", "/work/shared/bench")
 sys.path.insert(0, BENCH_DIR)
 import bench  # noqa: E402 - the shared harness's HTTP client (token flow, keep-alive)
 
+sys.path.insert(0, HERE)
+from helpers import cpu_seconds  # noqa: E402 - this folder's helpers.py (run as a script below too)
+
 PASSWORD = "blob-ab-" + os.urandom(6).hex()
-TICK = os.sysconf("SC_CLK_TCK")
 
 
 def helpers(*args: str) -> str:
@@ -67,13 +69,8 @@ class Side:
 
     def cpu(self) -> tuple[float, float]:
         """(CPU seconds of all workers, of their main (event-loop) threads)."""
-        total = main = 0.0
-        for pid in self.workers():
-            fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
-            total += (int(fields[11]) + int(fields[12])) / TICK
-            fields = open(f"/proc/{pid}/task/{pid}/stat").read().rsplit(")", 1)[1].split()
-            main += (int(fields[11]) + int(fields[12])) / TICK
-        return total, main
+        workers = self.workers()
+        return cpu_seconds(workers), cpu_seconds(workers, main_thread=True)
 
     def stop(self) -> None:
         self.proc.terminate()

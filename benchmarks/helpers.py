@@ -84,6 +84,21 @@ def _tree(root: int) -> list[int]:
     return out
 
 
+def cpu_seconds(pids: list[int], main_thread: bool = False) -> float:
+    """User + system CPU seconds the processes `pids` have used so far (with `main_thread`, their
+    main threads alone: a worker's event loop); a process that is gone counts 0."""
+    total = 0
+    for pid in pids:
+        path = f"/proc/{pid}/task/{pid}/stat" if main_thread else f"/proc/{pid}/stat"
+        try:
+            with open(path) as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])  # utime, stime (fields 14, 15 of stat)
+        except OSError:
+            pass
+    return total / os.sysconf("SC_CLK_TCK")
+
+
 def _rss_hwm_kib(pid: int) -> tuple[int, int]:
     rss = hwm = 0
     try:

@@ -56,19 +56,6 @@ def status(pid: int) -> dict[str, int]:
     return out
 
 
-def cpu_seconds(pids: list[int]) -> float:
-    """User + system CPU seconds the processes `pids` have used so far."""
-    total = 0
-    for pid in pids:
-        try:
-            with open(f"/proc/{pid}/stat") as f:
-                fields = f.read().rsplit(")", 1)[1].split()
-            total += int(fields[11]) + int(fields[12])  # utime, stime (fields 14, 15 of stat)
-        except OSError:
-            pass
-    return total / os.sysconf("SC_CLK_TCK")
-
-
 def role(pid: int, root_pid: int) -> str:
     """What a process of the tree is, from its command line."""
     try:
@@ -246,7 +233,7 @@ def main() -> int:
         sampler = subprocess.Popen([python, os.path.join(here, "helpers.py"), "rss", str(server.pid), out_json, "0.01"])
         time.sleep(0.5)  # the sampler has reset each VmHWM
         watch = Watch([pid for pid, _, _ in idle])
-        cpu_before = cpu_seconds([pid for pid, _, _ in idle])
+        cpu_before = helpers.cpu_seconds([pid for pid, _, _ in idle])
         if a.bench:  # exactly run.sh's push: bench.py's push_large (the client holds the whole blob)
             lines = subprocess.run(bench + ["--prefix", "bench/rss", "--workloads", "push_large", "--large-mib",
                                             str(a.mib)], check=True, capture_output=True, text=True).stdout
@@ -255,7 +242,7 @@ def main() -> int:
             seconds = client.push("bench/mem", a.mib, block)
         time.sleep(0.3)
         peaks = [(pid, r, status(pid).get("VmHWM", 0)) for pid, r, _ in idle]
-        server_cpu = cpu_seconds([pid for pid, _, _ in idle]) - cpu_before
+        server_cpu = helpers.cpu_seconds([pid for pid, _, _ in idle]) - cpu_before
         at_peak = watch.stop()
         if watch.maps is not None and watch.idle_maps is not None:  # MEMORY_SMAPS=1: which mappings grew
             for pid, maps in watch.maps.items():

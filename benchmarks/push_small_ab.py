@@ -39,18 +39,6 @@ KINDS = [  # (kind, method, path pattern)
 LINE = re.compile(r'(GET|HEAD|POST|PUT|PATCH|DELETE) (\S+) (\d{3}) \d+B ([\d.]+)ms')
 
 
-def cpu_seconds(root: int) -> float:
-    tick = os.sysconf("SC_CLK_TCK")
-    total = 0.0
-    for pid in helpers._tree(root):
-        try:
-            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-            total += (int(fields[11]) + int(fields[12])) / tick
-        except (OSError, IndexError):
-            pass
-    return total
-
-
 def run_bench(url: str, auth: str, prefix: str, images: int) -> float:
     out = subprocess.run([sys.executable, "/work/shared/bench/bench.py", url, "--auth", auth, "--prefix", prefix,
                           "--workloads", "push_small", "--images", str(images)],
@@ -94,10 +82,10 @@ def one_server(name: str, tree: str, args: argparse.Namespace, round_no: int) ->
         helpers.create_org(url, f"admin:{password}", "bench")
         run_bench(url, f"admin:{password}", f"bench/w{round_no}{name}", 40)
         mark = log_path.stat().st_size
-        cpu0, rates = cpu_seconds(server.pid), []
+        cpu0, rates = helpers.cpu_seconds(helpers._tree(server.pid)), []
         for p in range(args.passes):
             rates.append(run_bench(url, f"admin:{password}", f"bench/r{round_no}p{p}{name}", args.images))
-        cpu = cpu_seconds(server.pid) - cpu0
+        cpu = helpers.cpu_seconds(helpers._tree(server.pid)) - cpu0
         with open(log_path) as f:
             f.seek(mark)
             text = f.read()
